@@ -1,1 +1,5 @@
-pub mod x {}
+//! The interview recorder's gateway: WebSocket audio ingest, durable per-session actors, object
+//! storage and the speaker-inference proxy, behind the seed gateway's wire contract.
+
+pub mod core;
+pub mod protocol;

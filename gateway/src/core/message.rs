@@ -1,0 +1,289 @@
+//! Reading what a client sends over the ingest socket, with one clear error per mistake.
+//!
+//! Parsing is lenient on purpose: every field is read as raw JSON first, so a wrong type gets the
+//! field's own error text instead of serde's generic one, and the 43 KB `content_b64` is borrowed
+//! from the message rather than copied.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::protocol::{CHANNELS, FORMAT, FRAME_BYTES, SAMPLE_RATE};
+
+/// Longest `reason` kept from a `close` message.
+pub const MAX_CLOSE_REASON_CHARS: usize = 120;
+/// Reason used when a `close` message gives none.
+pub const DEFAULT_CLOSE_REASON: &str = "client_close";
+
+/// A client message that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Hello,
+    Status,
+    Ping,
+    /// The reason, already cut to [`MAX_CLOSE_REASON_CHARS`].
+    Close(String),
+    Auth(String),
+    Chunk(ValidChunk),
+}
+
+/// A chunk whose fields all satisfy the contract, except `meeting_id`, which only the session can
+/// check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidChunk {
+    pub meeting_id: String,
+    pub seq: u64,
+    /// Exactly [`FRAME_BYTES`] bytes of PCM.
+    pub pcm: Vec<u8>,
+}
+
+/// Why a message was refused. The text is the `detail` the client receives.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("binary messages are not supported; send JSON text")]
+    Binary,
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("message must be a JSON object")]
+    NotAnObject,
+    #[error("message type is required")]
+    MissingType,
+    #[error("unsupported message type: {0}")]
+    UnknownType(String),
+    #[error("{0}")]
+    Field(&'static str),
+    #[error("content_b64 is not valid base64: {0}")]
+    InvalidBase64(String),
+    #[error("content_b64 must decode to exactly {FRAME_BYTES} bytes, got {0}")]
+    WrongLength(usize),
+}
+
+/// Every field any client message may carry, each kept as raw JSON until it is checked.
+#[derive(Deserialize)]
+struct RawMessage<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    reason: Option<&'a RawValue>,
+    #[serde(borrow)]
+    key: Option<&'a RawValue>,
+    #[serde(borrow)]
+    meeting_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    seq: Option<&'a RawValue>,
+    #[serde(borrow)]
+    timestamp_ms: Option<&'a RawValue>,
+    #[serde(borrow)]
+    sample_rate: Option<&'a RawValue>,
+    #[serde(borrow)]
+    channels: Option<&'a RawValue>,
+    #[serde(borrow)]
+    format: Option<&'a RawValue>,
+    #[serde(borrow)]
+    content_b64: Option<&'a RawValue>,
+}
+
+/// Parses and validates one text message.
+pub fn parse_message(text: &str) -> Result<Incoming, MessageError> {
+    let raw: RawMessage<'_> = match serde_json::from_str(text) {
+        Ok(raw) => raw,
+        Err(err) if err.is_data() => return Err(MessageError::NotAnObject),
+        Err(err) => return Err(MessageError::InvalidJson(err.to_string())),
+    };
+    // serde also reads a struct from a JSON array; the contract only has objects.
+    if !text.trim_start().starts_with('{') {
+        return Err(MessageError::NotAnObject);
+    }
+    let kind = match raw.kind {
+        None => return Err(MessageError::MissingType),
+        Some(kind) => string(kind).ok_or(MessageError::MissingType)?,
+    };
+    match kind.as_ref() {
+        "hello" => Ok(Incoming::Hello),
+        "status" => Ok(Incoming::Status),
+        "ping" => Ok(Incoming::Ping),
+        "close" => Ok(Incoming::Close(close_reason(raw.reason))),
+        "auth" => raw
+            .key
+            .and_then(string)
+            .map(|key| Incoming::Auth(key.into_owned()))
+            .ok_or(MessageError::Field("key must be a string")),
+        "chunk" => parse_chunk(&raw).map(Incoming::Chunk),
+        other => Err(MessageError::UnknownType(truncate(other, 64))),
+    }
+}
+
+fn parse_chunk(raw: &RawMessage<'_>) -> Result<ValidChunk, MessageError> {
+    let meeting_id = raw
+        .meeting_id
+        .and_then(string)
+        .ok_or(MessageError::Field("meeting_id must be a string"))?;
+    let seq = raw
+        .seq
+        .and_then(positive_integer)
+        .ok_or(MessageError::Field("seq must be a positive integer"))?;
+    raw.timestamp_ms
+        .and_then(|v| serde_json::from_str::<f64>(v.get()).ok())
+        .filter(|ts| ts.is_finite() && *ts > 0.0)
+        .ok_or(MessageError::Field(
+            "timestamp_ms must be a positive number",
+        ))?;
+    if raw.sample_rate.and_then(positive_integer) != Some(u64::from(SAMPLE_RATE)) {
+        return Err(MessageError::Field("sample_rate must be 16000"));
+    }
+    if raw.channels.and_then(positive_integer) != Some(u64::from(CHANNELS)) {
+        return Err(MessageError::Field("channels must be 1"));
+    }
+    if raw.format.and_then(string).as_deref() != Some(FORMAT) {
+        return Err(MessageError::Field("format must be pcm_s16le"));
+    }
+    let content = raw
+        .content_b64
+        .and_then(string)
+        .ok_or(MessageError::Field("content_b64 must be a base64 string"))?;
+    let pcm = base64::engine::general_purpose::STANDARD
+        .decode(content.as_bytes())
+        .map_err(|err| MessageError::InvalidBase64(err.to_string()))?;
+    if pcm.len() != FRAME_BYTES {
+        return Err(MessageError::WrongLength(pcm.len()));
+    }
+    Ok(ValidChunk {
+        meeting_id: meeting_id.into_owned(),
+        seq,
+        pcm,
+    })
+}
+
+/// A JSON string, borrowed when it has no escapes.
+fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    serde_json::from_str::<Cow<'_, str>>(raw.get()).ok()
+}
+
+/// A JSON integer ≥ 1 (so `1.0`, `0`, `-3` and `"1"` are all refused).
+fn positive_integer(raw: &RawValue) -> Option<u64> {
+    serde_json::from_str::<u64>(raw.get())
+        .ok()
+        .filter(|n| *n >= 1)
+}
+
+fn close_reason(raw: Option<&RawValue>) -> String {
+    match raw.and_then(string) {
+        Some(reason) if !reason.is_empty() => truncate(&reason, MAX_CLOSE_REASON_CHARS),
+        _ => DEFAULT_CLOSE_REASON.to_owned(),
+    }
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn chunk_json(overrides: serde_json::Value) -> String {
+        let mut msg = json!({
+            "type": "chunk", "meeting_id": "m1", "seq": 1, "timestamp_ms": 1_700_000_000_000u64,
+            "sample_rate": 16000, "channels": 1, "format": "pcm_s16le",
+            "content_b64": base64::engine::general_purpose::STANDARD.encode(vec![7u8; FRAME_BYTES]),
+        });
+        for (k, v) in overrides.as_object().unwrap() {
+            if v.is_null() {
+                msg.as_object_mut().unwrap().remove(k);
+            } else {
+                msg[k] = v.clone();
+            }
+        }
+        msg.to_string()
+    }
+
+    fn error_of(overrides: serde_json::Value) -> String {
+        parse_message(&chunk_json(overrides))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_valid_chunk_decodes_its_pcm() {
+        let Incoming::Chunk(chunk) = parse_message(&chunk_json(json!({}))).unwrap() else {
+            panic!("not a chunk")
+        };
+        assert_eq!(chunk.seq, 1);
+        assert_eq!(chunk.meeting_id, "m1");
+        assert_eq!(chunk.pcm, vec![7u8; FRAME_BYTES]);
+    }
+
+    #[test]
+    fn each_bad_chunk_field_has_its_own_error() {
+        let cases = [
+            (json!({"seq": 0}), "seq must be a positive integer"),
+            (json!({"seq": -1}), "seq must be a positive integer"),
+            (json!({"seq": 1.5}), "seq must be a positive integer"),
+            (json!({"seq": "1"}), "seq must be a positive integer"),
+            (json!({"seq": null}), "seq must be a positive integer"),
+            (
+                json!({"timestamp_ms": 0}),
+                "timestamp_ms must be a positive number",
+            ),
+            (json!({"sample_rate": 48000}), "sample_rate must be 16000"),
+            (json!({"channels": 2}), "channels must be 1"),
+            (json!({"format": "f32le"}), "format must be pcm_s16le"),
+            (json!({"meeting_id": 5}), "meeting_id must be a string"),
+            (
+                json!({"content_b64": 5}),
+                "content_b64 must be a base64 string",
+            ),
+        ];
+        for (overrides, expected) in cases {
+            assert_eq!(error_of(overrides.clone()), expected, "for {overrides}");
+        }
+    }
+
+    #[test]
+    fn content_must_be_base64_of_exactly_one_second() {
+        assert!(
+            error_of(json!({"content_b64": "not base64!"}))
+                .starts_with("content_b64 is not valid base64")
+        );
+        let short = base64::engine::general_purpose::STANDARD.encode(vec![0u8; 31_998]);
+        assert_eq!(
+            error_of(json!({ "content_b64": short })),
+            "content_b64 must decode to exactly 32000 bytes, got 31998"
+        );
+    }
+
+    #[test]
+    fn envelope_errors() {
+        assert!(
+            parse_message("{")
+                .unwrap_err()
+                .to_string()
+                .starts_with("invalid JSON")
+        );
+        assert_eq!(parse_message("[1]").unwrap_err(), MessageError::NotAnObject);
+        assert_eq!(parse_message("{}").unwrap_err(), MessageError::MissingType);
+        assert_eq!(
+            parse_message(r#"{"type":"dance"}"#)
+                .unwrap_err()
+                .to_string(),
+            "unsupported message type: dance"
+        );
+    }
+
+    #[test]
+    fn close_reason_is_cut_to_120_characters() {
+        let long = "x".repeat(500);
+        let msg = json!({"type": "close", "reason": long}).to_string();
+        assert_eq!(
+            parse_message(&msg).unwrap(),
+            Incoming::Close("x".repeat(120))
+        );
+        assert_eq!(
+            parse_message(r#"{"type":"close"}"#).unwrap(),
+            Incoming::Close(DEFAULT_CLOSE_REASON.into())
+        );
+    }
+}

@@ -1,0 +1,63 @@
+//! The two small storage interfaces the session core is driven through.
+//!
+//! A host supplies both: the headless server backs them with SQLite and `object_store`; a
+//! Cloudflare host would back them with Durable Object storage and R2. The methods are plain
+//! `async fn`s without a `Send` bound so that single-threaded hosts (WebAssembly) fit too; a
+//! multi-threaded host still gets `Send` futures from its concrete types.
+#![allow(async_fn_in_trait)]
+
+use crate::core::clock::EpochMs;
+use crate::core::ingest::IngestRecord;
+use crate::core::session_id::SessionId;
+use crate::core::speakers::SpeakerRecord;
+use crate::protocol::SpeakerEvent;
+
+/// A storage failure, in words safe to show a client (no paths, no credentials).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("storage error: {0}")]
+pub struct StorageError(pub String);
+
+/// Everything stored about one session, as loaded when its actor starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredSession {
+    /// The client's id that created the session (its safe name is the storage key).
+    pub session_id: Option<String>,
+    /// Ingest record and stored seqs, if a socket ever opened the session.
+    pub ingest: Option<(IngestRecord, Vec<u64>)>,
+    pub speakers: SpeakerRecord,
+    pub finalized_at: Option<EpochMs>,
+}
+
+/// Durable per-session state. Every method commits before it returns: an answer built after
+/// it may promise durability.
+pub trait SessionStorage {
+    async fn load(&self, id: &SessionId) -> Result<StoredSession, StorageError>;
+    /// Saves the ingest counters (a new session, or a duplicate counted).
+    async fn save_ingest(&self, id: &SessionId, ingest: &IngestRecord) -> Result<(), StorageError>;
+    /// Records frame `seq` as stored together with the new counters, atomically.
+    async fn save_chunk(
+        &self,
+        id: &SessionId,
+        seq: u64,
+        ingest: &IngestRecord,
+    ) -> Result<(), StorageError>;
+    /// Saves the speaker state with one new event and, for an idempotent resolve, the answer to
+    /// replay (key, JSON text), atomically.
+    async fn save_speakers(
+        &self,
+        id: &SessionId,
+        speakers: &SpeakerRecord,
+        event: &SpeakerEvent,
+        replay: Option<(&str, &str)>,
+    ) -> Result<(), StorageError>;
+    /// The answer stored for an idempotency key, if any.
+    async fn replay(&self, id: &SessionId, key: &str) -> Result<Option<String>, StorageError>;
+    /// The event log, oldest first.
+    async fn events(&self, id: &SessionId) -> Result<Vec<SpeakerEvent>, StorageError>;
+    async fn save_finalized(&self, id: &SessionId, at: EpochMs) -> Result<(), StorageError>;
+}
+
+/// Where frames and results are written (a directory, S3, R2).
+pub trait ObjectStorage {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError>;
+}

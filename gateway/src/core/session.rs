@@ -1,0 +1,239 @@
+//! One session's rules, driven through the storage ports: the part every host shares.
+//!
+//! A host must give each session to exactly one [`Session`] at a time and call it one request
+//! at a time (the server's actor does). Every method that changes the session persists the new
+//! state *before* it replaces the in-memory one and before it returns an answer, so an answer
+//! always describes durable state and a failed write changes nothing.
+
+use serde_json::{Map, Value};
+
+use crate::core::clock::{EpochMs, rfc3339};
+use crate::core::ingest::{ChunkPlan, IngestState};
+use crate::core::message::ValidChunk;
+use crate::core::ports::{ObjectStorage, SessionStorage, StorageError};
+use crate::core::seq_set::SeqSet;
+use crate::core::session_id::SessionId;
+use crate::core::speakers::{AnswerError, ResolveInput, SpeakerRecord};
+use crate::protocol::{
+    Ack, CHANNELS, FORMAT, FinalResult, FinalizeResponse, IngestStatus, Ready, SAMPLE_RATE,
+    StateResponse,
+};
+
+/// Why a session refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error(
+        "session id '{requested}' is stored under the same name as session '{existing}'; choose another id"
+    )]
+    IdCollision { requested: String, existing: String },
+    #[error("meeting_id mismatch: expected '{expected}', got '{got}'")]
+    MeetingMismatch { expected: String, got: String },
+    #[error("cluster not found: {0}")]
+    UnknownCluster(String),
+    #[error(transparent)]
+    Answer(#[from] AnswerError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A live session: its ingest and speaker state, and the storage it persists to.
+pub struct Session<S, O> {
+    id: SessionId,
+    storage: S,
+    objects: O,
+    /// `None` until a socket first speaks to the session.
+    ingest: Option<IngestState>,
+    speakers: SpeakerRecord,
+}
+
+impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
+    /// Loads the session (an unknown one starts empty and writes nothing yet).
+    pub async fn open(id: SessionId, storage: S, objects: O) -> Result<Self, StorageError> {
+        let stored = storage.load(&id).await?;
+        let id = match stored.session_id {
+            // Requests for a colliding id are refused by `check_id`; the session keeps its own.
+            Some(existing) if existing != id.as_str() => {
+                SessionId::parse(&existing).map_err(|e| StorageError(e.to_string()))?
+            }
+            _ => id,
+        };
+        Ok(Session {
+            id,
+            storage,
+            objects,
+            ingest: stored
+                .ingest
+                .map(|(record, seqs)| IngestState::restore(record, seqs)),
+            speakers: stored.speakers,
+        })
+    }
+
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// Refuses a request whose id differs from this session's but shares its storage name
+    /// (`a/b` and `a_b`): serving it would mix two sessions' frames.
+    pub fn check_id(&self, requested: &SessionId) -> Result<(), SessionError> {
+        if requested.as_str() == self.id.as_str() {
+            Ok(())
+        } else {
+            Err(SessionError::IdCollision {
+                requested: requested.to_string(),
+                existing: self.id.to_string(),
+            })
+        }
+    }
+
+    /// The STATUS object; the first call for a new session starts (and persists) its ingest.
+    pub async fn status(&mut self, now: EpochMs) -> Result<IngestStatus, SessionError> {
+        if self.ingest.is_none() {
+            let ingest = IngestState::new(now);
+            self.storage.save_ingest(&self.id, &ingest.record()).await?;
+            self.ingest = Some(ingest);
+        }
+        Ok(self.ingest_status().expect("ingest was just created"))
+    }
+
+    /// The answer to `hello`.
+    pub async fn ready(&mut self, now: EpochMs) -> Result<Ready, SessionError> {
+        Ok(Ready {
+            session_id: self.id.to_string(),
+            target_sample_rate: SAMPLE_RATE,
+            target_channels: CHANNELS,
+            target_format: FORMAT.to_owned(),
+            ingest: self.status(now).await?.into(),
+        })
+    }
+
+    /// Stores a frame (or counts a duplicate) and returns its ACK once that is durable.
+    pub async fn chunk(&mut self, chunk: ValidChunk, now: EpochMs) -> Result<Ack, SessionError> {
+        if chunk.meeting_id != self.id.as_str() {
+            return Err(SessionError::MeetingMismatch {
+                expected: self.id.to_string(),
+                got: chunk.meeting_id,
+            });
+        }
+        let ingest = match &self.ingest {
+            Some(ingest) => ingest.clone(),
+            None => IngestState::new(now),
+        };
+        let seq = chunk.seq;
+        let (next, key) = match ingest.plan(seq) {
+            ChunkPlan::Store => {
+                let key = self.id.chunk_key(seq);
+                // Object first: a crash between the two writes leaves an unrecorded object that
+                // the client's re-send simply overwrites with the same bytes.
+                self.objects.put(&key, chunk.pcm).await?;
+                let next = ingest.with_stored(seq, now);
+                self.storage
+                    .save_chunk(&self.id, seq, &next.record())
+                    .await?;
+                (next, Some(key))
+            }
+            ChunkPlan::Duplicate => {
+                let next = ingest.with_duplicate(now);
+                self.storage.save_ingest(&self.id, &next.record()).await?;
+                (next, None)
+            }
+        };
+        let ack = next.ack(seq, key);
+        self.ingest = Some(next);
+        Ok(ack)
+    }
+
+    /// The answer of `GET state`.
+    pub fn state(&self) -> StateResponse {
+        StateResponse {
+            session_id: self.id.to_string(),
+            state: self.speakers.state.clone(),
+            event_count: self.speakers.event_count,
+            updated_at: self.speakers.updated_at.map(rfc3339),
+            ingest: self.ingest_status().map(Into::into),
+        }
+    }
+
+    /// The stored answer of an earlier resolve with this idempotency key.
+    pub async fn replay(&self, key: &str) -> Result<Option<String>, SessionError> {
+        Ok(self.storage.replay(&self.id, key).await?)
+    }
+
+    /// The body to POST to the inference service for this request.
+    pub fn inference_body(&self, input: &ResolveInput) -> Value {
+        self.speakers.inference_body(&self.id, input)
+    }
+
+    /// Takes a successful inference answer: new state, one event, and the replay for `idempotency_key`.
+    pub async fn apply_answer(
+        &mut self,
+        input: &ResolveInput,
+        answer: &[u8],
+        idempotency_key: Option<&str>,
+        now: EpochMs,
+    ) -> Result<(), SessionError> {
+        let (next, event) = self.speakers.with_answer(input, answer, now)?;
+        let replay = idempotency_key.map(|key| (key, std::str::from_utf8(answer).unwrap_or("")));
+        self.storage
+            .save_speakers(&self.id, &next, &event, replay)
+            .await?;
+        self.speakers = next;
+        Ok(())
+    }
+
+    /// The interviewer names a cluster.
+    pub async fn bind(
+        &mut self,
+        cluster_id: &str,
+        name: &str,
+        now: EpochMs,
+    ) -> Result<StateResponse, SessionError> {
+        let (next, event) = self
+            .speakers
+            .with_binding(cluster_id, name, now)
+            .ok_or_else(|| SessionError::UnknownCluster(cluster_id.to_owned()))?;
+        self.storage
+            .save_speakers(&self.id, &next, &event, None)
+            .await?;
+        self.speakers = next;
+        Ok(self.state())
+    }
+
+    /// Writes `result.json` with the current snapshot (again, if called again).
+    pub async fn finalize(
+        &mut self,
+        metadata: Map<String, Value>,
+        now: EpochMs,
+    ) -> Result<FinalizeResponse, SessionError> {
+        let events = self.storage.events(&self.id).await?;
+        let result = FinalResult {
+            session_id: self.id.to_string(),
+            finalized_at: rfc3339(now),
+            state: self.speakers.state.clone(),
+            events,
+            ingest: self.ingest_status().map(Into::into),
+            metadata,
+        };
+        let key = self.id.result_key();
+        let bytes = serde_json::to_vec_pretty(&result).expect("a result always serializes");
+        self.objects.put(&key, bytes).await?;
+        self.storage.save_finalized(&self.id, now).await?;
+        Ok(FinalizeResponse {
+            session_id: self.id.to_string(),
+            result_key: key,
+            event_count: result.events.len() as u64,
+            finalized_at: result.finalized_at,
+        })
+    }
+
+    /// The stored seqs, for assembling the session's audio; `None` if it never received any.
+    pub fn stored_seqs(&self) -> Option<&SeqSet> {
+        self.ingest
+            .as_ref()
+            .map(IngestState::stored)
+            .filter(|s| !s.is_empty())
+    }
+
+    fn ingest_status(&self) -> Option<IngestStatus> {
+        self.ingest.as_ref().map(|i| i.status(&self.id))
+    }
+}
