@@ -9,5 +9,8 @@
 //!
 //! Nothing here knows about WebSockets; nothing in the uplink needs to know about cpal.
 
+pub mod framer;
+pub mod level;
+pub mod local_copy;
 pub mod pcm;
 pub mod resample;
