@@ -14,3 +14,9 @@ pub mod level;
 pub mod local_copy;
 pub mod pcm;
 pub mod resample;
+
+// The network half: spool → uplink to the gateway, speaker resolution, events for the UI.
+pub mod endpoint;
+pub mod events;
+pub mod spool;
+pub mod uplink;

@@ -1,0 +1,134 @@
+//! Where the gateway is: its HTTP base URL, the API key, and the URLs derived from them.
+//!
+//! The user gives one base URL (`http://host:port` or `https://…`, possibly with a path prefix);
+//! the WebSocket URL swaps the scheme to `ws`/`wss`. Session ids are arbitrary strings, so every
+//! URL puts them in as one percent-encoded path segment, never by string concatenation.
+
+use reqwest::Url;
+
+/// Header carrying the gateway API key, on HTTP requests and on the WebSocket upgrade.
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// Why a gateway URL was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("gateway URL {0:?} is not a URL: {1}")]
+    Parse(String, String),
+    #[error("gateway URL {0:?} must start with http://, https://, ws:// or wss://")]
+    Scheme(String),
+}
+
+/// A gateway and the credentials to talk to it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GatewayEndpoint {
+    /// HTTP(S) base, without a trailing slash in its path.
+    base: Url,
+    api_key: Option<String>,
+}
+
+impl std::fmt::Debug for GatewayEndpoint {
+    // Never print the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayEndpoint")
+            .field("base", &self.base.as_str())
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl GatewayEndpoint {
+    /// Parses a base URL; `ws://`/`wss://` are accepted and mean the same host over HTTP(S).
+    pub fn parse(base: &str, api_key: Option<String>) -> Result<Self, EndpointError> {
+        let mut url =
+            Url::parse(base).map_err(|e| EndpointError::Parse(base.into(), e.to_string()))?;
+        let scheme = match url.scheme() {
+            "http" | "ws" => "http",
+            "https" | "wss" => "https",
+            _ => return Err(EndpointError::Scheme(base.into())),
+        };
+        url.set_scheme(scheme)
+            .map_err(|()| EndpointError::Scheme(base.into()))?;
+        let path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&path);
+        url.set_query(None);
+        url.set_fragment(None);
+        Ok(GatewayEndpoint {
+            base: url,
+            api_key: api_key.filter(|k| !k.is_empty()),
+        })
+    }
+
+    /// The HTTP base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The API key, if one is configured.
+    pub fn api_key(&self) -> Option<&str> {
+        self.api_key.as_deref()
+    }
+
+    /// `ws(s)://…/v1/audio/ws/{session_id}`.
+    pub fn audio_ws(&self, session_id: &str) -> Url {
+        let mut url = self.url(&["v1", "audio", "ws", session_id]);
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(scheme).expect("http(s) → ws(s) is allowed");
+        url
+    }
+
+    /// `…/v1/sessions/{session_id}/{action}` (`resolve`, `finalize`, `audio.wav`, `state`).
+    pub fn session(&self, session_id: &str, action: &str) -> Url {
+        self.url(&["v1", "sessions", session_id, action])
+    }
+
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("http(s) URLs have a path")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_become_one_encoded_path_segment() {
+        let gw = GatewayEndpoint::parse("http://127.0.0.1:8787/", None).unwrap();
+        assert_eq!(
+            gw.audio_ws("a b/..%2F").as_str(),
+            "ws://127.0.0.1:8787/v1/audio/ws/a%20b%2F..%252F"
+        );
+        assert_eq!(
+            gw.session("s-1", "resolve").as_str(),
+            "http://127.0.0.1:8787/v1/sessions/s-1/resolve"
+        );
+    }
+
+    #[test]
+    fn https_and_path_prefixes_carry_over() {
+        let gw = GatewayEndpoint::parse("wss://gw.example.com/rec/", Some("k".into())).unwrap();
+        assert_eq!(
+            gw.audio_ws("x").as_str(),
+            "wss://gw.example.com/rec/v1/audio/ws/x"
+        );
+        assert_eq!(
+            gw.session("x", "finalize").as_str(),
+            "https://gw.example.com/rec/v1/sessions/x/finalize"
+        );
+        assert_eq!(gw.api_key(), Some("k"));
+        assert!(!format!("{gw:?}").contains("\"k\""));
+    }
+
+    #[test]
+    fn other_schemes_are_refused() {
+        assert!(matches!(
+            GatewayEndpoint::parse("ftp://x", None),
+            Err(EndpointError::Scheme(_))
+        ));
+        assert!(GatewayEndpoint::parse("not a url", None).is_err());
+    }
+}
