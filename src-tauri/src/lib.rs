@@ -18,5 +18,6 @@ pub mod resample;
 // The network half: spool → uplink to the gateway, speaker resolution, events for the UI.
 pub mod endpoint;
 pub mod events;
+pub mod resolve;
 pub mod spool;
 pub mod uplink;

@@ -88,15 +88,15 @@ impl Connection {
         loop {
             match conn.recv().await? {
                 Incoming::Message(ServerMessage::Ready(ready)) => return Ok((conn, ready)),
-                Incoming::Message(ServerMessage::Error { detail }) => {
+                Incoming::Message(ServerMessage::Error { detail, .. }) => {
                     return Err(ConnectionError::Hello(detail));
                 }
+                Incoming::Message(ServerMessage::Authenticated) | Incoming::Other => {}
                 Incoming::Message(other) => {
                     return Err(ConnectionError::Protocol(format!(
                         "expected ready, got {other:?}"
                     )));
                 }
-                Incoming::Other => {}
             }
         }
     }

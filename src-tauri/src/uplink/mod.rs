@@ -9,8 +9,9 @@
 //! has as `duplicate`. Meanwhile new frames keep landing in the spool, so an outage of any
 //! length costs disk space, not audio.
 //!
-//! The gateway answers the chunks of one socket in order and its `{"type":"error"}` carries no
-//! seq, so an error is attributed to the oldest chunk still waiting for an answer. A frame the
+//! The gateway answers the chunks of one socket in order. Its `{"type":"error"}` names the chunk's
+//! seq when it could read one; the seed's did not, so an error without a seq is attributed to the
+//! oldest chunk still waiting for an answer. A frame the
 //! gateway refuses is retried a few times (the error may be transient) and then moved aside to
 //! the spool's `rejected/` directory: counted and reported, never retried forever.
 
@@ -453,10 +454,14 @@ impl Worker {
                 self.dirty = true;
                 Ok(())
             }
-            ServerMessage::Error { detail } => {
+            ServerMessage::Error { detail, seq } => {
                 self.counters.errors += 1;
                 self.dirty = true;
-                let Some(seq) = flight.oldest_unanswered() else {
+                // Gateways that name the frame are believed; for the seed's, it is the oldest.
+                let seq = seq
+                    .filter(|s| flight.sent.contains_key(s))
+                    .or_else(|| flight.oldest_unanswered());
+                let Some(seq) = seq else {
                     self.events
                         .error(ErrorOrigin::Gateway, format!("gateway error: {detail}"));
                     return Ok(());
@@ -492,9 +497,10 @@ impl Worker {
                 Ok(())
             }
             ServerMessage::Closing { reason } => Err(format!("gateway closing: {reason}")),
-            ServerMessage::Pong { .. } | ServerMessage::Ready(_) | ServerMessage::Status(_) => {
-                Ok(())
-            }
+            ServerMessage::Pong { .. }
+            | ServerMessage::Ready(_)
+            | ServerMessage::Status(_)
+            | ServerMessage::Authenticated => Ok(()),
         }
     }
 
