@@ -20,10 +20,7 @@ const CAPACITY: usize = 1024;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// Input level of the normalized stream, about 20 times a second.
-    Level {
-        rms_dbfs: f32,
-        peak_dbfs: f32,
-    },
+    Level { rms_dbfs: f32, peak_dbfs: f32 },
     /// Uplink counters, at most a few times a second and whenever they matter.
     Uplink(UplinkCounters),
     /// The uplink's connection changed state.
@@ -40,7 +37,10 @@ pub enum Event {
     /// The gateway has no inference service; resolution is paused (reported once).
     ResolveUnavailable { detail: String },
     /// Something went wrong; the engine keeps going unless it says otherwise.
-    Error { origin: ErrorOrigin, message: String },
+    Error {
+        origin: ErrorOrigin,
+        message: String,
+    },
     /// The recording ended.
     Finished(Summary),
 }

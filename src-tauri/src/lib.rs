@@ -14,10 +14,12 @@ pub mod level;
 pub mod local_copy;
 pub mod pcm;
 pub mod resample;
+pub mod source;
 
 // The network half: spool → uplink to the gateway, speaker resolution, events for the UI.
 pub mod endpoint;
 pub mod events;
+pub mod pipeline;
 pub mod resolve;
 pub mod spool;
 pub mod uplink;

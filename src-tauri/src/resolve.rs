@@ -221,7 +221,10 @@ async fn post(
     if status == StatusCode::SERVICE_UNAVAILABLE {
         Outcome::Unavailable(detail)
     } else {
-        Outcome::Failed(format!("resolve failed: HTTP {}: {detail}", status.as_u16()))
+        Outcome::Failed(format!(
+            "resolve failed: HTTP {}: {detail}",
+            status.as_u16()
+        ))
     }
 }
 

@@ -381,7 +381,9 @@ fn read_header(path: &Path) -> io::Result<u64> {
     if &header[..4] != MAGIC {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "bad magic"));
     }
-    Ok(u64::from_le_bytes(header[8..16].try_into().expect("8 bytes")))
+    Ok(u64::from_le_bytes(
+        header[8..16].try_into().expect("8 bytes"),
+    ))
 }
 
 #[cfg(unix)]

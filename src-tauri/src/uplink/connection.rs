@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
-use gateway::protocol::{CHANNELS, Chunk, ClientMessage, FORMAT, Ready, SAMPLE_RATE, ServerMessage};
+use gateway::protocol::{
+    CHANNELS, Chunk, ClientMessage, FORMAT, Ready, SAMPLE_RATE, ServerMessage,
+};
 use reqwest::Url;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -76,8 +78,9 @@ impl Connection {
             .into_client_request()
             .map_err(|e| ConnectionError::Connect(e.to_string()))?;
         if let Some(key) = api_key {
-            let value = HeaderValue::from_str(key)
-                .map_err(|_| ConnectionError::Connect("the API key is not a valid header".into()))?;
+            let value = HeaderValue::from_str(key).map_err(|_| {
+                ConnectionError::Connect("the API key is not a valid header".into())
+            })?;
             request.headers_mut().insert(API_KEY_HEADER, value);
         }
         let (ws, _response) = tokio_tungstenite::connect_async(request)

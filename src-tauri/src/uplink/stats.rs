@@ -85,6 +85,9 @@ mod tests {
         let s = stats.snapshot();
         assert_eq!(s.p99_ms, Some(2.0), "the old outlier left the window");
         assert_eq!(s.min_ms, Some(2.0));
-        assert!(s.avg_ms.unwrap() > 2.0, "the average still covers the whole run");
+        assert!(
+            s.avg_ms.unwrap() > 2.0,
+            "the average still covers the whole run"
+        );
     }
 }

@@ -1,0 +1,313 @@
+//! A cpal input device as a source, and the device list for the UI.
+//!
+//! The device is opened at its own default config (rate, channels, sample format): all format
+//! work happens in our converter, never in a backend plugin (ALSA's `plug` drops frames, see
+//! `notes/virtual-capture.md`). The cpal stream lives on a dedicated thread because streams are
+//! not `Send` on every platform; that thread builds it, reports success or the error, then
+//! parks until the [`Capture`] is dropped.
+//!
+//! The data callback only converts to `f32` and sends: it never blocks (the channel is
+//! unbounded) and never allocates more than the block itself. Backend errors (device unplugged,
+//! stream invalidated) arrive through cpal's error callback and are forwarded as
+//! [`SourceEvent::Error`]; a device that goes quiet without an error is caught by the
+//! consumer's stall timeout ([`Capture::recv_timeout`]).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{InputCallbackInfo, SampleFormat, SizedSample};
+
+use super::{AudioBlock, AudioFormat, Capture, SourceError, SourceEvent};
+use crate::pcm;
+
+/// How long opening a device may take before we give up (some backends ignore cpal's timeout).
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An input device as the UI lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Name to show and to pass back as the input spec.
+    pub name: String,
+    /// Whether it is the system's default input.
+    pub is_default: bool,
+    /// The config it would be opened with, if it reports one.
+    pub default_config: Option<SupportedConfig>,
+    /// Every config range it reports.
+    pub configs: Vec<SupportedConfig>,
+}
+
+/// One supported capture configuration (a range of rates for one layout and format).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupportedConfig {
+    /// Channels.
+    pub channels: u16,
+    /// Lowest supported rate, Hz.
+    pub min_rate: u32,
+    /// Highest supported rate, Hz.
+    pub max_rate: u32,
+    /// Sample format as cpal names it (`f32`, `i16`, ...).
+    pub sample_format: String,
+}
+
+/// Lists the input devices of the default host with their configurations.
+///
+/// A device that fails to report its configs is still listed (with empty `configs`): the user
+/// should see it exists even if it is busy right now.
+pub fn list_devices() -> Result<Vec<DeviceInfo>, SourceError> {
+    let host = cpal::default_host();
+    let default_name = host.default_input_device().map(|d| device_name(&d));
+    let devices = host.input_devices().map_err(|e| SourceError::Device {
+        device: "(all)".into(),
+        message: e.to_string(),
+    })?;
+    Ok(devices
+        .map(|device| {
+            let name = device_name(&device);
+            let default_config = device.default_input_config().ok().map(|c| SupportedConfig {
+                channels: c.channels(),
+                min_rate: c.sample_rate(),
+                max_rate: c.sample_rate(),
+                sample_format: c.sample_format().to_string(),
+            });
+            let configs = device
+                .supported_input_configs()
+                .map(|ranges| {
+                    ranges
+                        .map(|r| SupportedConfig {
+                            channels: r.channels(),
+                            min_rate: r.min_sample_rate(),
+                            max_rate: r.max_sample_rate(),
+                            sample_format: r.sample_format().to_string(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            DeviceInfo {
+                is_default: default_name.as_deref() == Some(name.as_str()),
+                name,
+                default_config,
+                configs,
+            }
+        })
+        .collect())
+}
+
+/// Opens the default input device (`None`) or the one named `name`, and starts capturing.
+pub fn open(name: Option<&str>) -> Result<Capture, SourceError> {
+    let label = name.unwrap_or("default").to_string();
+    let wanted = name.map(str::to_string);
+    let (init_tx, init_rx) = mpsc::sync_channel(1);
+    let (events_tx, events_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("capture-device".into())
+        .spawn(move || match start_stream(wanted.as_deref(), events_tx) {
+            Ok((stream, format, description)) => {
+                let _ = init_tx.send(Ok((format, description)));
+                // Park until the Capture drops its sender; then the stream is dropped here,
+                // on the thread that created it.
+                let _ = stop_rx.recv();
+                drop(stream);
+            }
+            Err(error) => {
+                let _ = init_tx.send(Err(error));
+            }
+        })
+        .map_err(|e| SourceError::Device {
+            device: label.clone(),
+            message: format!("cannot start capture thread: {e}"),
+        })?;
+    let (format, description) = match init_rx.recv_timeout(OPEN_TIMEOUT) {
+        Ok(result) => result?,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            return Err(SourceError::OpenTimeout {
+                device: label,
+                seconds: OPEN_TIMEOUT.as_secs(),
+            });
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => return Err(SourceError::Disconnected),
+    };
+    Ok(Capture::new(
+        format,
+        description,
+        events_rx,
+        Arc::new(AtomicBool::new(false)),
+        Some(stop_tx),
+        thread,
+    ))
+}
+
+fn device_name(device: &cpal::Device) -> String {
+    device
+        .description()
+        .map(|d| d.name().to_string())
+        .unwrap_or_else(|_| "(unnamed device)".into())
+}
+
+fn find_device(host: &cpal::Host, name: Option<&str>) -> Result<cpal::Device, SourceError> {
+    let Some(name) = name else {
+        return host
+            .default_input_device()
+            .ok_or(SourceError::NoDefaultDevice);
+    };
+    let devices: Vec<cpal::Device> = host
+        .input_devices()
+        .map_err(|e| SourceError::Device {
+            device: name.to_string(),
+            message: e.to_string(),
+        })?
+        .collect();
+    let names: Vec<String> = devices.iter().map(device_name).collect();
+    devices
+        .into_iter()
+        .zip(&names)
+        .find(|(_, candidate)| candidate.as_str() == name)
+        .map(|(device, _)| device)
+        .ok_or_else(|| SourceError::DeviceNotFound {
+            name: name.to_string(),
+            available: names,
+        })
+}
+
+type Started = (cpal::Stream, AudioFormat, String);
+
+fn start_stream(
+    name: Option<&str>,
+    events: mpsc::Sender<SourceEvent>,
+) -> Result<Started, SourceError> {
+    let host = cpal::default_host();
+    let device = find_device(&host, name)?;
+    let label = device_name(&device);
+    let backend = |e: cpal::Error| SourceError::Device {
+        device: label.clone(),
+        message: e.to_string(),
+    };
+    let supported = device.default_input_config().map_err(backend)?;
+    let config = supported.config();
+    let format = AudioFormat {
+        rate: config.sample_rate,
+        channels: config.channels,
+    };
+    let stream = match supported.sample_format() {
+        SampleFormat::F32 => build::<f32>(&device, &config, &label, events),
+        SampleFormat::F64 => build::<f64>(&device, &config, &label, events),
+        SampleFormat::I8 => build::<i8>(&device, &config, &label, events),
+        SampleFormat::I16 => build::<i16>(&device, &config, &label, events),
+        SampleFormat::I24 => build::<cpal::I24>(&device, &config, &label, events),
+        SampleFormat::I32 => build::<i32>(&device, &config, &label, events),
+        SampleFormat::U8 => build::<u8>(&device, &config, &label, events),
+        SampleFormat::U16 => build::<u16>(&device, &config, &label, events),
+        other => {
+            return Err(SourceError::UnsupportedSampleFormat {
+                device: label,
+                format: other.to_string(),
+            });
+        }
+    }
+    .map_err(backend)?;
+    // cpal streams start paused.
+    stream.play().map_err(backend)?;
+    let description = format!(
+        "{label} ({} Hz, {} ch, {})",
+        format.rate,
+        format.channels,
+        supported.sample_format()
+    );
+    Ok((stream, format, description))
+}
+
+fn build<T: CaptureSample>(
+    device: &cpal::Device,
+    config: &cpal::StreamConfig,
+    label: &str,
+    events: mpsc::Sender<SourceEvent>,
+) -> Result<cpal::Stream, cpal::Error> {
+    let channels = config.channels;
+    let rate = config.sample_rate;
+    let error_events = events.clone();
+    let error_label = label.to_string();
+    device.build_input_stream::<T, _, _>(
+        config.clone(),
+        move |data: &[T], info: &InputCallbackInfo| {
+            let block = AudioBlock {
+                samples: data.iter().map(|&s| s.to_f32()).collect(),
+                channels,
+                rate,
+                captured_at: capture_wall_clock(info),
+            };
+            // A closed receiver means the consumer is gone; the stream is about to be dropped.
+            let _ = events.send(SourceEvent::Block(block));
+        },
+        move |error: cpal::Error| {
+            let _ = error_events.send(SourceEvent::Error(SourceError::Device {
+                device: error_label.clone(),
+                message: error.to_string(),
+            }));
+        },
+        Some(OPEN_TIMEOUT),
+    )
+}
+
+/// Wall clock of the first frame in a callback: now, minus how long ago the backend says the
+/// data was captured (cpal's instants are monotonic, not wall clock).
+fn capture_wall_clock(info: &InputCallbackInfo) -> SystemTime {
+    let stamp = info.timestamp();
+    let age = stamp.callback.saturating_duration_since(stamp.capture);
+    SystemTime::now() - age
+}
+
+/// Sample types a device may deliver, and their conversion to our `f32` convention.
+trait CaptureSample: SizedSample + Send + 'static {
+    fn to_f32(self) -> f32;
+}
+
+impl CaptureSample for f32 {
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl CaptureSample for f64 {
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+}
+
+impl CaptureSample for i8 {
+    fn to_f32(self) -> f32 {
+        f32::from(self) / 128.0
+    }
+}
+
+impl CaptureSample for u8 {
+    fn to_f32(self) -> f32 {
+        (f32::from(self) - 128.0) / 128.0
+    }
+}
+
+impl CaptureSample for i16 {
+    fn to_f32(self) -> f32 {
+        pcm::i16_to_f32(self)
+    }
+}
+
+impl CaptureSample for u16 {
+    fn to_f32(self) -> f32 {
+        pcm::u16_to_f32(self)
+    }
+}
+
+impl CaptureSample for i32 {
+    fn to_f32(self) -> f32 {
+        pcm::i32_to_f32(self)
+    }
+}
+
+impl CaptureSample for cpal::I24 {
+    fn to_f32(self) -> f32 {
+        pcm::int_to_f32(self.inner(), 24)
+    }
+}
