@@ -3,3 +3,11 @@
 
 pub mod core;
 pub mod protocol;
+pub mod actor;
+pub mod storage;
+pub mod inference;
+pub mod server;
+pub mod sessions;
+pub mod config;
+pub mod bench;
+pub mod limits;

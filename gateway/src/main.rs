@@ -1,1 +1,62 @@
-fn main() {}
+//! The `gateway` binary: `serve` runs the headless server; `bench` measures one.
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use gateway::bench::BenchArgs;
+use gateway::config::ServeArgs;
+
+#[derive(Parser)]
+#[command(name = "gateway", version, about = "Interview recorder gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway server until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Start a gateway as a child process, load it with concurrent sessions, print figures.
+    Bench(BenchArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Bench(args) => gateway::bench::run(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    gateway::limits::raise_open_files();
+    let gateway = gateway::server::start(args.into_config()).await?;
+    println!("{}", gateway.startup_line());
+    stop_signal().await;
+    eprintln!("gateway stopping");
+    gateway.shutdown().await?;
+    Ok(())
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

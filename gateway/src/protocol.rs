@@ -58,7 +58,14 @@ pub enum ServerMessage {
     Pong { ts: u64 },
     Closing { reason: String },
     Ack(Ack),
-    Error { detail: String },
+    Error {
+        detail: String,
+        /// The frame the error is about, when the message was a readable chunk (our addition).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+    },
+    /// Answer to a correct `auth` message (our addition; the seed had no keys).
+    Authenticated,
 }
 
 /// Answer to `hello`: the format the gateway expects and where ingest stands.

@@ -1,0 +1,186 @@
+//! Session actors: the only writers of a session's state.
+//!
+//! Each live session id has one task that owns its [`Session`] and runs the commands sent to its
+//! mailbox one at a time, in arrival order, so two sockets and any number of HTTP calls on the
+//! same session can never interleave half-way through an update. The [`Registry`] maps safe
+//! names to mailboxes and never holds two for one name. An actor that has been idle for a while,
+//! with nobody holding its handle, retires; the next request starts a new one from storage.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::ports::StorageError;
+use crate::core::session::{Session, SessionError};
+use crate::core::session_id::SessionId;
+use crate::storage::{Database, Objects};
+
+/// The core session as the server hosts it.
+pub type ServerSession = Session<Database, Objects>;
+
+type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+/// A command: a function the actor runs against its session.
+type Command = Box<dyn for<'a> FnOnce(&'a mut ServerSession) -> BoxFuture<'a> + Send>;
+
+/// Commands waiting in one mailbox before senders wait (back-pressure on a fast socket).
+const MAILBOX: usize = 64;
+
+/// A clone of a session's mailbox. While any handle lives, the actor does not retire.
+#[derive(Clone)]
+pub struct SessionHandle {
+    id: SessionId,
+    mailbox: mpsc::Sender<Command>,
+    /// Held for the whole of a resolve (state read, inference call, state write) so that two
+    /// resolves of one session cannot both start from the same state; the actor itself stays
+    /// free for frames while inference is thinking.
+    pub resolve_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SessionHandle {
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// Runs `f` on the session inside its actor and returns what it returns.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, SessionError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(
+                &'a mut ServerSession,
+            ) -> Pin<Box<dyn Future<Output = Result<T, SessionError>> + Send + 'a>>
+            + Send
+            + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        let requested = self.id.clone();
+        let command: Command = Box::new(move |session: &mut ServerSession| {
+            Box::pin(async move {
+                let result = match session.check_id(&requested) {
+                    Ok(()) => f(session).await,
+                    Err(err) => Err(err),
+                };
+                let _ = answer.send(result);
+            })
+        });
+        let gone = || SessionError::Storage(StorageError("the session could not be loaded".into()));
+        self.mailbox.send(command).await.map_err(|_| gone())?;
+        answered.await.map_err(|_| gone())?
+    }
+}
+
+/// Live sessions by safe name.
+pub struct Registry {
+    actors: Mutex<HashMap<String, Entry>>,
+    database: Database,
+    objects: Objects,
+    idle_after: Duration,
+}
+
+struct Entry {
+    mailbox: mpsc::Sender<Command>,
+    resolve_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Registry {
+    pub fn new(database: Database, objects: Objects, idle_after: Duration) -> Arc<Registry> {
+        Arc::new(Registry {
+            actors: Mutex::new(HashMap::new()),
+            database,
+            objects,
+            idle_after,
+        })
+    }
+
+    /// The handle of `id`'s actor, starting it if it is not running.
+    pub fn session(self: &Arc<Self>, id: &SessionId) -> SessionHandle {
+        let mut actors = self.actors.lock().expect("registry lock");
+        let entry = actors.entry(id.safe().to_owned()).or_insert_with(|| {
+            let (mailbox, inbox) = mpsc::channel(MAILBOX);
+            tokio::spawn(Arc::clone(self).run_actor(id.clone(), mailbox.downgrade(), inbox));
+            Entry {
+                mailbox,
+                resolve_lock: Arc::default(),
+            }
+        });
+        SessionHandle {
+            id: id.clone(),
+            mailbox: entry.mailbox.clone(),
+            resolve_lock: Arc::clone(&entry.resolve_lock),
+        }
+    }
+
+    /// Number of running actors.
+    pub fn live_sessions(&self) -> usize {
+        self.actors.lock().expect("registry lock").len()
+    }
+
+    async fn run_actor(
+        self: Arc<Self>,
+        id: SessionId,
+        own: mpsc::WeakSender<Command>,
+        mut inbox: mpsc::Receiver<Command>,
+    ) {
+        let opened = Session::open(id.clone(), self.database.clone(), self.objects.clone()).await;
+        let mut session = match opened {
+            Ok(session) => session,
+            Err(err) => {
+                tracing::error!(session = %id, error = %err, "could not load session");
+                // Queued commands are dropped, so their callers hear the load failed; the
+                // next request tries again with a fresh actor.
+                self.forget(id.safe(), &own);
+                return;
+            }
+        };
+        loop {
+            match tokio::time::timeout(self.idle_after, inbox.recv()).await {
+                Ok(Some(command)) => command(&mut session).await,
+                Ok(None) => return,
+                Err(_idle) => {
+                    if self.retire(id.safe(), &own, &inbox) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes an idle actor's entry if nobody else holds its mailbox and nothing is queued.
+    /// Taking a handle needs the registry lock, so no command can arrive after this says yes.
+    fn retire(
+        &self,
+        name: &str,
+        own: &mpsc::WeakSender<Command>,
+        inbox: &mpsc::Receiver<Command>,
+    ) -> bool {
+        let mut actors = self.actors.lock().expect("registry lock");
+        let Some(entry) = actors.get(name) else {
+            return true;
+        };
+        let is_own = own
+            .upgrade()
+            .is_some_and(|own| own.same_channel(&entry.mailbox));
+        // The registry's own sender is the only one left: no socket or request holds a handle.
+        let unused =
+            entry.mailbox.strong_count() == 1 && Arc::strong_count(&entry.resolve_lock) == 1;
+        if is_own && unused && inbox.is_empty() {
+            actors.remove(name);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn forget(&self, name: &str, own: &mpsc::WeakSender<Command>) {
+        let mut actors = self.actors.lock().expect("registry lock");
+        let is_own = own
+            .upgrade()
+            .is_some_and(|own| actors.get(name).is_some_and(|e| own.same_channel(&e.mailbox)));
+        if is_own {
+            actors.remove(name);
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! `gateway bench`: a load generator that measures a real gateway process.
+//!
+//! It starts `gateway serve` as a child on a free loopback port with a fresh data directory,
+//! opens N concurrent sessions, streams pre-encoded frames, and prints ACKed frames/s, MB/s of
+//! PCM, ACK latency percentiles and the child's peak RSS. Two modes: `max` keeps a window of
+//! frames in flight per session (saturation); `realtime` sends one frame per second per session.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use clap::{Args, ValueEnum};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::protocol::{AckStatus, FRAME_BYTES, ServerMessage};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pace {
+    /// As fast as ACKs come back, `--window` frames in flight per session.
+    Max,
+    /// One frame per second per session, like a live recorder.
+    Realtime,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Concurrent sessions (one WebSocket each).
+    #[arg(long, default_value_t = 16)]
+    pub sessions: usize,
+    /// Frames each session sends.
+    #[arg(long, default_value_t = 500)]
+    pub frames: u64,
+    #[arg(long, value_enum, default_value_t = Pace::Max)]
+    pub pace: Pace,
+    /// Frames in flight per session in `max` pace.
+    #[arg(long, default_value_t = 8)]
+    pub window: usize,
+    /// Data directory for the child gateway (default: a fresh temporary one, removed after).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// What one session measured.
+struct SessionRun {
+    latencies_us: Vec<u64>,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    crate::limits::raise_open_files();
+    let temp = std::env::temp_dir().join(format!("gateway-bench-{}", std::process::id()));
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| temp.clone());
+    let (mut child, addr) = start_child(&data_dir).await?;
+    let pid = child.id().context("child gateway has no pid")?;
+    println!(
+        "bench: {} sessions x {} frames, pace {:?}, window {}, gateway pid {pid} on {addr}",
+        args.sessions, args.frames, args.pace, args.window
+    );
+
+    let content = base64::engine::general_purpose::STANDARD.encode(test_pcm());
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(args.sessions);
+    for index in 0..args.sessions {
+        let url = format!("ws://{addr}/v1/audio/ws/bench-{index}");
+        let content = content.clone();
+        let args = args.clone();
+        // Realtime sessions start spread over one second, as recorders would.
+        let offset = match args.pace {
+            Pace::Realtime => Duration::from_micros(1_000_000 * index as u64 / args.sessions as u64),
+            Pace::Max => Duration::ZERO,
+        };
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(offset).await;
+            run_session(&url, &format!("bench-{index}"), &content, &args).await
+        }));
+    }
+    let rss_live = rss_kib(pid, "VmRSS");
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??.latencies_us);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rss_after = rss_kib(pid, "VmRSS");
+    let peak = rss_kib(pid, "VmHWM");
+    stop_child(&mut child).await;
+    if args.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&temp);
+    }
+
+    latencies.sort_unstable();
+    let frames = latencies.len() as f64;
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
+    println!("frames acked      {}", latencies.len());
+    println!("elapsed           {elapsed:.2} s");
+    println!("throughput        {:.0} frames/s", frames / elapsed);
+    println!(
+        "pcm               {:.1} MB/s",
+        frames * FRAME_BYTES as f64 / elapsed / 1e6
+    );
+    println!(
+        "ack latency ms    p50 {:.2}  p99 {:.2}  max {:.2}",
+        pct(0.50),
+        pct(0.99),
+        pct(1.0)
+    );
+    println!(
+        "gateway rss MiB   peak {:.1}  while loaded {:.1}  at end {:.1}",
+        peak as f64 / 1024.0,
+        rss_live as f64 / 1024.0,
+        rss_after as f64 / 1024.0
+    );
+    Ok(())
+}
+
+async fn run_session(
+    url: &str,
+    session: &str,
+    content: &str,
+    args: &BenchArgs,
+) -> anyhow::Result<SessionRun> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .with_context(|| format!("connect {url}"))?;
+    ws.send(Message::text(r#"{"type":"hello"}"#)).await?;
+    expect_ready(&mut ws).await?;
+    let total = args.frames;
+    let window = match args.pace {
+        Pace::Max => args.window.max(1),
+        Pace::Realtime => 1,
+    };
+    let mut sent_at = vec![Instant::now(); total as usize + 1];
+    let mut latencies_us = Vec::with_capacity(total as usize);
+    let mut next = 1u64;
+    let mut in_flight = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while (latencies_us.len() as u64) < total {
+        while in_flight < window && next <= total {
+            if args.pace == Pace::Realtime {
+                tick.tick().await;
+            }
+            let frame = format!(
+                r#"{{"type":"chunk","meeting_id":"{session}","seq":{next},"timestamp_ms":{},"sample_rate":16000,"channels":1,"format":"pcm_s16le","content_b64":"{content}"}}"#,
+                crate::sessions::now_ms()
+            );
+            sent_at[next as usize] = Instant::now();
+            ws.send(Message::text(frame)).await?;
+            next += 1;
+            in_flight += 1;
+        }
+        let message = ws.next().await.context("gateway closed the socket")??;
+        let Message::Text(text) = message else {
+            continue;
+        };
+        match serde_json::from_str::<ServerMessage>(text.as_str())? {
+            ServerMessage::Ack(ack) if ack.status == AckStatus::Stored => {
+                latencies_us.push(sent_at[ack.seq as usize].elapsed().as_micros() as u64);
+                in_flight -= 1;
+            }
+            other => bail!("unexpected answer: {other:?}"),
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok(SessionRun { latencies_us })
+}
+
+async fn expect_ready(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> anyhow::Result<()> {
+    match ws.next().await.context("no answer to hello")?? {
+        Message::Text(text) if text.as_str().contains(r#""type":"ready""#) => Ok(()),
+        other => bail!("expected ready, got {other:?}"),
+    }
+}
+
+/// One second of a 440 Hz tone: realistic bytes, not zeros a filesystem might treat specially.
+fn test_pcm() -> Vec<u8> {
+    (0..FRAME_BYTES / 2)
+        .flat_map(|i| {
+            let t = i as f64 / 16_000.0;
+            (((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16).to_le_bytes()
+        })
+        .collect()
+}
+
+async fn start_child(data_dir: &std::path::Path) -> anyhow::Result<(Child, String)> {
+    let exe = std::env::current_exe().context("cannot find the gateway binary")?;
+    let mut child = Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("GATEWAY_OBJECTS")
+        .env_remove("GATEWAY_API_KEY")
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the gateway")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(line) = lines.next_line().await? {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
+            return Ok((child, addr));
+        }
+    }
+    bail!("the gateway exited before it was ready")
+}
+
+async fn stop_child(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // SIGTERM: let it shut down the way an operator's would.
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+}
+
+/// A field of /proc/PID/status in KiB (Linux); 0 elsewhere.
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix(field)?
+                    .trim_start_matches(':')
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,119 @@
+//! The proxy to the speaker-inference service: one shared HTTP client, the configured timeout,
+//! and every failure mapped to words the caller can act on.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName};
+use serde_json::Value;
+
+/// Where the inference service is and how to call it.
+#[derive(Debug, Clone)]
+pub struct InferenceConfig {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub timeout: Duration,
+    pub resolve_path: String,
+}
+
+/// Default of `INFERENCE_TIMEOUT_MS`.
+pub const DEFAULT_TIMEOUT_MS: u64 = 15_000;
+/// Default of `INFERENCE_RESOLVE_PATH`.
+pub const DEFAULT_RESOLVE_PATH: &str = "/speaker/resolve";
+/// Most bytes of a failing backend's body passed back to the caller.
+const MAX_BACKEND_BODY: usize = 4096;
+
+/// Why a resolve could not get an answer from the inference service.
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    #[error("inference is not configured: set INFERENCE_BASE_URL (and INFERENCE_API_KEY if the service needs one)")]
+    NotConfigured,
+    #[error("inference request failed: {0}")]
+    Transport(String),
+    #[error("inference backend returned {status}")]
+    Backend {
+        status: u16,
+        body: Value,
+        /// Rate-limit headers of a 429, passed on so the caller knows when to retry.
+        headers: Vec<(HeaderName, reqwest::header::HeaderValue)>,
+    },
+}
+
+/// The shared client; `None` config means inference is off.
+#[derive(Clone)]
+pub struct Inference {
+    client: reqwest::Client,
+    config: Option<InferenceConfig>,
+}
+
+impl Inference {
+    pub fn new(config: Option<InferenceConfig>) -> Inference {
+        Inference {
+            client: reqwest::Client::new(),
+            config,
+        }
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.config.is_some()
+    }
+
+    /// POSTs `body` to the resolve endpoint; a 2xx answer's raw bytes are returned unchanged.
+    pub async fn resolve(&self, body: &Value) -> Result<Bytes, InferenceError> {
+        let config = self.config.as_ref().ok_or(InferenceError::NotConfigured)?;
+        let url = format!(
+            "{}/{}",
+            config.base_url.trim_end_matches('/'),
+            config.resolve_path.trim_start_matches('/')
+        );
+        let mut request = self.client.post(url).timeout(config.timeout).json(body);
+        if let Some(key) = &config.api_key {
+            request = request.header("x-api-key", key);
+        }
+        let response = request.send().await.map_err(|e| transport(e, config))?;
+        let status = response.status();
+        let headers = rate_limit_headers(response.headers());
+        let bytes = response.bytes().await.map_err(|e| transport(e, config))?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(text.chars().take(MAX_BACKEND_BODY).collect()));
+        Err(InferenceError::Backend {
+            status: status.as_u16(),
+            body,
+            headers,
+        })
+    }
+}
+
+fn transport(err: reqwest::Error, config: &InferenceConfig) -> InferenceError {
+    if err.is_timeout() {
+        return InferenceError::Transport(format!(
+            "timed out after {} ms",
+            config.timeout.as_millis()
+        ));
+    }
+    // The URL may carry credentials; leave it out.
+    let err = err.without_url();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    InferenceError::Transport(text)
+}
+
+fn rate_limit_headers(headers: &HeaderMap) -> Vec<(HeaderName, reqwest::header::HeaderValue)> {
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            name.starts_with("x-ratelimit-") || name == "retry-after"
+        })
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect()
+}

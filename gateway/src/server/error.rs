@@ -1,0 +1,147 @@
+//! Every HTTP failure, and how it maps to a status and a `{"detail": ...}` body.
+
+use axum::Json;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::core::session::SessionError;
+use crate::core::session_id::SessionIdError;
+use crate::core::speakers::RequestError;
+use crate::inference::InferenceError;
+use crate::sessions::ResolveError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body too large (at most {0} bytes)")]
+    TooLarge(usize),
+    #[error("websocket upgrade required")]
+    UpgradeRequired,
+    #[error("{detail}")]
+    BadGateway {
+        detail: String,
+        backend_status: Option<u16>,
+        backend_body: Option<Value>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn route_not_found() -> ApiError {
+        ApiError::NotFound("route not found".into())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+            ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = self.to_string();
+        match self {
+            ApiError::BadGateway {
+                backend_status,
+                backend_body,
+                headers,
+                ..
+            } => {
+                let mut body = json!({ "detail": detail });
+                if let Some(code) = backend_status {
+                    body["backend_status"] = json!(code);
+                    body["backend_body"] = backend_body.unwrap_or(Value::Null);
+                }
+                let mut response = (status, Json(body)).into_response();
+                response.headers_mut().extend(headers);
+                response
+            }
+            _ => (status, Json(json!({ "detail": detail }))).into_response(),
+        }
+    }
+}
+
+impl From<SessionIdError> for ApiError {
+    fn from(err: SessionIdError) -> ApiError {
+        ApiError::BadRequest(err.to_string())
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(err: RequestError) -> ApiError {
+        ApiError::BadRequest(err.to_string())
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(err: SessionError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            SessionError::IdCollision { .. } => ApiError::Conflict(detail),
+            SessionError::MeetingMismatch { .. } => ApiError::BadRequest(detail),
+            SessionError::UnknownCluster(_) => ApiError::NotFound(detail),
+            SessionError::Answer(_) => ApiError::BadGateway {
+                detail,
+                backend_status: None,
+                backend_body: None,
+                headers: Vec::new(),
+            },
+            SessionError::Storage(_) => ApiError::Internal(detail),
+        }
+    }
+}
+
+impl From<ResolveError> for ApiError {
+    fn from(err: ResolveError) -> ApiError {
+        match err {
+            ResolveError::Session(err) => err.into(),
+            ResolveError::Inference(err) => {
+                let detail = err.to_string();
+                match err {
+                    InferenceError::NotConfigured => ApiError::Unavailable(detail),
+                    InferenceError::Transport(_) => ApiError::BadGateway {
+                        detail,
+                        backend_status: None,
+                        backend_body: None,
+                        headers: Vec::new(),
+                    },
+                    InferenceError::Backend {
+                        status,
+                        body,
+                        headers,
+                    } => ApiError::BadGateway {
+                        detail,
+                        backend_status: Some(status),
+                        backend_body: Some(body),
+                        headers,
+                    },
+                }
+            }
+        }
+    }
+}

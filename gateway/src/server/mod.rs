@@ -1,0 +1,169 @@
+//! The headless server: configuration, the router, start and graceful shutdown.
+
+mod auth;
+mod error;
+mod extract;
+mod log;
+mod routes;
+mod wav;
+mod ws;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::inference::{Inference, InferenceConfig};
+use crate::sessions::Sessions;
+use crate::storage::{Database, Objects};
+
+pub use error::ApiError;
+
+/// Everything the gateway needs to run; the CLI fills it from flags and env.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// SQLite lives here, and objects too unless `objects` says otherwise.
+    pub data_dir: PathBuf,
+    /// A directory or `s3://bucket`; `None` is `<data_dir>/objects`.
+    pub objects: Option<String>,
+    pub api_key: Option<String>,
+    pub inference: Option<InferenceConfig>,
+    /// How long an unused session actor lives before it is dropped from memory.
+    pub idle_timeout: Duration,
+}
+
+impl GatewayConfig {
+    /// Loopback on a free port, local objects under `data_dir`, no key, no inference.
+    pub fn local(data_dir: impl Into<PathBuf>) -> GatewayConfig {
+        GatewayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            objects: None,
+            api_key: None,
+            inference: None,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub sessions: Sessions,
+    pub api_key: Option<Arc<str>>,
+    /// Flips to true when the server stops; open sockets close themselves.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// A gateway serving in this process.
+pub struct RunningGateway {
+    addr: SocketAddr,
+    storage: String,
+    inference_configured: bool,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningGateway {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT`
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// The line the binary prints when it is ready.
+    pub fn startup_line(&self) -> String {
+        format!(
+            "gateway listening on http://{} | storage: {} | inference: {}",
+            self.addr,
+            self.storage,
+            if self.inference_configured {
+                "configured"
+            } else {
+                "not configured"
+            }
+        )
+    }
+
+    /// Stops accepting, closes open sockets after the message each is handling, waits for
+    /// in-flight requests, and returns.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        self.task
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+    }
+}
+
+/// Opens storage, binds the address and starts serving.
+pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
+    let database = Database::open(&config.data_dir)?;
+    let objects = match &config.objects {
+        Some(spec) => Objects::from_spec(spec)?,
+        None => Objects::local(&config.data_dir.join("objects"))?,
+    };
+    let storage = objects.description().to_owned();
+    let inference = Inference::new(config.inference.clone());
+    let inference_configured = inference.is_configured();
+    let sessions = Sessions::new(database, objects, inference, config.idle_timeout);
+    let (stop, stopping) = watch::channel(false);
+    let state = AppState {
+        sessions,
+        api_key: config.api_key.as_deref().map(Arc::from),
+        stopping: stopping.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let app = router(state);
+    let mut stop_signal = stopping;
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_signal.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    Ok(RunningGateway {
+        addr,
+        storage,
+        inference_configured,
+        stop,
+        task,
+    })
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(routes::health))
+        .route("/v1/audio/ws/{session_id}", get(ws::upgrade))
+        .route("/v1/sessions/{session_id}/resolve", post(routes::resolve))
+        .route("/v1/sessions/{session_id}/state", get(routes::state))
+        .route("/v1/sessions/{session_id}/finalize", post(routes::finalize))
+        .route("/v1/sessions/{session_id}/bindings", put(routes::bind))
+        .route("/v1/sessions/{session_id}/audio.wav", get(wav::audio))
+        .fallback(|| async { ApiError::route_not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
+        .layer(axum::middleware::from_fn(log::log_request))
+        .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .with_state(state)
+}

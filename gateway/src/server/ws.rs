@@ -1,0 +1,168 @@
+//! The ingest WebSocket: one task per connection reads a message, has the session answer it,
+//! and writes the answer before reading the next, so ACKs leave in the order frames arrived.
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{State, ws::rejection::WebSocketUpgradeRejection};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+
+use crate::actor::SessionHandle;
+use crate::core::message::{Incoming, MessageError, parse_message};
+use crate::protocol::{MAX_WS_MESSAGE_BYTES, ServerMessage};
+use crate::server::AppState;
+use crate::server::auth::{KeyChecked, key_matches};
+use crate::server::error::ApiError;
+use crate::server::extract::SessionPath;
+use crate::sessions::now_ms;
+
+pub async fn upgrade(
+    State(app): State<AppState>,
+    SessionPath(id): SessionPath,
+    checked: Option<Extension<KeyChecked>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(upgrade) = upgrade else {
+        return ApiError::UpgradeRequired.into_response();
+    };
+    let authenticated = checked.is_none_or(|Extension(KeyChecked(ok))| ok);
+    let handle = app.sessions.handle(&id);
+    upgrade
+        .max_message_size(MAX_WS_MESSAGE_BYTES)
+        .max_frame_size(MAX_WS_MESSAGE_BYTES)
+        .on_upgrade(move |socket| Connection { app, handle, authenticated }.serve(socket))
+}
+
+/// One client's socket on one session.
+struct Connection {
+    app: AppState,
+    /// Held for the connection's life, which keeps the session's actor alive.
+    handle: SessionHandle,
+    /// False until the key is proved, when the gateway has one and the upgrade lacked it.
+    authenticated: bool,
+}
+
+/// What to do after answering a message.
+enum Next {
+    Continue,
+    Close(u16, &'static str),
+}
+
+impl Connection {
+    async fn serve(mut self, mut socket: WebSocket) {
+        let started = std::time::Instant::now();
+        let mut stopping = self.app.stopping.clone();
+        let mut messages = 0u64;
+        let end = loop {
+            let received = tokio::select! {
+                received = socket.recv() => received,
+                _ = stopping.wait_for(|stop| *stop) => break Some((close_code::AWAY, "server shutting down")),
+            };
+            let message = match received {
+                None | Some(Ok(Message::Close(_))) => break None,
+                Some(Err(err)) => break Some(receive_failure(err)),
+                Some(Ok(message)) => message,
+            };
+            messages += 1;
+            let (answer, next) = match message {
+                Message::Text(text) => self.answer(text.as_str()).await,
+                Message::Binary(_) => (refusal(MessageError::Binary), Next::Continue),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                Message::Close(_) => unreachable!("handled above"),
+            };
+            let text = serde_json::to_string(&answer).expect("server messages serialize");
+            if socket.send(Message::Text(text.into())).await.is_err() {
+                break None;
+            }
+            if let Next::Close(code, reason) = next {
+                break Some((code, reason));
+            }
+        };
+        if let Some((code, reason)) = end {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = socket.send(Message::Close(Some(frame))).await;
+        }
+        tracing::info!(
+            session = %self.handle.id(),
+            messages,
+            secs = started.elapsed().as_secs_f64(),
+            "socket closed"
+        );
+    }
+
+    async fn answer(&mut self, text: &str) -> (ServerMessage, Next) {
+        let incoming = parse_message(text);
+        if !self.authenticated {
+            return match incoming {
+                Ok(Incoming::Auth(key)) if self.key_is(&key) => {
+                    self.authenticated = true;
+                    (ServerMessage::Authenticated, Next::Continue)
+                }
+                _ => (
+                    error("authentication required: send {\"type\":\"auth\",\"key\":\"...\"} first, or the key in the upgrade headers", None),
+                    Next::Close(close_code::POLICY, "authentication required"),
+                ),
+            };
+        }
+        let sessions = &self.app.sessions;
+        let answer = match incoming {
+            Err(err) => refusal(err),
+            Ok(Incoming::Hello) => match sessions.ready(&self.handle).await {
+                Ok(ready) => ServerMessage::Ready(ready),
+                Err(err) => error(err, None),
+            },
+            Ok(Incoming::Status) => match sessions.status(&self.handle).await {
+                Ok(status) => ServerMessage::Status(status),
+                Err(err) => error(err, None),
+            },
+            Ok(Incoming::Ping) => ServerMessage::Pong { ts: now_ms() },
+            Ok(Incoming::Auth(_)) => ServerMessage::Authenticated,
+            Ok(Incoming::Close(reason)) => {
+                return (
+                    ServerMessage::Closing { reason },
+                    Next::Close(close_code::NORMAL, "closing"),
+                );
+            }
+            Ok(Incoming::Chunk(chunk)) => {
+                let seq = chunk.seq;
+                match sessions.chunk(&self.handle, chunk).await {
+                    Ok(ack) => ServerMessage::Ack(ack),
+                    Err(err) => error(err, Some(seq)),
+                }
+            }
+        };
+        (answer, Next::Continue)
+    }
+
+    fn key_is(&self, given: &str) -> bool {
+        self.app
+            .api_key
+            .as_deref()
+            .is_none_or(|expected| key_matches(expected, given))
+    }
+}
+
+fn error(detail: impl ToString, seq: Option<u64>) -> ServerMessage {
+    ServerMessage::Error {
+        detail: detail.to_string(),
+        seq,
+    }
+}
+
+fn refusal(err: MessageError) -> ServerMessage {
+    error(err, None)
+}
+
+/// How to close after a read failed: an oversized message gets 1009 and says the limit.
+fn receive_failure(err: axum::Error) -> (u16, &'static str) {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match err.into_inner().downcast::<WsError>() {
+        Ok(ws) if matches!(*ws, WsError::Capacity(_)) => (
+            close_code::SIZE,
+            "message too large: at most 65536 bytes per message",
+        ),
+        _ => (close_code::PROTOCOL, "protocol error"),
+    }
+}
