@@ -18,6 +18,7 @@ pub mod source;
 
 // The network half: spool → uplink to the gateway, speaker resolution, events for the UI.
 pub mod endpoint;
+pub mod engine;
 pub mod events;
 pub mod pipeline;
 pub mod resolve;
