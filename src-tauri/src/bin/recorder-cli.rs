@@ -1,0 +1,320 @@
+//! `recorder-cli`: the recorder engine from a terminal, no display needed.
+//!
+//! `devices` lists inputs; `stream` records from a device, a WAV file or a tone to a gateway,
+//! with live counters on one line; `finalize` asks the gateway to write the session's result.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use gateway::protocol::RosterEntry;
+use recorder::endpoint::GatewayEndpoint;
+use recorder::engine::{self, Recorder, RecorderConfig, ResolveSettings};
+use recorder::events::{ConnectionState, Event, UplinkCounters};
+use recorder::source::{self, InputSpec, Pacing};
+use tokio::sync::broadcast::error::RecvError;
+
+#[derive(Parser)]
+#[command(name = "recorder-cli", version, about = "Record audio and stream it to the gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List audio input devices and their configurations.
+    Devices,
+    /// Record from an input and stream it to the gateway until it ends or Ctrl-C.
+    Stream(StreamArgs),
+    /// Write the session's result.json on the gateway.
+    Finalize {
+        #[arg(long, env = "RECORDER_GATEWAY")]
+        gateway: String,
+        #[arg(long)]
+        session: String,
+        #[arg(long, env = "RECORDER_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct StreamArgs {
+    /// Gateway base URL, e.g. http://127.0.0.1:8787.
+    #[arg(long, env = "RECORDER_GATEWAY")]
+    gateway: String,
+    /// Session id (1..128 characters).
+    #[arg(long)]
+    session: String,
+    /// `default`, a device name, a .wav file, or `tone:FREQ`.
+    #[arg(long, default_value = "default")]
+    input: String,
+    /// Tone length; for devices and files, stop after this many seconds of wall clock.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Pace files and tones like a live microphone (the default).
+    #[arg(long, conflicts_with = "fast")]
+    realtime: bool,
+    /// Read files and tones as fast as possible.
+    #[arg(long)]
+    fast: bool,
+    #[arg(long, env = "RECORDER_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Seconds between speaker resolutions; 0 turns resolution off.
+    #[arg(long, default_value_t = 5.0)]
+    resolve_every: f64,
+    /// Seconds of audio per resolution (at most 30).
+    #[arg(long, default_value_t = 10.0)]
+    resolve_window: f64,
+    /// Expected speakers, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    roster: Vec<String>,
+    /// Root of the session spools (unsent frames and the local WAV copy).
+    #[arg(long, env = "RECORDER_SPOOL_DIR", default_value = "recorder-spool")]
+    spool_dir: PathBuf,
+    /// Seconds to wait for the gateway to ACK everything after the audio ends.
+    #[arg(long, default_value_t = 30.0)]
+    drain_timeout: f64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Devices => devices(),
+            Command::Stream(args) => stream(args).await,
+            Command::Finalize {
+                gateway,
+                session,
+                api_key,
+            } => {
+                let endpoint = GatewayEndpoint::parse(&gateway, api_key)?;
+                let answer = engine::finalize(&endpoint, &session).await?;
+                println!(
+                    "finalized {}: {} ({} events) at {}",
+                    answer.session_id, answer.result_key, answer.event_count, answer.finalized_at
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    });
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn devices() -> anyhow::Result<ExitCode> {
+    let devices = source::list_devices()?;
+    if devices.is_empty() {
+        println!("no input devices");
+    }
+    for d in devices {
+        println!("{}{}", d.name, if d.is_default { "  (default)" } else { "" });
+        for c in d.configs {
+            println!(
+                "    {} ch, {}–{} Hz, {}",
+                c.channels, c.min_rate, c.max_rate, c.sample_format
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn seconds(value: f64, what: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value).with_context(|| format!("{what} must be a number of seconds ≥ 0"))
+}
+
+async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
+    let endpoint = GatewayEndpoint::parse(&args.gateway, args.api_key)?;
+    let input: InputSpec = args.input.parse()?;
+    let mut config = RecorderConfig::new(endpoint, &args.session, input, &args.spool_dir);
+    config.pacing = if args.fast {
+        Pacing::AsFastAsPossible
+    } else {
+        Pacing::RealTime
+    };
+    config.duration = args.duration.map(|d| seconds(d, "--duration")).transpose()?;
+    config.resolve = (args.resolve_every > 0.0)
+        .then(|| -> anyhow::Result<ResolveSettings> {
+            Ok(ResolveSettings {
+                every: seconds(args.resolve_every, "--resolve-every")?,
+                window: seconds(args.resolve_window, "--resolve-window")?,
+                roster: args
+                    .roster
+                    .iter()
+                    .map(|n| n.trim())
+                    .filter(|n| !n.is_empty())
+                    .map(|name| RosterEntry {
+                        name: name.to_owned(),
+                        email: None,
+                    })
+                    .collect(),
+                asr_text: None,
+            })
+        })
+        .transpose()?;
+    let drain = seconds(args.drain_timeout, "--drain-timeout")?;
+
+    let mut handle = Recorder::start(config)?;
+    let mut events = handle.subscribe();
+    eprintln!(
+        "recording session {:?} to {}; spool {}{}",
+        args.session,
+        args.gateway,
+        handle.session_dir().display(),
+        if handle.first_seq() > 1 {
+            format!("; resuming at seq {}", handle.first_seq())
+        } else {
+            String::new()
+        }
+    );
+    let mut line = Line::default();
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = handle.audio_finished() => break,
+            _ = tokio::signal::ctrl_c() => { line.note("stopping…"); break; }
+            _ = ticker.tick() => line.draw(),
+            event = events.recv() => match event {
+                Ok(event) => line.on_event(event),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
+    // Keep drawing while the spool drains.
+    let stop = handle.stop(drain);
+    tokio::pin!(stop);
+    let summary = loop {
+        tokio::select! {
+            summary = &mut stop => break summary,
+            _ = ticker.tick() => line.draw(),
+            event = events.recv() => if let Ok(event) = event { line.on_event(event) },
+        }
+    };
+    line.counters = summary.uplink.clone();
+    line.draw();
+    eprintln!();
+    let u = &summary.uplink;
+    println!(
+        "session {}: {} frames ({:.1} s of audio), last seq {}; sent {} (resent {}), acked {} \
+         (stored {}, duplicate {}), errors {}, rejected {}, reconnects {}; gateway missing {}; \
+         ack latency avg {} ms, p99 {} ms; local copy {}",
+        summary.session_id,
+        summary.frames,
+        summary.samples as f64 / 16_000.0,
+        summary.last_seq,
+        u.sent,
+        u.resent,
+        u.acked,
+        u.stored,
+        u.duplicate,
+        u.errors,
+        u.rejected,
+        u.reconnects,
+        u.gateway_missing,
+        fmt_ms(u.latency.avg_ms),
+        fmt_ms(u.latency.p99_ms),
+        summary.local_copy.as_deref().unwrap_or("-"),
+    );
+    if summary.drained {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{} frames are still held in {}; run the same command again to send them",
+            u.pending,
+            handle_dir(&args.spool_dir, &args.session)
+        );
+        Ok(ExitCode::from(3))
+    }
+}
+
+fn handle_dir(root: &std::path::Path, session: &str) -> String {
+    engine::session_dir(root, session)
+        .map(|d| d.display().to_string())
+        .unwrap_or_default()
+}
+
+fn fmt_ms(value: Option<f64>) -> String {
+    value.map_or("-".into(), |v| format!("{v:.1}"))
+}
+
+/// The one-line live display.
+#[derive(Default)]
+struct Line {
+    counters: UplinkCounters,
+    state: String,
+    level: Option<f32>,
+}
+
+impl Line {
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Level { rms_dbfs, .. } => self.level = Some(rms_dbfs),
+            Event::Uplink(counters) => self.counters = counters,
+            Event::Connection {
+                state,
+                holding,
+                detail,
+            } => {
+                self.state = match state {
+                    ConnectionState::Connecting => "connecting".into(),
+                    ConnectionState::Connected => "connected".into(),
+                    ConnectionState::Reconnecting { retry_in_ms, .. } => format!(
+                        "gateway unreachable, holding {holding} frames, retry in {:.1} s",
+                        retry_in_ms as f64 / 1000.0
+                    ),
+                    ConnectionState::Offline => format!("offline, holding {holding} frames"),
+                };
+                if let (Some(detail), ConnectionState::Reconnecting { attempt: 1, .. }) =
+                    (&detail, state)
+                {
+                    self.note(&format!("connection problem: {detail}"));
+                }
+            }
+            Event::Speaker(answer) => self.note(&format!(
+                "speaker {}: {} ({:?})",
+                answer.cluster_id,
+                answer.speaker_name.as_deref().unwrap_or("?"),
+                answer.decision
+            )),
+            Event::ResolveUnavailable { detail } => {
+                self.note(&format!("speaker resolution unavailable: {detail}"))
+            }
+            Event::Error { origin, message } => self.note(&format!("{origin:?} error: {message}")),
+            Event::Finished(_) => {}
+        }
+    }
+
+    /// Prints a message on its own line, above the live line.
+    fn note(&mut self, message: &str) {
+        eprint!("\r\x1b[K{message}\n");
+        self.draw();
+    }
+
+    fn draw(&self) {
+        let c = &self.counters;
+        let level = self.level.map_or("   -".into(), |l| format!("{l:4.0}"));
+        eprint!(
+            "\r\x1b[K{level} dBFS | sent {} acked {} pending {} dup {} err {} | missing {} | ack {} ms | {}",
+            c.sent,
+            c.acked,
+            c.pending,
+            c.duplicate,
+            c.errors,
+            c.gateway_missing,
+            fmt_ms(c.latency.last_ms),
+            self.state
+        );
+        let _ = std::io::stderr().flush();
+    }
+}
