@@ -18,7 +18,11 @@ use recorder::source::{self, InputSpec, Pacing};
 use tokio::sync::broadcast::error::RecvError;
 
 #[derive(Parser)]
-#[command(name = "recorder-cli", version, about = "Record audio and stream it to the gateway")]
+#[command(
+    name = "recorder-cli",
+    version,
+    about = "Record audio and stream it to the gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -118,7 +122,11 @@ fn devices() -> anyhow::Result<ExitCode> {
         println!("no input devices");
     }
     for d in devices {
-        println!("{}{}", d.name, if d.is_default { "  (default)" } else { "" });
+        println!(
+            "{}{}",
+            d.name,
+            if d.is_default { "  (default)" } else { "" }
+        );
         for c in d.configs {
             println!(
                 "    {} ch, {}–{} Hz, {}",
@@ -130,7 +138,8 @@ fn devices() -> anyhow::Result<ExitCode> {
 }
 
 fn seconds(value: f64, what: &str) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(value).with_context(|| format!("{what} must be a number of seconds ≥ 0"))
+    Duration::try_from_secs_f64(value)
+        .with_context(|| format!("{what} must be a number of seconds ≥ 0"))
 }
 
 async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
@@ -142,7 +151,10 @@ async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
     } else {
         Pacing::RealTime
     };
-    config.duration = args.duration.map(|d| seconds(d, "--duration")).transpose()?;
+    config.duration = args
+        .duration
+        .map(|d| seconds(d, "--duration"))
+        .transpose()?;
     config.resolve = (args.resolve_every > 0.0)
         .then(|| -> anyhow::Result<ResolveSettings> {
             Ok(ResolveSettings {

@@ -58,7 +58,8 @@ pub struct SupportedConfig {
 /// should see it exists even if it is busy right now.
 pub fn list_devices() -> Result<Vec<DeviceInfo>, SourceError> {
     let host = cpal::default_host();
-    let default_name = host.default_input_device().map(|d| device_name(&d));
+    // Compared by id: the default device's description may not match its listed twin's.
+    let default_id = host.default_input_device().and_then(|d| d.id().ok());
     let devices = host.input_devices().map_err(|e| SourceError::Device {
         device: "(all)".into(),
         message: e.to_string(),
@@ -86,7 +87,7 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, SourceError> {
                 })
                 .unwrap_or_default();
             DeviceInfo {
-                is_default: default_name.as_deref() == Some(name.as_str()),
+                is_default: default_id.is_some() && device.id().ok() == default_id,
                 name,
                 default_config,
                 configs,
