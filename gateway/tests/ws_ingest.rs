@@ -205,7 +205,7 @@ async fn unsafe_session_ids_stay_inside_their_own_folder() {
         ("/v1/sessions/../state", 400, "session_id must not be '.' or '..'"),
         ("/v1/sessions/%2E%2E/state", 400, "session_id must not be '.' or '..'"),
         ("/v1/sessions/./state", 400, "session_id must not be '.' or '..'"),
-        ("/v1/sessions//state", 404, "route not found"),
+        ("/v1/sessions//state", 400, "session_id is required"),
         (&format!("/v1/sessions/{}/state", "x".repeat(129)), 400, "session_id must be at most 128 characters"),
     ] {
         let (code, body) = raw_get(&gw, path).await;
