@@ -59,7 +59,7 @@ fn tone_above_new_nyquist_is_removed_not_aliased() {
     let fade = 960;
     let mut input = sine(rate, 1, 12_000.0, 1.0, frames);
     for n in 0..fade {
-        let gain = (0.5 - 0.5 * (std::f32::consts::PI * n as f32 / fade as f32).cos()) as f32;
+        let gain = 0.5 - 0.5 * (std::f32::consts::PI * n as f32 / fade as f32).cos();
         input[n] *= gain;
         input[frames - 1 - n] *= gain;
     }

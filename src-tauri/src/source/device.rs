@@ -231,7 +231,7 @@ fn build<T: CaptureSample>(
     let error_events = events.clone();
     let error_label = label.to_string();
     device.build_input_stream::<T, _, _>(
-        config.clone(),
+        *config,
         move |data: &[T], info: &InputCallbackInfo| {
             let block = AudioBlock {
                 samples: data.iter().map(|&s| s.to_f32()).collect(),
