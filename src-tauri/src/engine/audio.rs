@@ -2,11 +2,18 @@
 //! to the uplink (which spools them) and the resolver, levels to the event stream.
 //!
 //! Everything leaves through unbounded channels, so the audio path never waits for the network.
+//!
+//! The local copy is written here, from the frames, rather than by the pipeline from the raw
+//! sample blocks: each frame's real samples are written and the WAV header rewritten *before*
+//! the frame is queued for the spool. So after a kill the copy covers exactly every frame that
+//! can have reached the gateway (a block-driven copy flushes every 16000 samples counted from
+//! wherever blocks happen to end, which can leave the last sent second out).
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use crate::events::{ErrorOrigin, Event, EventSink};
+use crate::local_copy::LocalCopy;
 use crate::pipeline::{self, PipelineConfig, PipelineEvent, StopHandle};
 use crate::resolve::ResolveFeed;
 use crate::source::Capture;
@@ -15,6 +22,7 @@ use crate::uplink::FrameSender;
 
 /// Where the audio thread sends its results.
 pub struct Outputs {
+    pub local_copy: LocalCopy,
     pub frames: FrameSender,
     pub resolve: Option<ResolveFeed>,
     pub events: EventSink,
@@ -40,9 +48,10 @@ pub fn run(
     capture: Capture,
     config: PipelineConfig,
     stop: StopHandle,
-    out: Outputs,
+    mut out: Outputs,
 ) -> AudioReport {
     let mut report = AudioReport::default();
+    let mut samples = Vec::with_capacity(crate::framer::FRAME_SAMPLES);
     let result = pipeline::run(capture, &config, &stop, |event| {
         match event {
             PipelineEvent::Level(level) => out.events.emit(Event::Level {
@@ -51,6 +60,19 @@ pub fn run(
             }),
             PipelineEvent::Frame(frame) => {
                 report.last_seq = frame.seq;
+                samples.clear();
+                samples.extend(
+                    frame.pcm[..frame.real_samples * 2]
+                        .chunks_exact(2)
+                        .map(|b| i16::from_le_bytes([b[0], b[1]])),
+                );
+                let written = out
+                    .local_copy
+                    .write(&samples)
+                    .and_then(|()| out.local_copy.flush());
+                if let Err(e) = written {
+                    out.events.error(ErrorOrigin::LocalCopy, e.to_string());
+                }
                 if let Some(feed) = &out.resolve {
                     feed.push(frame.seq, frame.pcm.clone());
                 }
@@ -74,13 +96,15 @@ pub fn run(
         Ok(summary) => {
             report.frames = summary.frames;
             report.samples = summary.samples;
-            report.local_copy = summary.local_copy;
         }
         Err(e) => {
             out.events.error(ErrorOrigin::Source, e.to_string());
             report.error = Some(e.to_string());
-            report.local_copy = config.local_copy;
         }
+    }
+    match out.local_copy.finish() {
+        Ok(path) => report.local_copy = Some(path),
+        Err(e) => out.events.error(ErrorOrigin::LocalCopy, e.to_string()),
     }
     report
 }

@@ -20,6 +20,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::endpoint::{API_KEY_HEADER, GatewayEndpoint};
 use crate::events::{ErrorOrigin, Event, EventSink, Summary, UplinkCounters};
+use crate::local_copy::LocalCopy;
 use crate::pipeline::{PipelineConfig, StopHandle};
 use crate::resolve::{ResolveConfig, Resolver};
 use crate::source::{self, InputSpec, OpenOptions, Pacing};
@@ -146,13 +147,16 @@ impl Recorder {
             rc.asr_text = r.asr_text.clone();
             Resolver::start(rc, events.clone())
         });
+        let run_copy = LocalCopy::create(dir.join(RUN_COPY)).context("cannot create the local copy")?;
         let outputs = audio::Outputs {
+            local_copy: run_copy,
             frames: uplink.frames(),
             resolve: resolver.as_ref().map(Resolver::feed),
             events: events.clone(),
         };
         let pipeline_config = PipelineConfig {
-            local_copy: Some(dir.join(RUN_COPY)),
+            // Written from the frames by the audio thread instead (see `audio.rs`).
+            local_copy: None,
             // A resumed stream's sample 0 lies `first_seq - 1` seconds before this run's first.
             start_ms: (first_seq > 1)
                 .then(|| now_ms().saturating_sub((first_seq - 1).saturating_mul(1000))),
