@@ -51,7 +51,8 @@ impl SessionHandle {
         T: Send + 'static,
         F: for<'a> FnOnce(
                 &'a mut ServerSession,
-            ) -> Pin<Box<dyn Future<Output = Result<T, SessionError>> + Send + 'a>>
+            )
+                -> Pin<Box<dyn Future<Output = Result<T, SessionError>> + Send + 'a>>
             + Send
             + 'static,
     {
@@ -176,9 +177,11 @@ impl Registry {
 
     fn forget(&self, name: &str, own: &mpsc::WeakSender<Command>) {
         let mut actors = self.actors.lock().expect("registry lock");
-        let is_own = own
-            .upgrade()
-            .is_some_and(|own| actors.get(name).is_some_and(|e| own.same_channel(&e.mailbox)));
+        let is_own = own.upgrade().is_some_and(|own| {
+            actors
+                .get(name)
+                .is_some_and(|e| own.same_channel(&e.mailbox))
+        });
         if is_own {
             actors.remove(name);
         }

@@ -70,7 +70,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let args = args.clone();
         // Realtime sessions start spread over one second, as recorders would.
         let offset = match args.pace {
-            Pace::Realtime => Duration::from_micros(1_000_000 * index as u64 / args.sessions as u64),
+            Pace::Realtime => {
+                Duration::from_micros(1_000_000 * index as u64 / args.sessions as u64)
+            }
             Pace::Max => Duration::ZERO,
         };
         tasks.push(tokio::spawn(async move {
@@ -204,7 +206,11 @@ async fn start_child(data_dir: &std::path::Path) -> anyhow::Result<(Child, Strin
     let mut lines = BufReader::new(stdout).lines();
     while let Some(line) = lines.next_line().await? {
         if let Some(rest) = line.split("listening on http://").nth(1) {
-            let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
+            let addr = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             return Ok((child, addr));
         }
     }

@@ -26,7 +26,9 @@ const MAX_BACKEND_BODY: usize = 4096;
 /// Why a resolve could not get an answer from the inference service.
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {
-    #[error("inference is not configured: set INFERENCE_BASE_URL (and INFERENCE_API_KEY if the service needs one)")]
+    #[error(
+        "inference is not configured: set INFERENCE_BASE_URL (and INFERENCE_API_KEY if the service needs one)"
+    )]
     NotConfigured,
     #[error("inference request failed: {0}")]
     Transport(String),

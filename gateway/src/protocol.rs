@@ -55,8 +55,12 @@ pub struct Chunk {
 pub enum ServerMessage {
     Ready(Ready),
     Status(IngestStatus),
-    Pong { ts: u64 },
-    Closing { reason: String },
+    Pong {
+        ts: u64,
+    },
+    Closing {
+        reason: String,
+    },
     Ack(Ack),
     Error {
         detail: String,

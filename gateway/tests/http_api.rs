@@ -78,13 +78,19 @@ async fn resolve_forwards_state_and_keeps_the_answer() {
     assert_eq!(code, 200);
     assert_eq!(state["event_count"], 1);
     assert_eq!(state["state"]["clusters"][0]["cluster_id"], "spk_1");
-    assert_eq!(state["state"]["clusters"][0]["centroid"], json!([0.125, -0.5, 0.75]));
+    assert_eq!(
+        state["state"]["clusters"][0]["centroid"],
+        json!([0.125, -0.5, 0.75])
+    );
     assert_eq!(state["ingest"], Value::Null);
     assert!(state["updated_at"].as_str().unwrap().ends_with('Z'));
 
     // The second resolve starts from the state the first left.
     post_resolve(&gw, "r1", None).await;
-    assert_eq!(inference.bodies()[1]["state"]["clusters"][0]["cluster_id"], "spk_1");
+    assert_eq!(
+        inference.bodies()[1]["state"]["clusters"][0]["cluster_id"],
+        "spk_1"
+    );
     let (_, state) = gw.get_json("/v1/sessions/r1/state").await;
     assert_eq!(state["state"]["clusters"].as_array().unwrap().len(), 2);
 }
@@ -92,7 +98,11 @@ async fn resolve_forwards_state_and_keeps_the_answer() {
 #[tokio::test]
 async fn an_idempotent_replay_returns_the_stored_answer_without_calling_inference() {
     let (gw, inference) = with_inference(5000).await;
-    let first: Value = post_resolve(&gw, "idem", Some("req-1")).await.json().await.unwrap();
+    let first: Value = post_resolve(&gw, "idem", Some("req-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
     let replay = post_resolve(&gw, "idem", Some("req-1")).await;
     assert_eq!(replay.status(), 200);
     assert_eq!(replay.headers()["x-idempotent-replay"], "true");
@@ -129,17 +139,30 @@ async fn every_inference_failure_is_a_502_and_changes_nothing() {
     let response = post_resolve(&gw, "fail", None).await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["detail"], "inference request failed: timed out after 300 ms");
+    assert_eq!(
+        body["detail"],
+        "inference request failed: timed out after 300 ms"
+    );
 
     inference.set(Behaviour::NotJson);
     let body: Value = post_resolve(&gw, "fail", None).await.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap().starts_with("inference returned non-JSON"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("inference returned non-JSON")
+    );
 
     inference.set(Behaviour::WrongShape);
     let response = post_resolve(&gw, "fail", None).await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap().starts_with("inference answer is not a resolve answer"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("inference answer is not a resolve answer")
+    );
 
     let (_, after) = gw.get_json("/v1/sessions/fail/state").await;
     assert_eq!(after, before, "no failure changed the state");
@@ -153,7 +176,10 @@ async fn every_inference_failure_is_a_502_and_changes_nothing() {
 
 #[tokio::test]
 async fn unreachable_inference_is_a_502_transport_failure() {
-    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let unused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let gw = TestGateway::start_with(|c| {
         c.inference = Some(InferenceConfig {
             base_url: format!("http://{unused}"),
@@ -166,7 +192,13 @@ async fn unreachable_inference_is_a_502_transport_failure() {
     let response = post_resolve(&gw, "down", None).await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap().starts_with("inference request failed: "), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("inference request failed: "),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -175,12 +207,25 @@ async fn resolve_without_inference_is_503_and_bad_bodies_are_400() {
     let response = post_resolve(&gw, "s", None).await;
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap().contains("INFERENCE_BASE_URL"), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("INFERENCE_BASE_URL"),
+        "{body}"
+    );
 
-    for body in [json!({}), json!({"audio": {"format": "pcm_s16le"}}), json!({"audio": {"content_b64": "AA"}})] {
+    for body in [
+        json!({}),
+        json!({"audio": {"format": "pcm_s16le"}}),
+        json!({"audio": {"content_b64": "AA"}}),
+    ] {
         let (code, answer) = gw.send_json("POST", "/v1/sessions/s/resolve", body).await;
         assert_eq!(code, 400);
-        assert_eq!(answer["detail"], "audio.content_b64 and audio.format are required");
+        assert_eq!(
+            answer["detail"],
+            "audio.content_b64 and audio.format are required"
+        );
     }
     let response = reqwest::Client::new()
         .post(gw.http("/v1/sessions/s/resolve"))
@@ -190,7 +235,12 @@ async fn resolve_without_inference_is_503_and_bad_bodies_are_400() {
         .unwrap();
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap().starts_with("request body too large"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("request body too large")
+    );
 }
 
 #[tokio::test]
@@ -203,7 +253,9 @@ async fn state_of_an_unknown_session_is_empty() {
         json!({"session_id": "never-seen", "state": {"clusters": [], "bindings": {}, "config": {}},
                "event_count": 0, "updated_at": null, "ingest": null})
     );
-    let (code, _) = gw.send_json("POST", "/v1/sessions/never-seen/state", json!({})).await;
+    let (code, _) = gw
+        .send_json("POST", "/v1/sessions/never-seen/state", json!({}))
+        .await;
     assert_eq!(code, 405);
 }
 
@@ -212,16 +264,34 @@ async fn a_binding_renames_a_cluster_and_persists() {
     let (mut gw, _inference) = with_inference(5000).await;
     post_resolve(&gw, "b1", None).await;
     let (code, body) = gw
-        .send_json("PUT", "/v1/sessions/b1/bindings", json!({"cluster_id": "nope", "name": "Bob"}))
+        .send_json(
+            "PUT",
+            "/v1/sessions/b1/bindings",
+            json!({"cluster_id": "nope", "name": "Bob"}),
+        )
         .await;
-    assert_eq!((code, body["detail"].as_str()), (404, Some("cluster not found: nope")));
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (404, Some("cluster not found: nope"))
+    );
     let (code, body) = gw
-        .send_json("PUT", "/v1/sessions/b1/bindings", json!({"cluster_id": "spk_1", "name": " "}))
+        .send_json(
+            "PUT",
+            "/v1/sessions/b1/bindings",
+            json!({"cluster_id": "spk_1", "name": " "}),
+        )
         .await;
-    assert_eq!((code, body["detail"].as_str()), (400, Some("name must not be empty")));
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (400, Some("name must not be empty"))
+    );
 
     let (code, body) = gw
-        .send_json("PUT", "/v1/sessions/b1/bindings", json!({"cluster_id": "spk_1", "name": "Grace Hopper"}))
+        .send_json(
+            "PUT",
+            "/v1/sessions/b1/bindings",
+            json!({"cluster_id": "spk_1", "name": "Grace Hopper"}),
+        )
         .await;
     assert_eq!(code, 200);
     assert_eq!(body["state"]["bindings"]["spk_1"], "Grace Hopper");
@@ -231,10 +301,13 @@ async fn a_binding_renames_a_cluster_and_persists() {
     gw.restart().await;
     let (_, state) = gw.get_json("/v1/sessions/b1/state").await;
     assert_eq!(state["state"]["bindings"]["spk_1"], "Grace Hopper");
-    let (_, done) = gw.send_json("POST", "/v1/sessions/b1/finalize", json!({})).await;
-    let result: Value =
-        serde_json::from_slice(&std::fs::read(gw.object(done["result_key"].as_str().unwrap())).unwrap())
-            .unwrap();
+    let (_, done) = gw
+        .send_json("POST", "/v1/sessions/b1/finalize", json!({}))
+        .await;
+    let result: Value = serde_json::from_slice(
+        &std::fs::read(gw.object(done["result_key"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
     let events = result["events"].as_array().unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!(events[1]["decision"], "manual");
@@ -248,14 +321,19 @@ async fn finalize_writes_result_json_and_rewrites_it_later() {
     let mut ws = gw.connect("fin").await;
     send_chunk(&mut ws, "fin", 1).await;
     let (code, done) = gw
-        .send_json("POST", "/v1/sessions/fin/finalize", json!({"metadata": {"interviewer": "Kim"}}))
+        .send_json(
+            "POST",
+            "/v1/sessions/fin/finalize",
+            json!({"metadata": {"interviewer": "Kim"}}),
+        )
         .await;
     assert_eq!(code, 200);
     assert_eq!(done["session_id"], "fin");
     assert_eq!(done["result_key"], "sessions/fin/result.json");
     assert_eq!(done["event_count"], 0);
     let read = || -> Value {
-        serde_json::from_slice(&std::fs::read(gw.object("sessions/fin/result.json")).unwrap()).unwrap()
+        serde_json::from_slice(&std::fs::read(gw.object("sessions/fin/result.json")).unwrap())
+            .unwrap()
     };
     let result = read();
     assert_eq!(result["metadata"]["interviewer"], "Kim");
@@ -264,7 +342,11 @@ async fn finalize_writes_result_json_and_rewrites_it_later() {
 
     send_chunk(&mut ws, "fin", 2).await;
     // An empty body counts as {}.
-    let response = reqwest::Client::new().post(gw.http("/v1/sessions/fin/finalize")).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(gw.http("/v1/sessions/fin/finalize"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(read()["ingest"]["received_chunks"], 2);
     assert_eq!(read()["metadata"], json!({}));
@@ -276,22 +358,39 @@ async fn finalize_writes_result_json_and_rewrites_it_later() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    assert_eq!(response.json::<Value>().await.unwrap()["detail"], "request body must be a JSON object");
-    let (code, body) = gw.send_json("POST", "/v1/sessions/fin/finalize", json!({"metadata": [1]})).await;
-    assert_eq!((code, body["detail"].as_str()), (400, Some("metadata must be a JSON object")));
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["detail"],
+        "request body must be a JSON object"
+    );
+    let (code, body) = gw
+        .send_json(
+            "POST",
+            "/v1/sessions/fin/finalize",
+            json!({"metadata": [1]}),
+        )
+        .await;
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (400, Some("metadata must be a JSON object"))
+    );
 }
 
 #[tokio::test]
 async fn audio_wav_joins_frames_in_order_with_silence_for_missing_seconds() {
     let gw = TestGateway::start().await;
     let (code, body) = gw.get_json("/v1/sessions/nothing/audio.wav").await;
-    assert_eq!((code, body["detail"].as_str()), (404, Some("no audio stored for session 'nothing'")));
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (404, Some("no audio stored for session 'nothing'"))
+    );
 
     let mut ws = gw.connect("wav").await;
     for seq in [3, 1, 5] {
         send_chunk(&mut ws, "wav", seq).await;
     }
-    let response = reqwest::get(gw.http("/v1/sessions/wav/audio.wav")).await.unwrap();
+    let response = reqwest::get(gw.http("/v1/sessions/wav/audio.wav"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "audio/wav");
     assert_eq!(response.headers()["x-missing-seconds"], "2");
@@ -304,10 +403,16 @@ async fn audio_wav_joins_frames_in_order_with_silence_for_missing_seconds() {
             _ => expected.extend(pcm(seq)),
         }
     }
-    assert!(bytes[44..] == expected[..], "data is the frames in seq order");
+    assert!(
+        bytes[44..] == expected[..],
+        "data is the frames in seq order"
+    );
     let reader = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
     let spec = reader.spec();
-    assert_eq!((spec.sample_rate, spec.channels, spec.bits_per_sample), (16_000, 1, 16));
+    assert_eq!(
+        (spec.sample_rate, spec.channels, spec.bits_per_sample),
+        (16_000, 1, 16)
+    );
     assert_eq!(reader.duration(), 80_000);
 }
 
@@ -326,7 +431,11 @@ async fn resolves_and_frames_on_one_session_interleave_without_lost_updates() {
     assert!(responses.iter().all(|r| r.status() == 200));
     let (_, state) = gw.get_json("/v1/sessions/busy/state").await;
     assert_eq!(state["event_count"], 6);
-    assert_eq!(state["state"]["clusters"].as_array().unwrap().len(), 6, "each resolve saw the last");
+    assert_eq!(
+        state["state"]["clusters"].as_array().unwrap().len(),
+        6,
+        "each resolve saw the last"
+    );
     assert_eq!(state["ingest"]["received_chunks"], 30);
     assert_eq!(state["ingest"]["missing_chunks"], 0);
 }
@@ -336,16 +445,48 @@ async fn an_api_key_guards_every_route_but_health() {
     let gw = TestGateway::start_with(|c| c.api_key = Some("s3cret".into())).await;
     assert_eq!(gw.get_json("/health").await.0, 200);
     let (code, body) = gw.get_json("/v1/sessions/k/state").await;
-    assert_eq!((code, body["detail"].as_str()), (401, Some("missing or invalid API key")));
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (401, Some("missing or invalid API key"))
+    );
     let client = reqwest::Client::new();
     let url = gw.http("/v1/sessions/k/state");
-    assert_eq!(client.get(&url).header("x-api-key", "wrong").send().await.unwrap().status(), 401);
-    assert_eq!(client.get(&url).header("x-api-key", "s3cret").send().await.unwrap().status(), 200);
-    assert_eq!(client.get(&url).bearer_auth("s3cret").send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(&url)
+            .header("x-api-key", "wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        client
+            .get(&url)
+            .header("x-api-key", "s3cret")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // A socket with the key in its upgrade headers.
     let mut request = gw.ws("k").into_client_request().unwrap();
-    request.headers_mut().insert("x-api-key", "s3cret".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("x-api-key", "s3cret".parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     hello(&mut ws).await;
 
@@ -357,10 +498,17 @@ async fn an_api_key_guards_every_route_but_health() {
 
     // Any other first message is refused and the socket closed with 1008.
     let mut ws = gw.connect("k").await;
-    ws.send(Message::text(chunk("k", 2).to_string())).await.unwrap();
+    ws.send(Message::text(chunk("k", 2).to_string()))
+        .await
+        .unwrap();
     let answer = next_json(&mut ws).await;
     assert_eq!(answer["type"], "error");
-    assert!(answer["detail"].as_str().unwrap().starts_with("authentication required"));
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("authentication required")
+    );
     assert_eq!(u16::from(close_frame(&mut ws).await.unwrap().code), 1008);
     let mut ws = gw.connect("k").await;
     let answer = ask(&mut ws, &json!({"type": "auth", "key": "guess"})).await;
@@ -369,9 +517,19 @@ async fn an_api_key_guards_every_route_but_health() {
 
     // A wrong key in the headers is refused before the upgrade.
     let mut request = gw.ws("k").into_client_request().unwrap();
-    request.headers_mut().insert("x-api-key", "guess".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("x-api-key", "guess".parse().unwrap());
     assert!(tokio_tungstenite::connect_async(request).await.is_err());
     // Frame 2 was never stored.
-    let status = client.get(&url).bearer_auth("s3cret").send().await.unwrap().json::<Value>().await.unwrap();
+    let status = client
+        .get(&url)
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
     assert_eq!(status["ingest"]["received_chunks"], 1);
 }

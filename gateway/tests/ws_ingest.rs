@@ -32,7 +32,10 @@ async fn the_seed_smoke_client_works_unchanged() {
         assert_eq!(ack["type"], "ack");
         assert_eq!(ack["status"], "stored");
         assert_eq!(ack["seq"], seq);
-        assert_eq!(ack["key"], format!("sessions/meeting-1/chunks/{seq:08}.pcm"));
+        assert_eq!(
+            ack["key"],
+            format!("sessions/meeting-1/chunks/{seq:08}.pcm")
+        );
         assert_eq!(ack["last_seq"], seq);
         assert_eq!(ack["missing_count"], 0);
         assert_eq!(ack["duplicate_count"], 0);
@@ -68,7 +71,10 @@ async fn duplicates_are_acked_without_a_key_and_not_rewritten() {
         again,
         json!({"type": "ack", "seq": 1, "status": "duplicate", "last_seq": 1, "missing_count": 0, "duplicate_count": 1})
     );
-    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), written);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        written
+    );
     let status = ask(&mut ws, &json!({"type": "status"})).await;
     assert_eq!(status["received_chunks"], 1);
     assert_eq!(status["duplicate_chunks"], 1);
@@ -82,11 +88,20 @@ async fn a_late_gap_filler_is_stored_and_lowers_missing() {
     let jump = send_chunk(&mut ws, "gaps", 4).await;
     assert_eq!((jump.last_seq, jump.missing_count), (4, 2));
     let fill = send_chunk(&mut ws, "gaps", 2).await;
-    assert_eq!(fill.key.as_deref(), Some("sessions/gaps/chunks/00000002.pcm"));
+    assert_eq!(
+        fill.key.as_deref(),
+        Some("sessions/gaps/chunks/00000002.pcm")
+    );
     assert_eq!((fill.last_seq, fill.missing_count), (4, 1));
     let fill = send_chunk(&mut ws, "gaps", 3).await;
-    assert_eq!((fill.last_seq, fill.missing_count, fill.duplicate_count), (4, 0, 0));
-    assert_eq!(std::fs::read(gw.object("sessions/gaps/chunks/00000003.pcm")).unwrap(), pcm(3));
+    assert_eq!(
+        (fill.last_seq, fill.missing_count, fill.duplicate_count),
+        (4, 0, 0)
+    );
+    assert_eq!(
+        std::fs::read(gw.object("sessions/gaps/chunks/00000003.pcm")).unwrap(),
+        pcm(3)
+    );
 }
 
 #[tokio::test]
@@ -101,10 +116,22 @@ async fn every_bad_message_gets_its_own_error_and_the_socket_stays_open() {
         (json!({"sample_rate": 44100}), "sample_rate must be 16000"),
         (json!({"channels": 2}), "channels must be 1"),
         (json!({"format": "pcm_f32le"}), "format must be pcm_s16le"),
-        (json!({"timestamp_ms": -5}), "timestamp_ms must be a positive number"),
-        (json!({"content_b64": "@@@"}), "content_b64 is not valid base64"),
-        (json!({"content_b64": "AAAA"}), "content_b64 must decode to exactly 32000 bytes, got 3"),
-        (json!({"meeting_id": "someone-else"}), "meeting_id mismatch: expected 'bad', got 'someone-else'"),
+        (
+            json!({"timestamp_ms": -5}),
+            "timestamp_ms must be a positive number",
+        ),
+        (
+            json!({"content_b64": "@@@"}),
+            "content_b64 is not valid base64",
+        ),
+        (
+            json!({"content_b64": "AAAA"}),
+            "content_b64 must decode to exactly 32000 bytes, got 3",
+        ),
+        (
+            json!({"meeting_id": "someone-else"}),
+            "meeting_id mismatch: expected 'bad', got 'someone-else'",
+        ),
     ];
     for (overrides, expected) in cases {
         let mut message = chunk("bad", 1);
@@ -117,11 +144,22 @@ async fn every_bad_message_gets_its_own_error_and_the_socket_stays_open() {
         assert!(detail.starts_with(expected), "{overrides}: {detail}");
     }
     ws.send(Message::text("{not json")).await.unwrap();
-    assert!(next_json(&mut ws).await["detail"].as_str().unwrap().starts_with("invalid JSON"));
+    assert!(
+        next_json(&mut ws).await["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON")
+    );
     ws.send(Message::text("[]")).await.unwrap();
-    assert_eq!(next_json(&mut ws).await["detail"], "message must be a JSON object");
+    assert_eq!(
+        next_json(&mut ws).await["detail"],
+        "message must be a JSON object"
+    );
     ws.send(Message::text(r#"{"type":"shout"}"#)).await.unwrap();
-    assert_eq!(next_json(&mut ws).await["detail"], "unsupported message type: shout");
+    assert_eq!(
+        next_json(&mut ws).await["detail"],
+        "unsupported message type: shout"
+    );
     ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     assert_eq!(
         next_json(&mut ws).await["detail"],
@@ -129,7 +167,13 @@ async fn every_bad_message_gets_its_own_error_and_the_socket_stays_open() {
     );
     // Nothing was stored for any of them, and the socket still works.
     let status = ask(&mut ws, &json!({"type": "status"})).await;
-    assert_eq!((status["received_chunks"].as_u64(), status["last_seq"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (
+            status["received_chunks"].as_u64(),
+            status["last_seq"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
     assert!(!gw.object("sessions/bad/chunks/00000001.pcm").exists());
     assert_eq!(send_chunk(&mut ws, "bad", 1).await.last_seq, 1);
 }
@@ -192,24 +236,50 @@ async fn unsafe_session_ids_stay_inside_their_own_folder() {
     let ready = hello(&mut ws).await;
     assert_eq!(ready["session_id"], "a b/..%2F");
     let ack = send_chunk(&mut ws, "a b/..%2F", 1).await;
-    assert_eq!(ack.key.as_deref(), Some("sessions/a_b_.._2F/chunks/00000001.pcm"));
+    assert_eq!(
+        ack.key.as_deref(),
+        Some("sessions/a_b_.._2F/chunks/00000001.pcm")
+    );
     assert!(gw.object("sessions/a_b_.._2F/chunks/00000001.pcm").exists());
 
     // `a_b_.._2F` itself shares that folder name: refused rather than mixed in.
     let mut other = gw.connect("a_b_.._2F").await;
     let answer = ask(&mut other, &json!({"type": "hello"})).await;
     assert_eq!(answer["type"], "error");
-    assert!(answer["detail"].as_str().unwrap().contains("same name"), "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("same name"),
+        "{answer}"
+    );
 
     for (path, status, detail) in [
-        ("/v1/sessions/../state", 400, "session_id must not be '.' or '..'"),
-        ("/v1/sessions/%2E%2E/state", 400, "session_id must not be '.' or '..'"),
-        ("/v1/sessions/./state", 400, "session_id must not be '.' or '..'"),
+        (
+            "/v1/sessions/../state",
+            400,
+            "session_id must not be '.' or '..'",
+        ),
+        (
+            "/v1/sessions/%2E%2E/state",
+            400,
+            "session_id must not be '.' or '..'",
+        ),
+        (
+            "/v1/sessions/./state",
+            400,
+            "session_id must not be '.' or '..'",
+        ),
         ("/v1/sessions//state", 400, "session_id is required"),
-        (&format!("/v1/sessions/{}/state", "x".repeat(129)), 400, "session_id must be at most 128 characters"),
+        (
+            &format!("/v1/sessions/{}/state", "x".repeat(129)),
+            400,
+            "session_id must be at most 128 characters",
+        ),
     ] {
         let (code, body) = raw_get(&gw, path).await;
-        assert_eq!((code, body["detail"].as_str()), (status, Some(detail)), "{path}");
+        assert_eq!(
+            (code, body["detail"].as_str()),
+            (status, Some(detail)),
+            "{path}"
+        );
     }
 }
 
@@ -217,9 +287,18 @@ async fn unsafe_session_ids_stay_inside_their_own_folder() {
 async fn the_socket_route_refuses_plain_http_and_other_methods() {
     let gw = TestGateway::start().await;
     let (code, body) = gw.get_json("/v1/audio/ws/s1").await;
-    assert_eq!((code, body["detail"].as_str()), (426, Some("websocket upgrade required")));
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (426, Some("websocket upgrade required"))
+    );
     let (code, body) = gw.send_json("POST", "/v1/audio/ws/s1", json!({})).await;
-    assert_eq!((code, body["detail"].as_str()), (405, Some("method not allowed")));
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (405, Some("method not allowed"))
+    );
     let (code, body) = gw.get_json("/nope").await;
-    assert_eq!((code, body["detail"].as_str()), (404, Some("route not found")));
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (404, Some("route not found"))
+    );
 }

@@ -6,6 +6,8 @@
 
 pub mod clock;
 pub mod ingest;
+#[cfg(test)]
+mod memory;
 pub mod message;
 pub mod ports;
 pub mod seq_set;

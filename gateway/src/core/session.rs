@@ -237,3 +237,157 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
         self.ingest.as_ref().map(|i| i.status(&self.id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::memory::{MemoryObjects, MemoryStorage};
+    use crate::core::speakers::parse_resolve;
+    use crate::protocol::{AckStatus, FRAME_BYTES};
+
+    fn frame(id: &str, seq: u64) -> ValidChunk {
+        ValidChunk {
+            meeting_id: id.into(),
+            seq,
+            pcm: vec![seq as u8; FRAME_BYTES],
+        }
+    }
+
+    fn id(raw: &str) -> SessionId {
+        SessionId::parse(raw).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_stored_frame_is_written_recorded_and_acked() {
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        let ack = session.chunk(frame("s", 2), 100).await.unwrap();
+        assert_eq!(ack.status, AckStatus::Stored);
+        assert_eq!((ack.last_seq, ack.missing_count), (2, 1));
+        assert_eq!(
+            objects.objects.borrow()["sessions/s/chunks/00000002.pcm"],
+            vec![2u8; FRAME_BYTES]
+        );
+        let stored = db.sessions.borrow()["s"].clone();
+        assert_eq!(stored.ingest.unwrap().1, vec![2]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_changes_nothing_and_a_retry_succeeds() {
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        session.chunk(frame("s", 1), 1).await.unwrap();
+
+        objects.fail_writes.set(true);
+        let err = session.chunk(frame("s", 2), 2).await.unwrap_err();
+        assert_eq!(err.to_string(), "storage error: bucket unreachable");
+        objects.fail_writes.set(false);
+
+        db.fail_writes.set(true);
+        assert!(session.chunk(frame("s", 2), 3).await.is_err());
+        assert!(
+            session.chunk(frame("s", 1), 3).await.is_err(),
+            "a duplicate's count is a write too"
+        );
+        db.fail_writes.set(false);
+
+        let status = session.status(4).await.unwrap();
+        assert_eq!(
+            (
+                status.last_seq,
+                status.received_chunks,
+                status.duplicate_chunks
+            ),
+            (1, 1, 0)
+        );
+        let ack = session.chunk(frame("s", 2), 5).await.unwrap();
+        assert_eq!((ack.status, ack.last_seq), (AckStatus::Stored, 2));
+    }
+
+    #[tokio::test]
+    async fn a_reopened_session_knows_its_frames() {
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        for seq in [1, 2, 4] {
+            session.chunk(frame("s", seq), 1).await.unwrap();
+        }
+        let mut reopened = Session::open(id("s"), &db, &objects).await.unwrap();
+        let ack = reopened.chunk(frame("s", 2), 2).await.unwrap();
+        assert_eq!(ack.status, AckStatus::Duplicate);
+        assert_eq!(
+            (ack.last_seq, ack.missing_count, ack.duplicate_count),
+            (4, 1, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn frames_for_another_meeting_are_refused() {
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        let err = session.chunk(frame("t", 1), 1).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "meeting_id mismatch: expected 's', got 't'"
+        );
+        assert!(objects.objects.borrow().is_empty());
+    }
+
+    #[tokio::test]
+    async fn ids_sharing_a_safe_name_do_not_share_a_session() {
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut first = Session::open(id("a/b"), &db, &objects).await.unwrap();
+        first.status(1).await.unwrap();
+        let second = Session::open(id("a_b"), &db, &objects).await.unwrap();
+        assert_eq!(second.id().as_str(), "a/b");
+        assert!(matches!(
+            second.check_id(&id("a_b")),
+            Err(SessionError::IdCollision { .. })
+        ));
+        assert!(second.check_id(&id("a/b")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_bad_answer_or_failed_write_leaves_speakers_unchanged() {
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        let input =
+            parse_resolve(br#"{"audio":{"content_b64":"AA==","format":"pcm_s16le"}}"#).unwrap();
+        let before = session.state();
+        assert!(session.apply_answer(&input, b"{}", None, 1).await.is_err());
+        let answer = br#"{"session_id":"s","cluster_id":"c","decision":"unknown","evidence":{},
+                          "updated_state":{"clusters":[{"cluster_id":"c"}],"bindings":{},"config":{}}}"#;
+        db.fail_writes.set(true);
+        assert!(
+            session
+                .apply_answer(&input, answer, Some("k"), 1)
+                .await
+                .is_err()
+        );
+        assert_eq!(session.state(), before);
+        assert_eq!(session.replay("k").await.unwrap(), None);
+        db.fail_writes.set(false);
+        session
+            .apply_answer(&input, answer, Some("k"), 2)
+            .await
+            .unwrap();
+        assert_eq!(session.state().event_count, 1);
+        assert_eq!(
+            session.replay("k").await.unwrap().as_deref().map(str::len),
+            Some(answer.len())
+        );
+    }
+
+    #[tokio::test]
+    async fn finalize_writes_the_snapshot_with_its_events() {
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        session.chunk(frame("s", 1), 1).await.unwrap();
+        let done = session.finalize(Map::new(), 1_000).await.unwrap();
+        assert_eq!(done.result_key, "sessions/s/result.json");
+        let result: FinalResult =
+            serde_json::from_slice(&objects.objects.borrow()["sessions/s/result.json"]).unwrap();
+        assert_eq!(result.ingest.unwrap().status.received_chunks, 1);
+        assert_eq!(result.finalized_at, "1970-01-01T00:00:01.000Z");
+        assert_eq!(db.sessions.borrow()["s"].finalized_at, Some(1_000));
+    }
+}

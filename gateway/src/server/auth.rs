@@ -30,7 +30,11 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
-pub async fn require_key(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn require_key(
+    State(app): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let Some(expected) = app.api_key.as_deref() else {
         request.extensions_mut().insert(KeyChecked(true));
         return next.run(request).await;

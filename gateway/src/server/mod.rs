@@ -164,6 +164,8 @@ fn router(state: AppState) -> Router {
             auth::require_key,
         ))
         .layer(axum::middleware::from_fn(log::log_request))
-        .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            extract::MAX_BODY_BYTES,
+        ))
         .with_state(state)
 }

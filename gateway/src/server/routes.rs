@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::core::speakers::{parse_binding, parse_finalize, parse_resolve};
-use crate::protocol::{FinalizeResponse, IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER, StateResponse};
+use crate::protocol::{
+    FinalizeResponse, IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER, StateResponse,
+};
 use crate::server::AppState;
 use crate::server::error::ApiError;
 use crate::server::extract::{Body, SessionPath};

@@ -47,7 +47,9 @@ pub async fn audio(
                 }
                 match objects.get(&key).await? {
                     Some(bytes) if bytes.len() == FRAME_BYTES => Ok(bytes),
-                    _ => Err(StorageError(format!("frame object {key} is missing or damaged"))),
+                    _ => Err(StorageError(format!(
+                        "frame object {key} is missing or damaged"
+                    ))),
                 }
             }
         })
@@ -57,7 +59,10 @@ pub async fn audio(
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("audio/wav")),
-            (header::CONTENT_LENGTH, HeaderValue::from(44 + u64::from(data_bytes))),
+            (
+                header::CONTENT_LENGTH,
+                HeaderValue::from(44 + u64::from(data_bytes)),
+            ),
             (
                 HeaderName::from_static(MISSING_SECONDS_HEADER),
                 HeaderValue::from(missing),

@@ -1,10 +1,10 @@
 //! The ingest WebSocket: one task per connection reads a message, has the session answer it,
 //! and writes the answer before reading the next, so ACKs leave in the order frames arrived.
 
+use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{State, ws::rejection::WebSocketUpgradeRejection};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 
 use crate::actor::SessionHandle;
 use crate::core::message::{Incoming, MessageError, parse_message};
@@ -29,7 +29,14 @@ pub async fn upgrade(
     upgrade
         .max_message_size(MAX_WS_MESSAGE_BYTES)
         .max_frame_size(MAX_WS_MESSAGE_BYTES)
-        .on_upgrade(move |socket| Connection { app, handle, authenticated }.serve(socket))
+        .on_upgrade(move |socket| {
+            Connection {
+                app,
+                handle,
+                authenticated,
+            }
+            .serve(socket)
+        })
 }
 
 /// One client's socket on one session.
@@ -101,7 +108,10 @@ impl Connection {
                     (ServerMessage::Authenticated, Next::Continue)
                 }
                 _ => (
-                    error("authentication required: send {\"type\":\"auth\",\"key\":\"...\"} first, or the key in the upgrade headers", None),
+                    error(
+                        "authentication required: send {\"type\":\"auth\",\"key\":\"...\"} first, or the key in the upgrade headers",
+                        None,
+                    ),
                     Next::Close(close_code::POLICY, "authentication required"),
                 ),
             };

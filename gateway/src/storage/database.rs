@@ -63,9 +63,8 @@ impl Database {
                 None => Err(rusqlite::Error::InvalidQuery),
             };
             Box::new(move |committed: Result<(), StorageError>| {
-                let outcome = committed.and_then(|()| {
-                    result.map_err(|e| StorageError(format!("database: {e}")))
-                });
+                let outcome = committed
+                    .and_then(|()| result.map_err(|e| StorageError(format!("database: {e}"))));
                 let _ = answer.send(outcome);
             })
         });

@@ -45,7 +45,11 @@ impl Objects {
     }
 
     pub fn s3(bucket: &str) -> Result<Objects, StorageError> {
-        let bucket = if bucket.is_empty() { DEFAULT_BUCKET } else { bucket };
+        let bucket = if bucket.is_empty() {
+            DEFAULT_BUCKET
+        } else {
+            bucket
+        };
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
         // An http:// endpoint is a local test server; let it through without a second setting.
         if std::env::var("AWS_ENDPOINT").is_ok_and(|e| e.starts_with("http://")) {

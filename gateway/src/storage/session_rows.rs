@@ -70,7 +70,6 @@ fn write_ingest(conn: &Connection, id: &SessionId, ingest: &IngestRecord) -> rus
     Ok(())
 }
 
-
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> {
     serde_json::from_str(text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
@@ -150,7 +149,8 @@ impl SessionStorage for Database {
 
     async fn save_ingest(&self, id: &SessionId, ingest: &IngestRecord) -> Result<(), StorageError> {
         let (id, ingest) = (id.clone(), *ingest);
-        self.call(move |conn| write_ingest(conn, &id, &ingest)).await
+        self.call(move |conn| write_ingest(conn, &id, &ingest))
+            .await
     }
 
     async fn save_chunk(
@@ -179,9 +179,13 @@ impl SessionStorage for Database {
         replay: Option<(&str, &str)>,
     ) -> Result<(), StorageError> {
         let id = id.clone();
-        let state = serde_json::to_string(&speakers.state).map_err(|e| StorageError(e.to_string()))?;
+        let state =
+            serde_json::to_string(&speakers.state).map_err(|e| StorageError(e.to_string()))?;
         let event = serde_json::to_string(event).map_err(|e| StorageError(e.to_string()))?;
-        let (count, updated_at) = (speakers.event_count as i64, speakers.updated_at.map(|t| t as i64));
+        let (count, updated_at) = (
+            speakers.event_count as i64,
+            speakers.updated_at.map(|t| t as i64),
+        );
         let replay = replay.map(|(k, a)| (k.to_owned(), a.to_owned()));
         self.call(move |conn| {
             ensure_row(conn, &id)?;
@@ -238,4 +242,3 @@ impl SessionStorage for Database {
         .await
     }
 }
-

@@ -65,7 +65,13 @@ impl FakeInference {
 
     /// Bodies received so far.
     pub fn bodies(&self) -> Vec<Value> {
-        self.shared.requests.lock().unwrap().iter().map(|(_, b)| b.clone()).collect()
+        self.shared
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.clone())
+            .collect()
     }
 
     pub fn headers(&self, index: usize) -> HeaderMap {
@@ -73,7 +79,11 @@ impl FakeInference {
     }
 }
 
-async fn resolve(State(shared): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn resolve(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let count = {
         let mut requests = shared.requests.lock().unwrap();
         requests.push((headers.clone(), body.clone()));
@@ -81,7 +91,11 @@ async fn resolve(State(shared): State<Shared>, headers: HeaderMap, Json(body): J
     };
     if let Some(key) = &shared.expected_key {
         if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(key) {
-            return (StatusCode::UNAUTHORIZED, Json(json!({"detail": "invalid api key"}))).into_response();
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"detail": "invalid api key"})),
+            )
+                .into_response();
         }
     }
     let behaviour = shared.behaviour.lock().unwrap().clone();
@@ -119,9 +133,13 @@ fn answer(body: &Value, count: usize) -> Value {
     let cluster_id = format!("spk_{count}");
     let clusters = state["clusters"].as_array().cloned().unwrap_or_default();
     let mut clusters = clusters;
-    clusters.push(json!({"cluster_id": cluster_id, "centroid": [0.125, -0.5, 0.75], "sample_count": 1}));
+    clusters.push(
+        json!({"cluster_id": cluster_id, "centroid": [0.125, -0.5, 0.75], "sample_count": 1}),
+    );
     state["clusters"] = Value::Array(clusters);
-    let speaker = body["state"]["roster"][0]["name"].as_str().map(str::to_owned);
+    let speaker = body["state"]["roster"][0]["name"]
+        .as_str()
+        .map(str::to_owned);
     json!({
         "session_id": body["session_id"],
         "cluster_id": cluster_id,

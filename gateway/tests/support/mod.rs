@@ -37,7 +37,9 @@ impl TestGateway {
         let data = tempfile::tempdir().expect("temp dir");
         let mut config = GatewayConfig::local(data.path());
         configure(&mut config);
-        let gateway = gateway::server::start(config.clone()).await.expect("gateway starts");
+        let gateway = gateway::server::start(config.clone())
+            .await
+            .expect("gateway starts");
         TestGateway {
             gateway: Some(gateway),
             data,
@@ -50,7 +52,11 @@ impl TestGateway {
         if let Some(running) = self.gateway.take() {
             running.shutdown().await.expect("clean shutdown");
         }
-        self.gateway = Some(gateway::server::start(self.config.clone()).await.expect("restart"));
+        self.gateway = Some(
+            gateway::server::start(self.config.clone())
+                .await
+                .expect("restart"),
+        );
     }
 
     pub fn http(&self, path: &str) -> String {
@@ -58,7 +64,11 @@ impl TestGateway {
     }
 
     pub fn ws(&self, session: &str) -> String {
-        format!("{}/v1/audio/ws/{}", self.gateway.as_ref().unwrap().ws_url(), session)
+        format!(
+            "{}/v1/audio/ws/{}",
+            self.gateway.as_ref().unwrap().ws_url(),
+            session
+        )
     }
 
     /// Path of an object in the local object directory.
@@ -99,7 +109,10 @@ pub async fn connect(url: &str) -> Socket {
 
 /// Sends `message` and returns the next JSON answer.
 pub async fn ask(socket: &mut Socket, message: &Value) -> Value {
-    socket.send(Message::text(message.to_string())).await.expect("send");
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .expect("send");
     next_json(socket).await
 }
 
@@ -111,7 +124,9 @@ pub async fn next_json(socket: &mut Socket) -> Value {
             .expect("socket open")
             .expect("no socket error");
         match message {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON answer"),
+            Message::Text(text) => {
+                return serde_json::from_str(text.as_str()).expect("JSON answer");
+            }
             Message::Ping(_) | Message::Pong(_) => continue,
             other => panic!("expected a text answer, got {other:?}"),
         }
@@ -121,7 +136,10 @@ pub async fn next_json(socket: &mut Socket) -> Value {
 /// Waits for the server's close frame and returns it.
 pub async fn close_frame(socket: &mut Socket) -> Option<CloseFrame> {
     loop {
-        match tokio::time::timeout(DEADLINE, socket.next()).await.expect("close in time") {
+        match tokio::time::timeout(DEADLINE, socket.next())
+            .await
+            .expect("close in time")
+        {
             Some(Ok(Message::Close(frame))) => return frame,
             Some(Ok(_)) => continue,
             Some(Err(_)) | None => return None,
