@@ -142,7 +142,7 @@ async fn run(
                 match post(&client, &url, &config, &window).await {
                     Outcome::Answer(answer) => {
                         unavailable_until = None;
-                        events.emit(Event::Speaker(answer));
+                        events.emit(Event::Speaker(*answer));
                     }
                     Outcome::Unavailable(detail) => {
                         if unavailable_until.is_none() {
@@ -160,7 +160,7 @@ async fn run(
 }
 
 enum Outcome {
-    Answer(ResolveAnswer),
+    Answer(Box<ResolveAnswer>),
     Unavailable(String),
     Failed(String),
 }
@@ -211,7 +211,7 @@ async fn post(
     let body = response.bytes().await.unwrap_or_default();
     if status.is_success() {
         return match serde_json::from_slice::<ResolveAnswer>(&body) {
-            Ok(answer) => Outcome::Answer(answer),
+            Ok(answer) => Outcome::Answer(Box::new(answer)),
             Err(e) => Outcome::Failed(format!("resolve answer is not a speaker answer: {e}")),
         };
     }

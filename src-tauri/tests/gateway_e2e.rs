@@ -51,7 +51,14 @@ async fn a_90_second_wav_streamed_as_fast_as_possible_arrives_byte_identical() {
     assert_same_audio(&remote, &local);
     let state = gateway_state(&gw.http_url(), "e2e%20fast%2F1").await;
     let ingest = state.ingest.unwrap().status;
-    assert_eq!((ingest.received_chunks, ingest.missing_chunks, ingest.last_seq), (90, 0, 90));
+    assert_eq!(
+        (
+            ingest.received_chunks,
+            ingest.missing_chunks,
+            ingest.last_seq
+        ),
+        (90, 0, 90)
+    );
     let l = &summary.uplink.latency;
     println!(
         "90 s streamed in {:.2} s ({:.0}x real time); ACK latency min {:.2} avg {:.2} p99 {:.2} ms",

@@ -9,9 +9,21 @@ use std::time::{Duration, Instant};
 use e2e_support::*;
 use gateway::protocol::FRAME_BYTES;
 
-fn recorder_cli(gateway: &str, wav: &std::path::Path, spool: &std::path::Path, pace: &str) -> Child {
+fn recorder_cli(
+    gateway: &str,
+    wav: &std::path::Path,
+    spool: &std::path::Path,
+    pace: &str,
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_recorder-cli"))
-        .args(["stream", "--gateway", gateway, "--session", "killme", "--input"])
+        .args([
+            "stream",
+            "--gateway",
+            gateway,
+            "--session",
+            "killme",
+            "--input",
+        ])
         .arg(wav)
         .arg(pace)
         .args(["--resolve-every", "0", "--spool-dir"])
@@ -29,7 +41,10 @@ async fn exit_within(child: &mut Child, deadline: Duration) -> std::process::Exi
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(start.elapsed() < deadline, "recorder-cli still running after {deadline:?}");
+        assert!(
+            start.elapsed() < deadline,
+            "recorder-cli still running after {deadline:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -54,7 +69,10 @@ async fn a_killed_recorder_resumes_its_spool_and_nothing_is_lost() {
     let spool_meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(spool.join("killme/spool.json")).unwrap()).unwrap();
     let resumed_at = spool_meta["next_seq"].as_u64().unwrap();
-    assert!(resumed_at >= 5, "run 1 framed at least 4 frames: {spool_meta}");
+    assert!(
+        resumed_at >= 5,
+        "run 1 framed at least 4 frames: {spool_meta}"
+    );
 
     // Run 2, as fast as possible: sends what run 1 left, then the whole file again.
     let mut second = recorder_cli(&base, &wav, &spool, "--fast");
@@ -64,7 +82,10 @@ async fn a_killed_recorder_resumes_its_spool_and_nothing_is_lost() {
     assert!(status.success(), "second run: {status}, {out}");
 
     let local = wav_pcm(&spool.join("killme/local.wav"));
-    assert_eq!(local.len() as u64, (resumed_at - 1) * FRAME_BYTES as u64 + 12 * 32_000);
+    assert_eq!(
+        local.len() as u64,
+        (resumed_at - 1) * FRAME_BYTES as u64 + 12 * 32_000
+    );
     let (remote, missing) = gateway_pcm(&base, "killme").await;
     assert_eq!(missing, 0);
     assert_same_audio(&remote, &local);

@@ -106,7 +106,10 @@ async fn answers_from_the_inference_service_arrive_as_speaker_events() {
     assert_eq!(answer.speaker_name.as_deref(), Some("Ada"));
     assert_eq!(answer.decision, Decision::Auto);
     let seconds = answer.evidence["segment_count"].as_u64().unwrap();
-    assert!((1..=2).contains(&seconds), "window of at most 2 s, got {seconds}");
+    assert!(
+        (1..=2).contains(&seconds),
+        "window of at most 2 s, got {seconds}"
+    );
     let summary = handle.stop(Duration::from_secs(10)).await;
     assert!(summary.drained);
     let state = gateway_state(&gw.http_url(), "speakers").await;

@@ -147,7 +147,8 @@ impl Recorder {
             rc.asr_text = r.asr_text.clone();
             Resolver::start(rc, events.clone())
         });
-        let run_copy = LocalCopy::create(dir.join(RUN_COPY)).context("cannot create the local copy")?;
+        let run_copy =
+            LocalCopy::create(dir.join(RUN_COPY)).context("cannot create the local copy")?;
         let outputs = audio::Outputs {
             local_copy: run_copy,
             frames: uplink.frames(),

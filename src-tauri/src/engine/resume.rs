@@ -21,7 +21,7 @@ const STEP: usize = 16_000 * 60;
 /// cut or silence-padded to `total` samples when given.
 pub fn consolidate(local: &Path, run: &Path, total: Option<u64>) -> anyhow::Result<u64> {
     if !run.exists() && total.is_none() {
-        return Ok(sample_count(local)?);
+        return sample_count(local);
     }
     let old = local.with_extension("wav.old");
     let had_old = local.exists();

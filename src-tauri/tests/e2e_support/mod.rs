@@ -12,7 +12,9 @@ use gateway::server::{GatewayConfig, RunningGateway};
 pub async fn start_gateway(data_dir: &Path, listen: std::net::SocketAddr) -> RunningGateway {
     let mut config = GatewayConfig::local(data_dir);
     config.listen = listen;
-    gateway::server::start(config).await.expect("gateway starts")
+    gateway::server::start(config)
+        .await
+        .expect("gateway starts")
 }
 
 /// A free loopback address (for the first start; restarts reuse the address it got).
@@ -50,7 +52,10 @@ pub fn write_wav(path: &Path, secs: u32) -> PathBuf {
 pub fn wav_pcm(path: &Path) -> Vec<u8> {
     let mut reader = hound::WavReader::open(path).unwrap();
     let spec = reader.spec();
-    assert_eq!((spec.sample_rate, spec.channels, spec.bits_per_sample), (16_000, 1, 16));
+    assert_eq!(
+        (spec.sample_rate, spec.channels, spec.bits_per_sample),
+        (16_000, 1, 16)
+    );
     reader
         .samples::<i16>()
         .flat_map(|s| s.unwrap().to_le_bytes())
@@ -88,10 +93,17 @@ pub async fn gateway_state(base: &str, session: &str) -> StateResponse {
 /// the silence that pads the last frame, and nothing else.
 pub fn assert_same_audio(gateway: &[u8], local: &[u8]) {
     let frames = local.len().div_ceil(FRAME_BYTES);
-    assert_eq!(gateway.len(), frames * FRAME_BYTES, "gateway holds {frames} whole frames");
+    assert_eq!(
+        gateway.len(),
+        frames * FRAME_BYTES,
+        "gateway holds {frames} whole frames"
+    );
     let first_diff = gateway.iter().zip(local).position(|(a, b)| a != b);
     assert_eq!(first_diff, None, "PCM differs at byte {first_diff:?}");
-    assert!(gateway[local.len()..].iter().all(|&b| b == 0), "padding is silence");
+    assert!(
+        gateway[local.len()..].iter().all(|&b| b == 0),
+        "padding is silence"
+    );
 }
 
 /// Polls `check` every 20 ms until it is true or `deadline` passes.
@@ -102,7 +114,10 @@ where
 {
     let start = Instant::now();
     while !check().await {
-        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
