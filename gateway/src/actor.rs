@@ -114,6 +114,12 @@ impl Registry {
         }
     }
 
+    /// Forgets every actor: each finishes the commands already in its mailbox and stops once
+    /// the last handle to it is gone (used at shutdown, so storage closes behind them).
+    pub fn close(&self) {
+        self.actors.lock().expect("registry lock").clear();
+    }
+
     /// Number of running actors.
     pub fn live_sessions(&self) -> usize {
         self.actors.lock().expect("registry lock").len()

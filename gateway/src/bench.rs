@@ -198,6 +198,7 @@ async fn start_child(data_dir: &std::path::Path) -> anyhow::Result<(Child, Strin
         .env_remove("GATEWAY_OBJECTS")
         .env_remove("GATEWAY_API_KEY")
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .spawn()

@@ -76,6 +76,11 @@ impl Sessions {
         self.inference.is_configured()
     }
 
+    /// Lets every session actor stop once its work is done (see [`Registry::close`]).
+    pub fn close(&self) {
+        self.registry.close();
+    }
+
     pub fn live_sessions(&self) -> usize {
         self.registry.live_sessions()
     }

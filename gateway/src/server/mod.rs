@@ -68,6 +68,7 @@ pub struct RunningGateway {
     inference_configured: bool,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    sessions: Sessions,
 }
 
 impl RunningGateway {
@@ -103,9 +104,12 @@ impl RunningGateway {
     /// in-flight requests, and returns.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
-        self.task
+        let served = self
+            .task
             .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        self.sessions.close();
+        served
     }
 }
 
@@ -122,7 +126,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     let sessions = Sessions::new(database, objects, inference, config.idle_timeout);
     let (stop, stopping) = watch::channel(false);
     let state = AppState {
-        sessions,
+        sessions: sessions.clone(),
         api_key: config.api_key.as_deref().map(Arc::from),
         stopping: stopping.clone(),
     };
@@ -145,6 +149,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         inference_configured,
         stop,
         task,
+        sessions,
     })
 }
 
