@@ -1,0 +1,74 @@
+//! The commands the page invokes: each one calls one method of [`AppState`] and turns its error
+//! into the sentence the window shows. `build.rs` lists them and `capabilities/main.json` grants
+//! them to the main window.
+
+use recorder::events::Summary;
+use serde_json::Value;
+use tauri::State;
+use tauri::ipc::Channel;
+
+use super::recording::RecordingInfo;
+use super::settings::Settings;
+use super::state::{AppState, FinalizeView, Folder, InputChoice, StatusView};
+
+/// Errors reach the page as one readable sentence (with causes after colons).
+type Answer<T> = Result<T, String>;
+
+fn words(e: anyhow::Error) -> String {
+    format!("{e:#}")
+}
+
+/// Opens the event stream to the page (replacing a previous page's).
+#[tauri::command]
+pub fn subscribe(app: State<'_, AppState>, on_event: Channel<Value>) {
+    app.events().attach(on_event);
+}
+
+#[tauri::command]
+pub async fn app_status(app: State<'_, AppState>) -> Answer<StatusView> {
+    Ok(app.status().await)
+}
+
+#[tauri::command]
+pub async fn list_devices(app: State<'_, AppState>) -> Answer<Vec<InputChoice>> {
+    app.inputs().await.map_err(words)
+}
+
+#[tauri::command]
+pub async fn save_settings(app: State<'_, AppState>, settings: Settings) -> Answer<StatusView> {
+    app.save_settings(settings).await.map_err(words)
+}
+
+#[tauri::command]
+pub async fn new_session_id(app: State<'_, AppState>) -> Answer<StatusView> {
+    app.new_session().await.map_err(words)
+}
+
+#[tauri::command]
+pub async fn start_recording(app: State<'_, AppState>) -> Answer<RecordingInfo> {
+    app.start().await.map_err(words)
+}
+
+#[tauri::command]
+pub async fn stop_recording(app: State<'_, AppState>) -> Answer<Summary> {
+    app.stop().await.map_err(words)
+}
+
+#[tauri::command]
+pub async fn rename_speaker(
+    app: State<'_, AppState>,
+    cluster_id: String,
+    name: String,
+) -> Answer<Value> {
+    app.rename_speaker(&cluster_id, &name).await.map_err(words)
+}
+
+#[tauri::command]
+pub async fn finalize_session(app: State<'_, AppState>) -> Answer<FinalizeView> {
+    app.finalize().await.map_err(words)
+}
+
+#[tauri::command]
+pub async fn open_folder(app: State<'_, AppState>, folder: Folder) -> Answer<()> {
+    app.open_folder(folder).await.map_err(words)
+}

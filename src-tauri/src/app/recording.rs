@@ -1,0 +1,104 @@
+//! One recording in progress: the engine's handle, owned by a task, plus the forwarding of its
+//! events to the page.
+//!
+//! The task ends the recording either when asked ([`Recording::stop`]) or when the audio ends by
+//! itself (a WAV input reached its end, the device vanished): in both cases it calls the engine's
+//! `stop`, which drains the spool for a while and emits `finished`. Owning the handle in a task
+//! keeps the commands short: they never hold the engine while waiting on the network.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use recorder::engine::{Recorder, RecorderConfig};
+use recorder::events::Summary;
+use serde::Serialize;
+use tauri::async_runtime::JoinHandle;
+use tokio::sync::oneshot;
+
+use super::ui_events::UiEvents;
+
+/// How long a recording that ended by itself waits for the gateway's last ACKs.
+const SELF_END_DRAIN: Duration = Duration::from_secs(30);
+
+/// What the window shows about the running recording.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordingInfo {
+    pub session_id: String,
+    /// Wall clock of the start, for the elapsed timer.
+    pub started_at_ms: u64,
+    /// Spool and local copy of the session.
+    pub session_dir: String,
+    pub local_wav: String,
+    /// Whether live speaker resolution runs (off when the bundled gateway has no inference).
+    pub resolving: bool,
+    /// Seq of this run's first frame; above 1 when the session is resumed.
+    pub first_seq: u64,
+}
+
+pub struct Recording {
+    pub info: RecordingInfo,
+    /// Asks the task to stop, with how long to wait for the spool to drain.
+    stop: Option<oneshot::Sender<Duration>>,
+    task: JoinHandle<Summary>,
+}
+
+impl Recording {
+    /// Starts the engine. Must be called inside the async runtime.
+    pub fn start(config: RecorderConfig, events: UiEvents) -> anyhow::Result<Recording> {
+        let resolving = config.resolve.is_some();
+        let session_id = config.session_id.clone();
+        let mut handle = Recorder::start(config)?;
+        tauri::async_runtime::spawn(events.forward(handle.subscribe()));
+        let info = RecordingInfo {
+            session_id,
+            started_at_ms: now_ms(),
+            session_dir: handle.session_dir().display().to_string(),
+            local_wav: handle.local_copy().display().to_string(),
+            resolving,
+            first_seq: handle.first_seq(),
+        };
+        let (stop, stop_requested) = oneshot::channel::<Duration>();
+        let task = tauri::async_runtime::spawn(async move {
+            let drain = tokio::select! {
+                () = handle.audio_finished() => SELF_END_DRAIN,
+                drain = stop_requested => drain.unwrap_or(SELF_END_DRAIN),
+            };
+            handle.stop(drain).await
+        });
+        Ok(Recording {
+            info,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Whether audio is still being captured (false once it ended by itself).
+    pub fn is_active(&self) -> bool {
+        !self.task.inner().is_finished()
+    }
+
+    /// Stops the audio and waits up to `drain` for every frame to be ACKed.
+    pub async fn stop(mut self, drain: Duration) -> anyhow::Result<Summary> {
+        if let Some(stop) = self.stop.take() {
+            // Already gone if the audio ended by itself; the task is then stopping anyway.
+            let _ = stop.send(drain);
+        }
+        self.task.await.context("the recording task failed")
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The local copy of a session under a recordings root, if it exists.
+pub fn local_wav(recordings: &std::path::Path, session_id: &str) -> Option<PathBuf> {
+    let path = recorder::engine::session_dir(recordings, session_id)
+        .ok()?
+        .join(recorder::engine::LOCAL_COPY);
+    path.exists().then_some(path)
+}

@@ -1,0 +1,270 @@
+//! The user's settings: what to record, where to send it, and who is in the room.
+//!
+//! Persisted as `settings.json` in the config directory, written whole through a temporary file
+//! and a rename so a crash never leaves half a file. A missing file means defaults; an unreadable
+//! one also means defaults, plus a warning the window shows (the bad file is kept until the user
+//! saves over it).
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use gateway::core::session_id::SessionId;
+use gateway::protocol::RosterEntry;
+use recorder::endpoint::GatewayEndpoint;
+use recorder::source::InputSpec;
+use serde::{Deserialize, Serialize};
+
+/// Overrides the input for this run (`tone:440`, a `.wav` path, a device name); not saved.
+pub const INPUT_ENV: &str = "RECORDER_INPUT";
+
+/// Everything the setup area edits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Input spec as the engine reads it: `default`, a device name, a `.wav` file, `tone:FREQ`.
+    pub input: String,
+    pub gateway: GatewaySetting,
+    /// The bundled gateway's inference service (a remote gateway has its own).
+    pub inference: InferenceSetting,
+    /// The session the next recording streams to; resuming it continues its numbering.
+    pub session_id: String,
+    pub roster: Vec<RosterEntry>,
+    /// Seconds between live speaker resolutions.
+    pub resolve_every_secs: f64,
+}
+
+/// Which gateway receives the audio.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewaySetting {
+    pub mode: GatewayMode,
+    /// Kept while the bundled gateway is selected, so switching back restores it.
+    pub remote_url: String,
+    pub remote_api_key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayMode {
+    /// The gateway library started inside the app on 127.0.0.1.
+    #[default]
+    Bundled,
+    Remote,
+}
+
+/// The inference service the bundled gateway forwards `/resolve` to. Empty URL: none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InferenceSetting {
+    pub base_url: String,
+    pub api_key: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for InferenceSetting {
+    fn default() -> Self {
+        InferenceSetting {
+            base_url: String::new(),
+            api_key: String::new(),
+            timeout_ms: gateway::inference::DEFAULT_TIMEOUT_MS,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            input: "default".into(),
+            gateway: GatewaySetting::default(),
+            inference: InferenceSetting::default(),
+            session_id: new_session_id(),
+            roster: Vec::new(),
+            resolve_every_secs: 5.0,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the file; returns defaults and a warning when it is missing or unreadable.
+    pub fn load(path: &Path) -> (Settings, Option<String>) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return (Settings::default(), None);
+            }
+            Err(e) => {
+                let warning = format!("Could not read {}: {e}. Using defaults.", path.display());
+                return (Settings::default(), Some(warning));
+            }
+        };
+        match serde_json::from_str::<Settings>(&text) {
+            Ok(mut settings) => {
+                if SessionId::parse(&settings.session_id).is_err() {
+                    settings.session_id = new_session_id();
+                }
+                (settings, None)
+            }
+            Err(e) => {
+                let warning = format!(
+                    "Settings in {} are damaged ({e}); using defaults until you save.",
+                    path.display()
+                );
+                (Settings::default(), Some(warning))
+            }
+        }
+    }
+
+    /// Writes the file atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_vec_pretty(self).context("cannot serialize settings")?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Trims what the user typed and refuses what would fail later, in words for the window.
+    pub fn normalized(mut self) -> anyhow::Result<Settings> {
+        self.input = self.input.trim().to_owned();
+        self.input_spec()?;
+        self.session_id = self.session_id.trim().to_owned();
+        SessionId::parse(&self.session_id)
+            .map_err(|e| anyhow::anyhow!("The session id is not valid: {e}."))?;
+        self.gateway.remote_url = self.gateway.remote_url.trim().to_owned();
+        self.gateway.remote_api_key = self.gateway.remote_api_key.trim().to_owned();
+        if self.gateway.mode == GatewayMode::Remote {
+            if self.gateway.remote_url.is_empty() {
+                anyhow::bail!("Enter the remote gateway's URL, or choose the bundled gateway.");
+            }
+            self.remote_endpoint()?;
+        }
+        self.inference.base_url = self.inference.base_url.trim().to_owned();
+        self.inference.api_key = self.inference.api_key.trim().to_owned();
+        if !self.inference.base_url.is_empty() {
+            let url = reqwest::Url::parse(&self.inference.base_url).map_err(|e| {
+                anyhow::anyhow!(
+                    "The inference URL {:?} is not a URL: {e}.",
+                    self.inference.base_url
+                )
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                anyhow::bail!("The inference URL must start with http:// or https://.");
+            }
+        }
+        if self.inference.timeout_ms == 0 {
+            self.inference.timeout_ms = gateway::inference::DEFAULT_TIMEOUT_MS;
+        }
+        self.roster = self
+            .roster
+            .into_iter()
+            .filter_map(|entry| {
+                let name = entry.name.trim().to_owned();
+                let email = entry
+                    .email
+                    .map(|e| e.trim().to_owned())
+                    .filter(|e| !e.is_empty());
+                (!name.is_empty()).then_some(RosterEntry { name, email })
+            })
+            .collect();
+        if !(self.resolve_every_secs.is_finite() && self.resolve_every_secs >= 1.0) {
+            self.resolve_every_secs = 5.0;
+        }
+        Ok(self)
+    }
+
+    pub fn input_spec(&self) -> anyhow::Result<InputSpec> {
+        self.input
+            .parse()
+            .map_err(|e| anyhow::anyhow!("The input {:?} is not usable: {e}.", self.input))
+    }
+
+    /// The remote gateway with its key.
+    pub fn remote_endpoint(&self) -> anyhow::Result<GatewayEndpoint> {
+        let key = Some(self.gateway.remote_api_key.clone()).filter(|k| !k.is_empty());
+        GatewayEndpoint::parse(&self.gateway.remote_url, key)
+            .map_err(|e| anyhow::anyhow!("The remote gateway URL is not usable: {e}."))
+    }
+
+    /// The bundled gateway's inference config, if a URL is set.
+    pub fn inference_config(&self) -> Option<gateway::inference::InferenceConfig> {
+        let base_url = self.inference.base_url.trim();
+        (!base_url.is_empty()).then(|| gateway::inference::InferenceConfig {
+            base_url: base_url.to_owned(),
+            api_key: Some(self.inference.api_key.clone()).filter(|k| !k.is_empty()),
+            timeout: std::time::Duration::from_millis(self.inference.timeout_ms.max(1)),
+            resolve_path: gateway::inference::DEFAULT_RESOLVE_PATH.to_owned(),
+        })
+    }
+}
+
+/// A fresh, readable, unique-enough session id: `interview-20250314-0930-k3f9q2`.
+pub fn new_session_id() -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = now
+        .format(time::macros::format_description!(
+            "[year][month][day]-[hour][minute]"
+        ))
+        .unwrap_or_else(|_| now.unix_timestamp().to_string());
+    // RandomState is seeded per process; mixing in the clock makes ids differ within one run.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_i128(now.unix_timestamp_nanos());
+    let mut bits = hasher.finish();
+    let alphabet = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let suffix: String = (0..6)
+        .map(|_| {
+            let c = alphabet[(bits % alphabet.len() as u64) as usize] as char;
+            bits /= alphabet.len() as u64;
+            c
+        })
+        .collect();
+    format!("interview-{stamp}-{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        let mut settings = Settings::default();
+        settings.roster.push(RosterEntry {
+            name: "Ada".into(),
+            email: None,
+        });
+        settings.save(&path).unwrap();
+        assert_eq!(Settings::load(&path), (settings, None));
+    }
+
+    #[test]
+    fn a_damaged_file_gives_defaults_and_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        std::fs::write(&path, "{not json").unwrap();
+        let (settings, warning) = Settings::load(&path);
+        assert_eq!(settings.input, "default");
+        assert!(warning.unwrap().contains("damaged"));
+    }
+
+    #[test]
+    fn remote_mode_needs_a_usable_url() {
+        let mut settings = Settings::default();
+        settings.gateway.mode = GatewayMode::Remote;
+        let err = settings.clone().normalized().unwrap_err().to_string();
+        assert!(err.contains("remote gateway's URL"), "{err}");
+        settings.gateway.remote_url = " https://gw.example.com ".into();
+        assert_eq!(
+            settings.normalized().unwrap().gateway.remote_url,
+            "https://gw.example.com"
+        );
+    }
+
+    #[test]
+    fn session_ids_are_valid_and_distinct() {
+        let a = new_session_id();
+        let b = new_session_id();
+        assert!(SessionId::parse(&a).is_ok(), "{a}");
+        assert_ne!(a, b);
+    }
+}

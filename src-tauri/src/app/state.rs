@@ -1,0 +1,380 @@
+//! The app's state and every action the window can take, as plain async methods over the
+//! engine, the settings and the gateway host. The Tauri commands (`commands.rs`) only call these.
+//!
+//! Locks: `recording` and `gateway` are tokio mutexes because starting, stopping and finalizing
+//! await the network while they hold them (two clicks must not start two recordings); `settings`
+//! is a std mutex, only ever held to read or replace the value. Order: `recording`, then
+//! `gateway`, then `settings`.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use recorder::engine::{self, RecorderConfig, ResolveSettings};
+use recorder::events::Summary;
+use recorder::source;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::gateway_host::{GatewayHost, GatewayStatus};
+use super::paths::Paths;
+use super::recording::{self, Recording, RecordingInfo};
+use super::settings::{self, GatewayMode, Settings};
+use super::speakers;
+use super::ui_events::UiEvents;
+
+/// How long Stop waits for the gateway's last ACKs before leaving frames in the spool.
+const STOP_DRAIN: Duration = Duration::from_secs(15);
+/// How long Finalize waits for the spool to drain before it gives up and says so.
+const FINALIZE_DRAIN: Duration = Duration::from_secs(60);
+/// How much audio each live resolution sends.
+const RESOLVE_WINDOW: Duration = Duration::from_secs(10);
+
+pub struct AppState {
+    paths: Paths,
+    settings: Mutex<Settings>,
+    /// Why the settings file could not be used, until the next save.
+    settings_warning: Mutex<Option<String>>,
+    /// `RECORDER_INPUT`, if set: shown as an input choice and selected at launch.
+    input_override: Option<String>,
+    gateway: tokio::sync::Mutex<GatewayHost>,
+    recording: tokio::sync::Mutex<Option<Recording>>,
+    /// The end of the most recent recording in this run of the app.
+    last_summary: Mutex<Option<Summary>>,
+    events: UiEvents,
+}
+
+/// Everything the window needs to draw itself after a (re)load.
+#[derive(Serialize)]
+pub struct StatusView {
+    settings: Settings,
+    gateway: GatewayStatus,
+    recording: Option<RecordingInfo>,
+    last_summary: Option<Summary>,
+    input_override: Option<String>,
+    warning: Option<String>,
+    config_dir: String,
+    data_dir: String,
+}
+
+/// An input choice for the picker.
+#[derive(Serialize)]
+pub struct InputChoice {
+    /// The input spec to store in the settings.
+    spec: String,
+    label: String,
+    detail: String,
+}
+
+/// Finalize's outcome, with where the files are.
+#[derive(Serialize)]
+pub struct FinalizeView {
+    session_id: String,
+    result_key: String,
+    event_count: u64,
+    finalized_at: String,
+    /// `result.json` on this computer (bundled gateway only).
+    result_path: Option<String>,
+    /// Where the result is on a remote gateway.
+    result_location: String,
+    local_wav: Option<String>,
+    summary: Option<Summary>,
+}
+
+/// The folders "open folder" may show.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Folder {
+    /// The session's spool and local WAV.
+    Recording,
+    /// The bundled gateway's folder with `result.json`.
+    Result,
+}
+
+impl AppState {
+    /// Loads the settings and starts the gateway they ask for.
+    pub async fn open(paths: Paths) -> AppState {
+        let (mut settings, warning) = Settings::load(&paths.settings_file());
+        let input_override = std::env::var(settings::INPUT_ENV)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        if let Some(input) = &input_override {
+            settings.input = input.clone();
+        }
+        let mut gateway = GatewayHost::new(paths.gateway_dir());
+        gateway.apply(&settings).await;
+        AppState {
+            paths,
+            settings: Mutex::new(settings),
+            settings_warning: Mutex::new(warning),
+            input_override,
+            gateway: tokio::sync::Mutex::new(gateway),
+            recording: tokio::sync::Mutex::new(None),
+            last_summary: Mutex::new(None),
+            events: UiEvents::default(),
+        }
+    }
+
+    pub fn events(&self) -> &UiEvents {
+        &self.events
+    }
+
+    fn settings(&self) -> Settings {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub async fn status(&self) -> StatusView {
+        let recording = self.recording.lock().await;
+        let recording = recording
+            .as_ref()
+            .filter(|r| r.is_active())
+            .map(|r| r.info.clone());
+        let gateway = self.gateway.lock().await.status();
+        StatusView {
+            settings: self.settings(),
+            gateway,
+            recording,
+            last_summary: self
+                .last_summary
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            input_override: self.input_override.clone(),
+            warning: self
+                .settings_warning
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            config_dir: self.paths.config_dir.display().to_string(),
+            data_dir: self.paths.data_dir.display().to_string(),
+        }
+    }
+
+    /// Input devices, plus a test tone and the `RECORDER_INPUT` override.
+    pub async fn inputs(&self) -> anyhow::Result<Vec<InputChoice>> {
+        // cpal enumerates synchronously and can take a moment: keep it off the async workers.
+        let devices = tauri::async_runtime::spawn_blocking(source::list_devices).await??;
+        let mut choices = vec![InputChoice {
+            spec: "default".into(),
+            label: "System default input".into(),
+            detail: String::new(),
+        }];
+        for device in devices {
+            let detail = device
+                .default_config
+                .as_ref()
+                .map(|c| {
+                    format!(
+                        "{} ch · {} Hz · {}",
+                        c.channels, c.max_rate, c.sample_format
+                    )
+                })
+                .unwrap_or_default();
+            let label = if device.is_default {
+                format!("{} (default)", device.name)
+            } else {
+                device.name.clone()
+            };
+            choices.push(InputChoice {
+                spec: device.name,
+                label,
+                detail,
+            });
+        }
+        choices.push(InputChoice {
+            spec: "tone:440".into(),
+            label: "Test tone, 440 Hz".into(),
+            detail: "generated; no microphone needed".into(),
+        });
+        if let Some(spec) = &self.input_override
+            && !choices.iter().any(|c| &c.spec == spec)
+        {
+            choices.push(InputChoice {
+                spec: spec.clone(),
+                label: spec.clone(),
+                detail: format!("set by {}", settings::INPUT_ENV),
+            });
+        }
+        Ok(choices)
+    }
+
+    /// Validates, saves and applies new settings (restarting the bundled gateway if its
+    /// inference changed). Refused while recording.
+    pub async fn save_settings(&self, new: Settings) -> anyhow::Result<StatusView> {
+        let recording = self.recording.lock().await;
+        if recording.as_ref().is_some_and(Recording::is_active) {
+            anyhow::bail!("Stop the recording before changing settings.");
+        }
+        let new = new.normalized()?;
+        new.save(&self.paths.settings_file())?;
+        *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = new.clone();
+        *self
+            .settings_warning
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        let status = self.gateway.lock().await.apply(&new).await;
+        self.events
+            .send(json!({"type": "gateway", "status": status}));
+        drop(recording);
+        Ok(self.status().await)
+    }
+
+    /// Picks a fresh session id and saves it.
+    pub async fn new_session(&self) -> anyhow::Result<StatusView> {
+        let mut settings = self.settings();
+        settings.session_id = settings::new_session_id();
+        self.save_settings(settings).await
+    }
+
+    pub async fn start(&self) -> anyhow::Result<RecordingInfo> {
+        let mut recording = self.recording.lock().await;
+        if recording.as_ref().is_some_and(Recording::is_active) {
+            anyhow::bail!("Already recording.");
+        }
+        // A recording that ended by itself: collect it first (it has drained or timed out).
+        if let Some(done) = recording.take() {
+            let summary = done.stop(Duration::ZERO).await?;
+            self.remember(summary);
+        }
+        let settings = self.settings().normalized()?;
+        let (endpoint, resolve) = {
+            let gateway = self.gateway.lock().await;
+            let status = gateway.status();
+            // Without inference the bundled gateway can only answer 503: do not ask it.
+            let resolve = !(status.mode == GatewayMode::Bundled
+                && status.inference_configured == Some(false));
+            (gateway.endpoint()?, resolve)
+        };
+        let mut config = RecorderConfig::new(
+            endpoint,
+            settings.session_id.clone(),
+            settings.input_spec()?,
+            self.paths.recordings_dir(),
+        );
+        config.resolve = resolve.then(|| ResolveSettings {
+            every: Duration::from_secs_f64(settings.resolve_every_secs),
+            window: RESOLVE_WINDOW,
+            roster: settings.roster.clone(),
+            asr_text: None,
+        });
+        let started = Recording::start(config, self.events.clone())?;
+        let info = started.info.clone();
+        *recording = Some(started);
+        self.events
+            .send(json!({"type": "recording", "state": "recording", "info": info}));
+        Ok(info)
+    }
+
+    /// Stops the recording; frames the gateway has not ACKed within a few seconds stay in the
+    /// spool and go first on the next Start of this session.
+    pub async fn stop(&self) -> anyhow::Result<Summary> {
+        let mut recording = self.recording.lock().await;
+        let running = recording
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("Not recording."))?;
+        self.events
+            .send(json!({"type": "recording", "state": "stopping"}));
+        let summary = running.stop(STOP_DRAIN).await;
+        self.events
+            .send(json!({"type": "recording", "state": "idle"}));
+        let summary = summary?;
+        self.remember(summary.clone());
+        Ok(summary)
+    }
+
+    fn remember(&self, summary: Summary) {
+        *self.last_summary.lock().unwrap_or_else(|e| e.into_inner()) = Some(summary);
+    }
+
+    pub async fn rename_speaker(&self, cluster_id: &str, name: &str) -> anyhow::Result<Value> {
+        let session_id = self.settings().session_id;
+        let endpoint = self.gateway.lock().await.endpoint()?;
+        speakers::bind(&endpoint, &session_id, cluster_id, name).await
+    }
+
+    /// Stops if needed, waits for the spool to drain, and asks the gateway for `result.json`.
+    pub async fn finalize(&self) -> anyhow::Result<FinalizeView> {
+        let mut recording = self.recording.lock().await;
+        let session_id = self.settings().session_id;
+        if let Some(running) = recording.take() {
+            self.events
+                .send(json!({"type": "recording", "state": "stopping"}));
+            let summary = running.stop(FINALIZE_DRAIN).await;
+            self.events
+                .send(json!({"type": "recording", "state": "idle"}));
+            self.remember(summary?);
+        }
+        let last = self
+            .last_summary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|s| s.session_id == session_id);
+        if let Some(summary) = &last
+            && !summary.drained
+        {
+            anyhow::bail!(
+                "{} recorded seconds have not reached the gateway yet. They are safe on this \
+                 computer and are sent first when you press Start again for this session; \
+                 finalize once they are delivered.",
+                summary.uplink.pending
+            );
+        }
+        self.events
+            .send(json!({"type": "recording", "state": "finalizing"}));
+        let gateway = self.gateway.lock().await;
+        let endpoint = gateway.endpoint()?;
+        let answer = engine::finalize(&endpoint, &session_id).await;
+        self.events
+            .send(json!({"type": "recording", "state": "idle"}));
+        let answer = answer?;
+        let result_path = gateway
+            .local_object_path(&answer.result_key)
+            .map(|p| p.display().to_string());
+        Ok(FinalizeView {
+            result_location: format!("{} → {}", endpoint.base(), answer.result_key),
+            session_id: answer.session_id,
+            result_key: answer.result_key,
+            event_count: answer.event_count,
+            finalized_at: answer.finalized_at,
+            result_path,
+            local_wav: recording::local_wav(&self.paths.recordings_dir(), &session_id)
+                .map(|p| p.display().to_string()),
+            summary: last,
+        })
+    }
+
+    pub async fn open_folder(&self, folder: Folder) -> anyhow::Result<()> {
+        let session_id = self.settings().session_id;
+        let dir: PathBuf = match folder {
+            Folder::Recording => engine::session_dir(&self.paths.recordings_dir(), &session_id)?,
+            Folder::Result => {
+                let safe = gateway::core::session_id::SessionId::parse(&session_id)
+                    .map_err(|e| anyhow::anyhow!("invalid session id: {e}"))?;
+                let key = format!("sessions/{}", safe.safe());
+                self.gateway
+                    .lock()
+                    .await
+                    .local_object_path(&key)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "The result is on the remote gateway, not on this computer."
+                        )
+                    })?
+            }
+        };
+        super::folders::open(&dir)
+    }
+
+    /// On exit: stop recording (unsent frames stay in the spool) and stop the bundled gateway.
+    pub async fn shutdown(&self) {
+        if let Some(running) = self.recording.lock().await.take() {
+            let _ = running.stop(Duration::from_secs(3)).await;
+        }
+        self.gateway.lock().await.stop_bundled().await;
+    }
+}

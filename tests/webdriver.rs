@@ -1,0 +1,323 @@
+//! The desktop app end to end: the real `interview-recorder` window under Xvfb, driven through
+//! WebDriver (`tauri-driver` → `WebKitWebDriver`), with its bundled gateway and a generated tone
+//! as input, and a contract-honouring inference server started here.
+//!
+//! It clicks Start, waits until the page shows at least 5 acked frames and none missing, renames
+//! the speaker the inference server reported, clicks Finalize, and checks the page's result key
+//! and the bundled gateway's `result.json` (renamed binding, no missing frames). A screenshot of
+//! the window mid-recording goes to `<target>/e2e-artifacts/` and `docs/screenshot.png`.
+//!
+//! Needs a DISPLAY, `tauri-driver` and `WebKitWebDriver`, and the app binary built; without
+//! them it FAILS and says what to do. `scripts/e2e.sh` provides all of it.
+
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use e2e::{INFERENCE_KEY, InferenceServer, TauriDriver};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const SESSION: &str = "e2e-webdriver";
+const RENAMED: &str = "Grace Hopper";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_records_names_a_speaker_and_finalizes() {
+    e2e::require_display();
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    let home = tempdir(&artifacts);
+    let config_dir = home.join("config");
+    let data_dir = home.join("data");
+    std::fs::create_dir_all(&config_dir).unwrap();
+
+    let inference = InferenceServer::start().await;
+    // The settings a user would have saved: bundled gateway with an inference service, a
+    // roster, a known session id, quick resolution for a short test.
+    let settings = json!({
+        "input": "tone:440",
+        "gateway": {"mode": "bundled", "remote_url": "", "remote_api_key": ""},
+        "inference": {"base_url": inference.url, "api_key": INFERENCE_KEY, "timeout_ms": 5000},
+        "session_id": SESSION,
+        "roster": [{"name": "Ada Lovelace", "email": "ada@example.com"}],
+        "resolve_every_secs": 2.0,
+    });
+    std::fs::write(
+        config_dir.join("settings.json"),
+        serde_json::to_vec_pretty(&settings).unwrap(),
+    )
+    .unwrap();
+
+    let driver = TauriDriver::start(
+        &[
+            ("RECORDER_CONFIG_DIR", &config_dir),
+            ("RECORDER_DATA_DIR", &data_dir),
+            ("RECORDER_INPUT", Path::new("tone:440")),
+        ],
+        &artifacts,
+    );
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(240),
+        drive(&client, &artifacts, &data_dir),
+    )
+    .await;
+    if !matches!(outcome, Ok(Ok(()))) {
+        save_screenshot(&client, &artifacts.join("failure.png")).await;
+    }
+    let _ = client.close().await;
+    drop(driver);
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{e:#}"),
+        Err(_) => panic!("the WebDriver test did not finish within 240 s"),
+    }
+
+    let calls = inference.calls();
+    assert!(!calls.is_empty(), "the inference server was never called");
+    assert!(calls.iter().all(|c| c.session_id == SESSION
+        && c.api_key.as_deref() == Some(INFERENCE_KEY)
+        && c.audio_bytes >= 32_000));
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// The user's part: everything done through the page.
+async fn drive(client: &Client, artifacts: &Path, data_dir: &Path) -> anyhow::Result<()> {
+    let status = wait_for(client, "the bundled gateway to run", 30, |page| {
+        page["gateway"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Bundled gateway ·"))
+    })
+    .await?;
+    anyhow::ensure!(
+        status["sessionId"] == SESSION,
+        "the page shows session {} instead of the saved {SESSION}",
+        status["sessionId"]
+    );
+    anyhow::ensure!(
+        status["input"] == "tone:440",
+        "input is {}",
+        status["input"]
+    );
+
+    click(client, "#record-button").await?;
+    wait_for(client, "acked ≥ 5 with none missing", 60, |page| {
+        number(&page["acked"]) >= 5 && page["missing"] == "0"
+    })
+    .await?;
+    let page = wait_for(client, "a speaker in the speakers panel", 30, |page| {
+        page["speakers"]
+            .as_array()
+            .is_some_and(|rows| !rows.is_empty())
+    })
+    .await?;
+    let speaker = &page["speakers"][0];
+    anyhow::ensure!(
+        speaker["cluster"] == "spk_0" && speaker["name"] == "Ada Lovelace",
+        "unexpected speaker row {speaker}"
+    );
+
+    // Rename it the way a user does: type in the row's field, press its Save button.
+    let input = client
+        .find(Locator::Css(
+            "#speakers-body tr[data-cluster='spk_0'] input.name-input",
+        ))
+        .await?;
+    input.clear().await?;
+    input.send_keys(RENAMED).await?;
+    click(
+        client,
+        "#speakers-body tr[data-cluster='spk_0'] button.rename",
+    )
+    .await?;
+    wait_for(client, "the new name in the speakers panel", 20, |page| {
+        page["speakers"][0]["name"] == RENAMED && page["speakers"][0]["decision"] == "manual"
+    })
+    .await?;
+    // Let another resolution come back: the name must stick.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let page = wait_for(
+        client,
+        "the name to survive the next resolution",
+        10,
+        |page| page["speakers"][0]["name"] == RENAMED,
+    )
+    .await?;
+
+    // Mid-recording picture for the README and the CI artifacts.
+    let shot = artifacts.join("recording.png");
+    anyhow::ensure!(
+        save_screenshot(client, &shot).await,
+        "no screenshot could be taken"
+    );
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    std::fs::create_dir_all(&docs)?;
+    std::fs::copy(&shot, docs.join("screenshot.png"))?;
+    println!("screenshot: {} (acked {})", shot.display(), page["acked"]);
+
+    click(client, "#finalize-button").await?;
+    let page = wait_for(client, "finalize's result key", 120, |page| {
+        page["resultKey"].as_str().is_some_and(|k| !k.is_empty())
+            || page["finalizeStatus"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Not finalized"))
+    })
+    .await?;
+    let key = format!("sessions/{SESSION}/result.json");
+    anyhow::ensure!(
+        page["resultKey"] == key.as_str(),
+        "finalize failed: {} / {}",
+        page["finalizeStatus"],
+        page["error"]
+    );
+    anyhow::ensure!(
+        page["missing"] == "0",
+        "missing is {} after finalize",
+        page["missing"]
+    );
+
+    let path = data_dir.join("gateway/objects").join(&key);
+    anyhow::ensure!(
+        page["resultPath"] == path.display().to_string().as_str(),
+        "the page shows result.json at {} instead of {}",
+        page["resultPath"],
+        path.display()
+    );
+    let result: Value = serde_json::from_slice(
+        &std::fs::read(&path)
+            .map_err(|e| anyhow::anyhow!("result.json at {}: {e}", path.display()))?,
+    )?;
+    anyhow::ensure!(
+        result["state"]["bindings"]["spk_0"] == RENAMED,
+        "bindings in result.json: {}",
+        result["state"]["bindings"]
+    );
+    let ingest = &result["ingest"];
+    anyhow::ensure!(
+        ingest["missing_chunks"] == 0 && number(&ingest["received_chunks"]) >= 5,
+        "ingest in result.json: {ingest}"
+    );
+    let events = result["events"].as_array().cloned().unwrap_or_default();
+    anyhow::ensure!(
+        events
+            .iter()
+            .any(|e| e["decision"] == "manual" && e["speaker_name"] == RENAMED),
+        "no manual event for the rename in result.json"
+    );
+    let wav = page["localWav"].as_str().unwrap_or_default();
+    anyhow::ensure!(
+        wav.ends_with("local.wav") && Path::new(wav).is_file(),
+        "local WAV {wav:?}"
+    );
+    println!(
+        "finalized {key}: {} events, {} frames stored, local copy {wav}",
+        events.len(),
+        ingest["received_chunks"]
+    );
+    Ok(())
+}
+
+/// A new WebDriver session on the app binary.
+async fn connect(driver: &TauriDriver, app: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("wry"));
+    caps.insert(
+        "tauri:options".into(),
+        json!({ "application": app.display().to_string() }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&driver.url())
+        .await
+        .unwrap_or_else(|e| panic!("cannot open a WebDriver session on {}: {e}", app.display()))
+}
+
+/// What the page shows, read in one script.
+const READ_PAGE: &str = r#"
+const text = (id) => { const el = document.getElementById(id); return el ? el.textContent.trim() : null; };
+const rows = [...document.querySelectorAll('#speakers-body tr')].map((row) => ({
+  cluster: row.dataset.cluster,
+  name: row.querySelector('.speaker-name').textContent.trim(),
+  decision: row.querySelector('.badge').textContent.trim(),
+}));
+const result = document.getElementById('finalize-result');
+return {
+  gateway: text('chip-gateway'),
+  connection: text('chip-connection'),
+  sessionId: document.getElementById('session-id').value,
+  input: document.getElementById('input-select').value,
+  acked: text('count-acked'),
+  sent: text('count-sent'),
+  pending: text('count-pending'),
+  missing: text('count-missing'),
+  speakers: rows,
+  finalizeStatus: text('finalize-status'),
+  resultKey: result.hidden ? '' : text('result-key'),
+  resultPath: text('result-path'),
+  localWav: text('result-wav'),
+  error: document.getElementById('banner-error').hidden ? null : text('banner-error-text'),
+};
+"#;
+
+/// Polls the page until `ready` holds; fails with the last page seen after `secs`.
+async fn wait_for(
+    client: &Client,
+    what: &str,
+    secs: u64,
+    ready: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let page = client.execute(READ_PAGE, vec![]).await?;
+        if ready(&page) {
+            return Ok(page);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("waited {secs} s for {what}; the page shows {page:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn click(client: &Client, css: &str) -> anyhow::Result<()> {
+    client
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| anyhow::anyhow!("{css}: {e}"))?
+        .click()
+        .await
+        .map_err(|e| anyhow::anyhow!("click {css}: {e}"))?;
+    Ok(())
+}
+
+/// The window through WebDriver, or the whole X screen with ImageMagick's `import`.
+async fn save_screenshot(client: &Client, path: &Path) -> bool {
+    if let Ok(png) = client.screenshot().await
+        && std::fs::write(path, png).is_ok()
+    {
+        return true;
+    }
+    std::process::Command::new("import")
+        .args(["-window", "root"])
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn number(value: &Value) -> u64 {
+    value
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| value.as_u64())
+        .unwrap_or(0)
+}
+
+/// A fresh directory for this run's settings and data, under the artifacts directory.
+fn tempdir(artifacts: &Path) -> PathBuf {
+    let dir = artifacts.join(format!("run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

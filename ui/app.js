@@ -1,0 +1,691 @@
+// Interview Recorder: the page. Plain JS over the app's commands (window.__TAURI__.core.invoke)
+// and one event channel opened at load (`subscribe`). No framework, no build step, no network.
+"use strict";
+
+const tauri = window.__TAURI__ && window.__TAURI__.core;
+
+const $ = (id) => document.getElementById(id);
+
+/** Everything the page knows; the DOM is drawn from it. */
+const ui = {
+  settings: null,
+  gateway: null,
+  /** idle | recording | stopping | finalizing */
+  phase: "idle",
+  recording: null,
+  startedAtMs: 0,
+  endedAtMs: 0,
+  counters: null,
+  connection: null,
+  /** Highest number of frames held while the gateway was unreachable. */
+  heldMax: 0,
+  holdingNow: false,
+  /** cluster_id → {name, decision, score, lastHeard, color} */
+  speakers: new Map(),
+  /** [{from, to, cluster}] in seconds since the start */
+  timeline: [],
+  resolveUnavailable: null,
+  /** Whether this session has audio the gateway stored (Finalize is then useful). */
+  recorded: false,
+  resolveEvery: 5,
+};
+
+const COLORS = ["#2f7ddf", "#e0852c", "#2f9e5b", "#b255c9", "#d8455a", "#1aa2a8", "#8c6d3f", "#6b6fd6"];
+
+// ---------- formatting ----------
+
+function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const pad = (n) => String(n).padStart(2, "0");
+  return h > 0 ? `${h}:${pad(m)}:${pad(s % 60)}` : `${pad(m)}:${pad(s % 60)}`;
+}
+
+function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  const units = ["KB", "MB", "GB"];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+function ms(v) {
+  return v == null ? "—" : `${v < 10 ? v.toFixed(1) : Math.round(v)} ms`;
+}
+
+function seconds(n) {
+  return `${n} second${n === 1 ? "" : "s"}`;
+}
+
+function elapsedNow() {
+  if (!ui.startedAtMs) return 0;
+  const end = ui.phase === "recording" ? Date.now() : (ui.endedAtMs || Date.now());
+  return (end - ui.startedAtMs) / 1000;
+}
+
+// ---------- calling Rust ----------
+
+async function call(command, args) {
+  try {
+    return await tauri.invoke(command, args || {});
+  } catch (e) {
+    const message = typeof e === "string" ? e : (e && e.message) || String(e);
+    showError(message);
+    throw new Error(message);
+  }
+}
+
+function showError(message) {
+  $("banner-error-text").textContent = message;
+  $("banner-error").hidden = false;
+}
+
+// ---------- setup ----------
+
+function parseRoster(text) {
+  return text.split("\n").map((line) => line.trim()).filter(Boolean).map((line) => {
+    const angle = line.match(/^(.*?)\s*<([^>]*)>\s*$/);
+    if (angle) return { name: angle[1].trim(), email: angle[2].trim() || undefined };
+    const comma = line.match(/^(.*?),\s*(\S+@\S+)$/);
+    if (comma) return { name: comma[1].trim(), email: comma[2].trim() };
+    return { name: line };
+  }).filter((entry) => entry.name);
+}
+
+function rosterText(roster) {
+  return (roster || []).map((r) => (r.email ? `${r.name} <${r.email}>` : r.name)).join("\n");
+}
+
+function fillSettings(settings) {
+  ui.settings = settings;
+  ui.resolveEvery = settings.resolve_every_secs || 5;
+  $("mode-bundled").checked = settings.gateway.mode === "bundled";
+  $("mode-remote").checked = settings.gateway.mode === "remote";
+  $("remote-url").value = settings.gateway.remote_url || "";
+  $("remote-key").value = settings.gateway.remote_api_key || "";
+  $("inference-url").value = settings.inference.base_url || "";
+  $("inference-key").value = settings.inference.api_key || "";
+  $("session-id").value = settings.session_id;
+  $("roster").value = rosterText(settings.roster);
+  selectInput(settings.input);
+  showModeFields();
+}
+
+function readSettings() {
+  const base = ui.settings || {};
+  return {
+    ...base,
+    input: $("input-select").value || base.input || "default",
+    gateway: {
+      mode: $("mode-remote").checked ? "remote" : "bundled",
+      remote_url: $("remote-url").value.trim(),
+      remote_api_key: $("remote-key").value.trim(),
+    },
+    inference: {
+      ...(base.inference || {}),
+      base_url: $("inference-url").value.trim(),
+      api_key: $("inference-key").value.trim(),
+    },
+    session_id: $("session-id").value.trim(),
+    roster: parseRoster($("roster").value),
+  };
+}
+
+function showModeFields() {
+  const remote = $("mode-remote").checked;
+  $("remote-fields").hidden = !remote;
+  $("bundled-fields").hidden = remote;
+}
+
+let saving = Promise.resolve();
+
+function saveSettings() {
+  saving = saving.then(async () => {
+    $("save-state").textContent = "Saving…";
+    try {
+      const status = await call("save_settings", { settings: readSettings() });
+      applyStatus(status);
+      $("save-state").textContent = "Saved";
+      setTimeout(() => { if ($("save-state").textContent === "Saved") $("save-state").textContent = ""; }, 2500);
+    } catch (e) {
+      $("save-state").textContent = "Not saved";
+    }
+  });
+  return saving;
+}
+
+let inputChoices = [];
+
+function selectInput(spec) {
+  const select = $("input-select");
+  if (spec && !inputChoices.some((c) => c.spec === spec)) {
+    inputChoices.push({ spec, label: spec, detail: "" });
+    drawInputs();
+  }
+  select.value = spec;
+  const choice = inputChoices.find((c) => c.spec === spec);
+  $("input-detail").textContent = choice ? choice.detail : "";
+}
+
+function drawInputs() {
+  const select = $("input-select");
+  const current = select.value || (ui.settings && ui.settings.input);
+  select.replaceChildren(...inputChoices.map((c) => {
+    const option = document.createElement("option");
+    option.value = c.spec;
+    option.textContent = c.label;
+    return option;
+  }));
+  if (current) select.value = current;
+}
+
+async function refreshDevices() {
+  $("refresh-devices").disabled = true;
+  try {
+    inputChoices = await call("list_devices");
+  } catch (e) {
+    inputChoices = [{ spec: "default", label: "System default input", detail: "" }];
+  } finally {
+    $("refresh-devices").disabled = false;
+  }
+  drawInputs();
+  if (ui.settings) selectInput(ui.settings.input);
+}
+
+// ---------- status ----------
+
+function applyStatus(status) {
+  fillSettings(status.settings);
+  applyGateway(status.gateway);
+  if (status.warning) {
+    $("banner-warning").textContent = status.warning;
+    $("banner-warning").hidden = false;
+  } else {
+    $("banner-warning").hidden = true;
+  }
+  $("paths").textContent = `Settings: ${status.config_dir} · Data: ${status.data_dir}`;
+  if (status.recording) {
+    startedRecording(status.recording);
+  } else if (status.last_summary && status.last_summary.session_id === status.settings.session_id) {
+    ui.recorded = ui.recorded || status.last_summary.uplink.stored > 0 || status.last_summary.last_seq > 0;
+  }
+  drawPhase();
+}
+
+function applyGateway(gateway) {
+  ui.gateway = gateway;
+  const chip = $("chip-gateway");
+  const detail = $("bundled-detail");
+  if (gateway.mode === "bundled") {
+    if (gateway.running) {
+      chip.textContent = `Bundled gateway · ${gateway.url.replace("http://", "")}`;
+      chip.className = "chip ok";
+      detail.textContent = `Running inside this app at ${gateway.url}. Data: ${gateway.data_dir}`;
+    } else {
+      chip.textContent = "Bundled gateway stopped";
+      chip.className = "chip error";
+      detail.textContent = gateway.error || "Not running.";
+      if (gateway.error) showError(gateway.error);
+    }
+  } else {
+    chip.textContent = gateway.running ? `Remote gateway · ${gateway.url}` : "Remote gateway unreachable";
+    chip.className = gateway.running ? "chip ok" : "chip warn";
+    if (!gateway.running && gateway.error) {
+      $("banner-warning").textContent = `${gateway.error}. Recording still works: audio is held on this computer until the gateway answers.`;
+      $("banner-warning").hidden = false;
+    }
+  }
+  drawInference();
+}
+
+function drawInference() {
+  const chip = $("chip-inference");
+  const gw = ui.gateway || {};
+  const notConfigured = ui.resolveUnavailable ||
+    (gw.mode === "bundled" && gw.inference_configured === false);
+  if (notConfigured) {
+    chip.textContent = "Speaker names: inference not configured";
+    chip.className = "chip warn";
+    $("resolve-state").textContent = gw.mode === "bundled"
+      ? "Inference not configured: add the inference service URL in Setup to name speakers."
+      : `Inference not configured on the gateway${ui.resolveUnavailable ? `: ${ui.resolveUnavailable}` : "."}`;
+  } else if (gw.inference_configured) {
+    chip.textContent = "Speaker names: on";
+    chip.className = "chip ok";
+    $("resolve-state").textContent = `Resolved every ${ui.resolveEvery} s while recording.`;
+  } else {
+    chip.textContent = "Speaker names: unknown";
+    chip.className = "chip";
+    $("resolve-state").textContent = "";
+  }
+}
+
+// ---------- recording ----------
+
+function startedRecording(info) {
+  ui.recording = info;
+  ui.phase = "recording";
+  ui.startedAtMs = info.started_at_ms;
+  ui.endedAtMs = 0;
+  if (info.first_seq > 1) ui.recorded = true;
+  drawPhase();
+}
+
+function resetLive() {
+  ui.counters = null;
+  ui.connection = null;
+  ui.heldMax = 0;
+  ui.holdingNow = false;
+  ui.speakers.clear();
+  ui.timeline = [];
+  ui.resolveUnavailable = null;
+  $("speakers-body").replaceChildren();
+  $("banner-held").hidden = true;
+  $("banner-drained").hidden = true;
+  drawCounters();
+  drawSpeakers();
+  drawInference();
+}
+
+async function toggleRecording() {
+  if (ui.phase === "recording") {
+    ui.phase = "stopping";
+    drawPhase();
+    try {
+      const summary = await call("stop_recording");
+      finished(summary);
+    } catch (e) {
+      ui.phase = "idle";
+    }
+    drawPhase();
+  } else if (ui.phase === "idle") {
+    $("record-button").disabled = true;
+    try {
+      await saveSettings();
+      resetLive();
+      $("finalize-result").hidden = true;
+      const info = await call("start_recording");
+      startedRecording(info);
+    } catch (e) {
+      ui.phase = "idle";
+    } finally {
+      drawPhase();
+    }
+  }
+}
+
+function finished(summary) {
+  if (ui.phase === "recording" || ui.phase === "stopping") ui.phase = "idle";
+  if (!ui.endedAtMs) ui.endedAtMs = Date.now();
+  ui.counters = summary.uplink;
+  if (summary.uplink.stored > 0 || summary.last_seq > 0) ui.recorded = true;
+  drawCounters();
+  if (!summary.drained && summary.uplink.pending > 0) {
+    showHeld(`${seconds(summary.uplink.pending)} of audio did not reach the gateway yet. ` +
+      "They are safe on this computer and are sent first when you press Start again for this session.");
+  }
+  drawPhase();
+}
+
+function drawPhase() {
+  const button = $("record-button");
+  const label = $("record-label");
+  const state = $("record-state");
+  const recording = ui.phase === "recording";
+  button.classList.toggle("recording", recording);
+  button.disabled = ui.phase === "stopping" || ui.phase === "finalizing";
+  label.textContent = recording ? "Stop" : ui.phase === "stopping" ? "Stopping…" : "Start";
+  state.textContent = {
+    idle: ui.startedAtMs ? "Stopped" : "Ready",
+    recording: `Recording · session ${ui.recording ? ui.recording.session_id : ""}`,
+    stopping: "Stopping: delivering the last seconds…",
+    finalizing: "Finalizing…",
+  }[ui.phase];
+  $("setup-fields").disabled = ui.phase !== "idle";
+  $("finalize-button").disabled = !(ui.recorded && (ui.phase === "idle" || ui.phase === "recording"));
+  if (ui.phase === "idle" && !ui.counters) $("chip-connection").textContent = "Not recording";
+  drawElapsed();
+}
+
+function drawElapsed() {
+  $("elapsed").textContent = clock(elapsedNow());
+}
+
+function drawLevel(rms, peak) {
+  const pct = (db) => Math.max(0, Math.min(100, ((db + 60) / 60) * 100));
+  const meter = $("meter");
+  meter.style.setProperty("--meter-width", `${meter.clientWidth}px`);
+  $("meter-fill").style.width = `${pct(rms)}%`;
+  $("meter-peak").style.left = `calc(${pct(peak)}% - 3px)`;
+  $("level-text").textContent = rms <= -100 ? "silence" : `${rms.toFixed(0)} dBFS`;
+  meter.setAttribute("aria-valuenow", String(Math.round(rms)));
+}
+
+function drawCounters() {
+  const c = ui.counters || {};
+  const set = (id, value) => { $(id).textContent = value; };
+  set("count-sent", String(c.sent || 0));
+  set("count-acked", String(c.acked || 0));
+  set("count-pending", String(c.pending || 0));
+  set("count-missing", String(c.gateway_missing || 0));
+  set("count-duplicate", String(c.duplicate || 0));
+  set("count-bytes", bytes(c.bytes_acked || 0));
+  const latency = c.latency || {};
+  set("count-latency", ms(latency.last_ms));
+  set("count-latency-sub", latency.avg_ms == null ? "" :
+    `avg ${ms(latency.avg_ms)} · p99 ${ms(latency.p99_ms)} · min ${ms(latency.min_ms)}`);
+  $("count-missing").parentElement.classList.toggle("alert", (c.gateway_missing || 0) > 0);
+  $("count-pending").parentElement.classList.toggle("attention", (c.pending || 0) > 3);
+}
+
+function drawConnection() {
+  const chip = $("chip-connection");
+  const c = ui.connection;
+  if (!c) return;
+  const state = c.state.state;
+  const text = {
+    connecting: "Connecting…",
+    connected: "Connected",
+    reconnecting: `Reconnecting (attempt ${c.state.attempt})`,
+    offline: "Offline",
+  }[state] || state;
+  chip.textContent = text;
+  chip.className = state === "connected" ? "chip ok" : state === "connecting" ? "chip" : "chip warn";
+}
+
+function showHeld(text) {
+  $("banner-held").textContent = text;
+  $("banner-held").hidden = false;
+  $("banner-drained").hidden = true;
+}
+
+/** Banner logic: held while the gateway is unreachable, "delivered" once the backlog drains. */
+function updateHeldBanner() {
+  const c = ui.connection;
+  const pending = ui.counters ? ui.counters.pending : 0;
+  const down = c && (c.state.state === "reconnecting" || c.state.state === "offline");
+  if (down) {
+    const holding = Math.max(c.holding || 0, pending);
+    ui.heldMax = Math.max(ui.heldMax, holding);
+    ui.holdingNow = true;
+    const why = c.detail ? ` (${c.detail})` : "";
+    showHeld(`Gateway unreachable${why}. ${seconds(holding)} of audio held safely on this computer; ` +
+      "they will be sent as soon as it is back.");
+  } else if (ui.holdingNow && c && c.state.state === "connected" && pending <= 1) {
+    ui.holdingNow = false;
+    $("banner-held").hidden = true;
+    $("banner-drained").textContent = `Gateway back: all ${seconds(ui.heldMax)} of held audio delivered.`;
+    $("banner-drained").hidden = false;
+    ui.heldMax = 0;
+    setTimeout(() => { $("banner-drained").hidden = true; }, 15000);
+  } else if (ui.holdingNow && c && c.state.state === "connected") {
+    showHeld(`Gateway back: delivering held audio, ${seconds(pending)} to go…`);
+  }
+}
+
+// ---------- speakers ----------
+
+function speakerFor(clusterId) {
+  let s = ui.speakers.get(clusterId);
+  if (!s) {
+    s = { name: null, decision: "unknown", score: null, lastHeard: null, color: COLORS[ui.speakers.size % COLORS.length] };
+    ui.speakers.set(clusterId, s);
+  }
+  return s;
+}
+
+function onSpeaker(answer) {
+  const now = elapsedNow();
+  const s = speakerFor(answer.cluster_id);
+  s.name = answer.speaker_name || null;
+  s.decision = answer.decision;
+  s.score = answer.evidence && typeof answer.evidence.sv_score === "number" ? answer.evidence.sv_score : null;
+  s.lastHeard = now;
+  applyState(answer.updated_state);
+  ui.timeline.push({ from: Math.max(0, now - ui.resolveEvery), to: now, cluster: answer.cluster_id });
+  drawSpeakers();
+}
+
+/** Names the interviewer bound win over the inference's suggestion. */
+function applyState(state) {
+  if (!state) return;
+  for (const cluster of state.clusters || []) {
+    const s = speakerFor(cluster.cluster_id);
+    if (cluster.bound_name) { s.name = cluster.bound_name; }
+  }
+  for (const [clusterId, name] of Object.entries(state.bindings || {})) {
+    if (typeof name === "string" && ui.speakers.has(clusterId)) ui.speakers.get(clusterId).name = name;
+  }
+}
+
+function drawSpeakers() {
+  const body = $("speakers-body");
+  $("speakers-empty").hidden = ui.speakers.size > 0;
+  for (const [clusterId, s] of ui.speakers) {
+    let row = body.querySelector(`tr[data-cluster="${CSS.escape(clusterId)}"]`);
+    if (!row) {
+      row = speakerRow(clusterId, s);
+      body.appendChild(row);
+    }
+    const name = row.querySelector(".speaker-name");
+    name.textContent = s.name || "unknown";
+    name.classList.toggle("unknown", !s.name);
+    const badge = row.querySelector(".badge");
+    badge.textContent = s.decision;
+    badge.className = `badge ${s.decision}`;
+    row.querySelector(".score").textContent = s.score == null ? "—" : s.score.toFixed(2);
+    row.querySelector(".heard").textContent = s.lastHeard == null ? "—" : clock(s.lastHeard);
+    const input = row.querySelector("input");
+    if (document.activeElement !== input && !input.dataset.touched) input.value = s.name || "";
+    const confirm = row.querySelector("button.confirm");
+    confirm.hidden = !(s.decision === "confirm" && s.name);
+  }
+  drawTimeline();
+}
+
+function speakerRow(clusterId, s) {
+  const row = document.createElement("tr");
+  row.dataset.cluster = clusterId;
+  row.innerHTML = `
+    <td><span class="swatch"></span><span class="num cluster-id"></span></td>
+    <td><span class="speaker-name"></span></td>
+    <td><span class="badge"></span></td>
+    <td class="num score"></td>
+    <td class="num heard"></td>
+    <td><form class="name-form">
+      <input type="text" class="name-input" placeholder="Name" aria-label="Name">
+      <button type="submit" class="rename">Save</button>
+      <button type="button" class="confirm" hidden>Confirm</button>
+    </form></td>`;
+  row.querySelector(".swatch").style.background = s.color;
+  row.querySelector(".cluster-id").textContent = clusterId;
+  const form = row.querySelector("form");
+  const input = row.querySelector("input");
+  input.addEventListener("input", () => { input.dataset.touched = "1"; });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    rename(clusterId, input.value);
+  });
+  row.querySelector("button.confirm").addEventListener("click", () => {
+    const current = ui.speakers.get(clusterId);
+    if (current && current.name) rename(clusterId, current.name);
+  });
+  return row;
+}
+
+async function rename(clusterId, name) {
+  name = (name || "").trim();
+  if (!name) { showError("Type a name first."); return; }
+  const row = $("speakers-body").querySelector(`tr[data-cluster="${CSS.escape(clusterId)}"]`);
+  const buttons = row ? row.querySelectorAll("button") : [];
+  buttons.forEach((b) => { b.disabled = true; });
+  try {
+    const answer = await call("rename_speaker", { clusterId, name });
+    const s = speakerFor(clusterId);
+    s.name = name;
+    s.decision = "manual";
+    applyState(answer.state);
+    if (row) delete row.querySelector("input").dataset.touched;
+    drawSpeakers();
+  } catch (e) {
+    // shown by call()
+  } finally {
+    buttons.forEach((b) => { b.disabled = false; });
+  }
+}
+
+function drawTimeline() {
+  const total = Math.max(elapsedNow(), 1);
+  const timeline = $("timeline");
+  timeline.replaceChildren(...ui.timeline.map((seg) => {
+    const div = document.createElement("div");
+    div.className = "seg";
+    div.style.left = `${(seg.from / total) * 100}%`;
+    div.style.width = `${Math.max(0.5, ((seg.to - seg.from) / total) * 100)}%`;
+    const s = ui.speakers.get(seg.cluster);
+    div.style.background = s ? s.color : "#888";
+    div.title = `${s && s.name ? s.name : seg.cluster} · ${clock(seg.from)}–${clock(seg.to)}`;
+    return div;
+  }));
+  $("timeline-end").textContent = clock(total);
+}
+
+// ---------- finalize ----------
+
+async function finalize() {
+  const wasRecording = ui.phase === "recording";
+  ui.phase = "finalizing";
+  drawPhase();
+  $("finalize-status").textContent = wasRecording
+    ? "Stopping and waiting until every second reached the gateway…"
+    : "Writing the session's result…";
+  $("finalize-result").hidden = true;
+  try {
+    const result = await call("finalize_session");
+    if (wasRecording && !ui.endedAtMs) ui.endedAtMs = Date.now();
+    if (result.summary) ui.counters = result.summary.uplink;
+    drawCounters();
+    $("finalize-status").textContent =
+      `Finalized at ${result.finalized_at} with ${result.event_count} speaker event${result.event_count === 1 ? "" : "s"}.`;
+    $("result-key").textContent = result.result_key;
+    $("result-path").textContent = result.result_path || result.result_location;
+    $("open-result").hidden = !result.result_path;
+    $("result-wav").textContent = result.local_wav || "none";
+    $("open-recording").hidden = !result.local_wav;
+    $("finalize-result").hidden = false;
+  } catch (e) {
+    $("finalize-status").textContent = `Not finalized: ${e.message}`;
+  } finally {
+    ui.phase = "idle";
+    drawPhase();
+  }
+}
+
+// ---------- events from Rust ----------
+
+function onEvent(message) {
+  switch (message.type) {
+    case "level":
+      drawLevel(message.rms_dbfs, message.peak_dbfs);
+      break;
+    case "uplink":
+      ui.counters = message;
+      if (message.stored > 0) ui.recorded = true;
+      drawCounters();
+      updateHeldBanner();
+      if (ui.phase === "recording") $("finalize-button").disabled = !ui.recorded;
+      break;
+    case "connection":
+      ui.connection = message;
+      drawConnection();
+      updateHeldBanner();
+      break;
+    case "speaker":
+      onSpeaker(message);
+      break;
+    case "resolve_unavailable":
+      ui.resolveUnavailable = message.detail;
+      drawInference();
+      break;
+    case "error":
+      showError(errorWords(message));
+      break;
+    case "finished":
+      finished(message);
+      break;
+    case "recording":
+      if (message.state === "recording" && message.info) startedRecording(message.info);
+      else if (message.state === "stopping" && ui.phase === "recording") { ui.phase = "stopping"; drawPhase(); }
+      break;
+    case "gateway":
+      applyGateway(message.status);
+      break;
+    default:
+      break;
+  }
+}
+
+function errorWords(message) {
+  const where = {
+    source: "Input",
+    local_copy: "Local copy",
+    spool: "Spool",
+    uplink: "Connection",
+    gateway: "Gateway",
+    resolve: "Speaker resolution",
+  }[message.origin] || "Error";
+  return `${where}: ${message.message}`;
+}
+
+// ---------- start ----------
+
+async function main() {
+  if (!tauri) {
+    showError("This page runs inside the Interview Recorder app.");
+    return;
+  }
+  const channel = new tauri.Channel();
+  channel.onmessage = onEvent;
+  await call("subscribe", { onEvent: channel });
+
+  $("banner-error-dismiss").addEventListener("click", () => { $("banner-error").hidden = true; });
+  $("refresh-devices").addEventListener("click", refreshDevices);
+  $("record-button").addEventListener("click", toggleRecording);
+  $("finalize-button").addEventListener("click", finalize);
+  $("save-settings").addEventListener("click", saveSettings);
+  $("new-session").addEventListener("click", async () => {
+    try {
+      applyStatus(await call("new_session_id"));
+      ui.recorded = false;
+      ui.startedAtMs = 0;
+      resetLive();
+      $("finalize-result").hidden = true;
+      drawPhase();
+    } catch (e) { /* shown */ }
+  });
+  for (const radio of document.querySelectorAll('input[name="gateway-mode"]')) {
+    radio.addEventListener("change", () => { showModeFields(); saveSettings(); });
+  }
+  $("input-select").addEventListener("change", () => { selectInput($("input-select").value); saveSettings(); });
+  for (const id of ["remote-url", "remote-key", "inference-url", "inference-key", "roster"]) {
+    $(id).addEventListener("change", saveSettings);
+  }
+  $("session-id").addEventListener("change", () => {
+    ui.recorded = false;
+    $("finalize-result").hidden = true;
+    saveSettings().then(drawPhase);
+  });
+  $("open-result").addEventListener("click", () => call("open_folder", { folder: "result" }).catch(() => {}));
+  $("open-recording").addEventListener("click", () => call("open_folder", { folder: "recording" }).catch(() => {}));
+
+  const status = await call("app_status");
+  applyStatus(status);
+  await refreshDevices();
+  setInterval(() => {
+    if (ui.phase === "recording") { drawElapsed(); drawTimeline(); }
+  }, 250);
+}
+
+main().catch((e) => showError(`The window could not start: ${e.message || e}`));
