@@ -4,6 +4,7 @@
 
 pub mod child;
 pub mod inference;
+pub mod s3;
 
 use std::time::Duration;
 
