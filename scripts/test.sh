@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every check of the workspace, in the order a reviewer would ask: formatting, lints, then all
+# unit, integration and end-to-end tests. The README's test command; .ci/run calls it after
+# installing what the tests need (see there: apt packages, moto's S3 server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# One shared build directory for developers and CI (the machine keeps it between runs).
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/interview-recorder/target}
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
