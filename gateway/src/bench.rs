@@ -80,7 +80,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             run_session(&url, &format!("bench-{index}"), &content, &args).await
         }));
     }
-    let rss_live = rss_kib(pid, "VmRSS");
     let mut latencies = Vec::new();
     for task in tasks {
         latencies.extend(task.await??.latencies_us);
@@ -110,9 +109,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         pct(1.0)
     );
     println!(
-        "gateway rss MiB   peak {:.1}  while loaded {:.1}  at end {:.1}",
+        "gateway rss MiB   peak {:.1}  after the run {:.1}",
         peak as f64 / 1024.0,
-        rss_live as f64 / 1024.0,
         rss_after as f64 / 1024.0
     );
     Ok(())
