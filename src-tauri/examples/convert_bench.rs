@@ -115,10 +115,12 @@ fn main() {
         let peak = mid.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
         let rms =
             (mid.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / mid.len() as f64).sqrt();
-        format!(
-            "{peak} LSB / {:.1} dB",
-            20.0 * (rms.max(1e-3) / (0.9 * 32768.0 / 2f64.sqrt())).log10()
-        )
+        if peak == 0 {
+            "0 LSB (all zero)".to_string()
+        } else {
+            let db = 20.0 * (rms / (0.9 * 32768.0 / 2f64.sqrt())).log10();
+            format!("{peak} LSB / {db:.1} dB")
+        }
     };
     row(
         "12 kHz leak peak / level",
