@@ -149,8 +149,10 @@ function saveSettings() {
       applyStatus(status);
       $("save-state").textContent = "Saved";
       setTimeout(() => { if ($("save-state").textContent === "Saved") $("save-state").textContent = ""; }, 2500);
+      return true;
     } catch (e) {
       $("save-state").textContent = "Not saved";
+      return false;
     }
   });
   return saving;
@@ -282,6 +284,7 @@ function resetLive() {
   ui.timeline = [];
   ui.resolveUnavailable = null;
   $("speakers-body").replaceChildren();
+  delete $("finalize-status").dataset.outcome;
   $("banner-held").hidden = true;
   $("banner-drained").hidden = true;
   drawCounters();
@@ -303,7 +306,10 @@ async function toggleRecording() {
   } else if (ui.phase === "idle") {
     $("record-button").disabled = true;
     try {
-      await saveSettings();
+      if (!(await saveSettings())) {
+        ui.phase = "idle";
+        return;
+      }
       resetLive();
       $("finalize-result").hidden = true;
       const info = await call("start_recording");
@@ -345,6 +351,14 @@ function drawPhase() {
   }[ui.phase];
   $("setup-fields").disabled = ui.phase !== "idle";
   $("finalize-button").disabled = !(ui.recorded && (ui.phase === "idle" || ui.phase === "recording"));
+  if (ui.phase === "idle" || ui.phase === "recording") {
+    const status = $("finalize-status");
+    if (!status.dataset.outcome) {
+      status.textContent = ui.recorded
+        ? "Finalize stops the recording if it runs, waits until every second reached the gateway, and writes the session's result.json."
+        : "Record something first. Finalize stops the recording, waits until every second reached the gateway, and writes the session's result.";
+    }
+  }
   if (ui.phase === "idle" && !ui.counters) $("chip-connection").textContent = "Not recording";
   drawElapsed();
 }
@@ -567,6 +581,7 @@ async function finalize() {
     if (wasRecording && !ui.endedAtMs) ui.endedAtMs = Date.now();
     if (result.summary) ui.counters = result.summary.uplink;
     drawCounters();
+    $("finalize-status").dataset.outcome = "1";
     $("finalize-status").textContent =
       `Finalized at ${result.finalized_at} with ${result.event_count} speaker event${result.event_count === 1 ? "" : "s"}.`;
     $("result-key").textContent = result.result_key;
@@ -576,6 +591,7 @@ async function finalize() {
     $("open-recording").hidden = !result.local_wav;
     $("finalize-result").hidden = false;
   } catch (e) {
+    $("finalize-status").dataset.outcome = "1";
     $("finalize-status").textContent = `Not finalized: ${e.message}`;
   } finally {
     ui.phase = "idle";
