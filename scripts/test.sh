@@ -10,4 +10,5 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/interview-recorder/target
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace
+# --no-fail-fast: every test binary runs and reports, not only those before the first failure.
+cargo test --workspace --no-fail-fast
