@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// Data directory for the child gateway (default: a fresh temporary one, removed after).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Load an already running gateway at this address (HOST:PORT) instead of starting one,
+    /// e.g. to profile it; its CPU and memory are then not reported.
+    #[arg(long)]
+    pub target: Option<String>,
 }
 
 /// What one session measured.
@@ -54,10 +58,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     crate::limits::raise_open_files();
     let temp = std::env::temp_dir().join(format!("gateway-bench-{}", std::process::id()));
     let data_dir = args.data_dir.clone().unwrap_or_else(|| temp.clone());
-    let (mut child, addr) = start_child(&data_dir).await?;
-    let pid = child.id().context("child gateway has no pid")?;
+    let (mut child, addr) = match &args.target {
+        Some(addr) => (None, addr.clone()),
+        None => {
+            let (child, addr) = start_child(&data_dir).await?;
+            (Some(child), addr)
+        }
+    };
+    let pid = child.as_ref().and_then(Child::id);
     println!(
-        "bench: {} sessions x {} frames, pace {:?}, window {}, gateway pid {pid} on {addr}",
+        "bench: {} sessions x {} frames, pace {:?}, window {}, gateway {addr}",
         args.sessions, args.frames, args.pace, args.window
     );
 
@@ -85,10 +95,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         latencies.extend(task.await??.latencies_us);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let rss_after = rss_kib(pid, "VmRSS");
-    let peak = rss_kib(pid, "VmHWM");
-    stop_child(&mut child).await;
-    if args.data_dir.is_none() {
+    let process = pid.map(|pid| {
+        (
+            cpu_seconds(pid),
+            rss_kib(pid, "VmHWM"),
+            rss_kib(pid, "VmRSS"),
+        )
+    });
+    if let Some(child) = &mut child {
+        stop_child(child).await;
+    }
+    if args.data_dir.is_none() && args.target.is_none() {
         let _ = std::fs::remove_dir_all(&temp);
     }
 
@@ -108,11 +125,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         pct(0.99),
         pct(1.0)
     );
-    println!(
-        "gateway rss MiB   peak {:.1}  after the run {:.1}",
-        peak as f64 / 1024.0,
-        rss_after as f64 / 1024.0
-    );
+    if let Some((cpu_secs, peak, after)) = process {
+        println!(
+            "gateway cpu       {cpu_secs:.2} s = {:.0} us per frame",
+            cpu_secs * 1e6 / frames
+        );
+        println!(
+            "gateway rss MiB   peak {:.1}  after the run {:.1}",
+            peak as f64 / 1024.0,
+            after as f64 / 1024.0
+        );
+    }
     Ok(())
 }
 
@@ -224,6 +247,22 @@ async fn stop_child(child: &mut Child) {
             .status();
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+}
+
+/// User + system CPU time the process has used, in seconds (Linux; 0 elsewhere).
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after_name = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // The kernel's USER_HZ is 100 on every Linux we run on.
+    ticks as f64 / 100.0
 }
 
 /// A field of /proc/PID/status in KiB (Linux); 0 elsewhere.
