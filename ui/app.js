@@ -364,22 +364,46 @@ function drawPhase() {
 }
 
 function drawElapsed() {
-  $("elapsed").textContent = clock(elapsedNow());
+  const text = clock(elapsedNow());
+  if ($("elapsed").textContent !== text) $("elapsed").textContent = text;
 }
 
+// Level events come about 20 times a second; the meter is painted at most every
+// METER_INTERVAL_MS, on an animation frame, touching only what changed: a repaint of the web
+// view (software-rendered on many Linux desktops) costs far more than the event itself.
+const METER_INTERVAL_MS = 90;
+let pendingLevel = null;
+let lastLevelPaint = 0;
+let lastLevelText = "";
+
 function drawLevel(rms, peak) {
+  const first = pendingLevel === null;
+  pendingLevel = { rms, peak };
+  if (!first) return;
+  const wait = Math.max(0, lastLevelPaint + METER_INTERVAL_MS - performance.now());
+  setTimeout(() => requestAnimationFrame(paintLevel), wait);
+}
+
+function paintLevel() {
+  lastLevelPaint = performance.now();
+  flushDraws();
+  if (pendingLevel === null) return;
+  const { rms, peak } = pendingLevel;
+  pendingLevel = null;
   const pct = (db) => Math.max(0, Math.min(100, ((db + 60) / 60) * 100));
-  const meter = $("meter");
-  meter.style.setProperty("--meter-width", `${meter.clientWidth}px`);
-  $("meter-fill").style.width = `${pct(rms)}%`;
-  $("meter-peak").style.left = `calc(${pct(peak)}% - 3px)`;
-  $("level-text").textContent = rms <= -100 ? "silence" : `${rms.toFixed(0)} dBFS`;
-  meter.setAttribute("aria-valuenow", String(Math.round(rms)));
+  $("meter-cover").style.width = `${(100 - pct(rms)).toFixed(1)}%`;
+  $("meter-peak").style.left = `calc(${pct(peak).toFixed(1)}% - 3px)`;
+  const text = rms <= -100 ? "silence" : `${rms.toFixed(0)} dBFS`;
+  if (text !== lastLevelText) {
+    lastLevelText = text;
+    $("level-text").textContent = text;
+    $("meter").setAttribute("aria-valuenow", String(Math.round(rms)));
+  }
 }
 
 function drawCounters() {
   const c = ui.counters || {};
-  const set = (id, value) => { $(id).textContent = value; };
+  const set = (id, value) => { if ($(id).textContent !== value) $(id).textContent = value; };
   set("count-sent", String(c.sent || 0));
   set("count-acked", String(c.acked || 0));
   set("count-pending", String(c.pending || 0));
@@ -601,6 +625,24 @@ async function finalize() {
 
 // ---------- events from Rust ----------
 
+// Counters can change many times a second; draw them with the next meter paint instead of
+// once per event, so the web view paints at most about ten times a second while recording.
+const drawQueue = new Set();
+
+function drawSoon(draw) {
+  drawQueue.add(draw);
+  if (pendingLevel === null && drawQueue.size === 1) {
+    const wait = Math.max(0, lastLevelPaint + METER_INTERVAL_MS - performance.now());
+    setTimeout(() => requestAnimationFrame(flushDraws), wait);
+  }
+}
+
+function flushDraws() {
+  const draws = [...drawQueue];
+  drawQueue.clear();
+  for (const draw of draws) draw();
+}
+
 function onEvent(message) {
   switch (message.type) {
     case "level":
@@ -609,7 +651,7 @@ function onEvent(message) {
     case "uplink":
       ui.counters = message;
       if (message.stored > 0) ui.recorded = true;
-      drawCounters();
+      drawSoon(drawCounters);
       updateHeldBanner();
       if (ui.phase === "recording") $("finalize-button").disabled = !ui.recorded;
       break;
@@ -699,8 +741,13 @@ async function main() {
   const status = await call("app_status");
   applyStatus(status);
   await refreshDevices();
+  // The clock ticks 4 times a second (drawn only when the second changes); the timeline's
+  // scale grows once a second.
+  let ticks = 0;
   setInterval(() => {
-    if (ui.phase === "recording") { drawElapsed(); drawTimeline(); }
+    if (ui.phase !== "recording") return;
+    drawElapsed();
+    if (++ticks % 4 === 0) drawTimeline();
   }, 250);
 }
 

@@ -1,7 +1,9 @@
 //! Measures the desktop app while it records: RSS and CPU of the app process and of the
-//! WebKit helper processes it starts, sampled from /proc every second for 20 s while the window
-//! records a 440 Hz tone to its bundled gateway (live speaker resolution on, every 5 s, against
-//! the test inference server). Prints figures; asserts nothing. Run it with scripts/app-usage.sh.
+//! WebKit helper processes it starts, sampled from /proc every second: 8 s idle, then 20 s while
+//! the window records a 440 Hz tone to its bundled gateway (live speaker resolution every 5 s
+//! against the test inference server). Start is clicked with `xdotool`, not WebDriver: an
+//! automation session alone costs the web process about 30 % of a core. Prints figures; asserts
+//! nothing. Run it with scripts/app-usage.sh.
 
 #[cfg(unix)]
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -18,13 +20,16 @@ fn main() {
 mod usage {
     use std::collections::HashMap;
     use std::path::Path;
+    use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use e2e::{INFERENCE_KEY, InferenceServer, TauriDriver};
-    use fantoccini::{ClientBuilder, Locator};
+    use e2e::{INFERENCE_KEY, InferenceServer};
     use serde_json::json;
 
     const SAMPLE_SECS: u64 = 20;
+    /// Where the Start button is on the screen: the window opens at (0, 0) with no window
+    /// manager under Xvfb, 1200×860, and the button sits at the top of the recording card.
+    const START_BUTTON: (u32, u32) = (500, 123);
 
     pub async fn run() {
         e2e::require_display();
@@ -35,60 +40,72 @@ mod usage {
         let (config_dir, data_dir) = (home.join("config"), home.join("data"));
         std::fs::create_dir_all(&config_dir).unwrap();
         let inference = InferenceServer::start().await;
+        let session = format!("usage-{}", std::process::id());
         let settings = json!({
             "input": "tone:440",
             "inference": {"base_url": inference.url, "api_key": INFERENCE_KEY, "timeout_ms": 5000},
-            "session_id": format!("usage-{}", std::process::id()),
+            "session_id": session,
             "roster": [{"name": "Ada Lovelace"}],
             "resolve_every_secs": 5.0,
         });
         std::fs::write(config_dir.join("settings.json"), settings.to_string()).unwrap();
-        let driver = TauriDriver::start(
-            &[
-                ("RECORDER_CONFIG_DIR", &config_dir),
-                ("RECORDER_DATA_DIR", &data_dir),
-            ],
-            &artifacts,
-        );
-        let mut caps = serde_json::Map::new();
-        caps.insert("browserName".into(), json!("wry"));
-        caps.insert(
-            "tauri:options".into(),
-            json!({"application": app.display().to_string()}),
-        );
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url())
-            .await
-            .expect("WebDriver session");
-        let pid = find_pid(&app).expect("the app's process");
-        let idle = sample_once(pid);
-        client
-            .wait()
-            .for_element(Locator::Css("#chip-gateway.ok"))
-            .await
-            .expect("bundled gateway running");
-        client
-            .find(Locator::Css("#record-button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        // Let the first frames and the first resolution go by before measuring.
+
+        let log = std::fs::File::create(artifacts.join("app-usage.app.log")).unwrap();
+        let mut child = Command::new(&app)
+            .env("RECORDER_CONFIG_DIR", &config_dir)
+            .env("RECORDER_DATA_DIR", &data_dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the app");
+        let pid = child.id();
+        let window = Command::new("timeout")
+            .args([
+                "30",
+                "xdotool",
+                "search",
+                "--sync",
+                "--onlyvisible",
+                "--name",
+            ])
+            .arg("^Interview Recorder$")
+            .output()
+            .expect("xdotool (apt-get install xdotool)");
+        assert!(window.status.success(), "the app window did not appear");
+        // The page loads and the bundled gateway is up well within this.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let idle = sample(pid, 8).await;
+
+        let (x, y) = START_BUTTON;
+        let clicked = Command::new("xdotool")
+            .args(["mousemove", &x.to_string(), &y.to_string(), "click", "1"])
+            .status()
+            .expect("xdotool");
+        assert!(clicked.success(), "xdotool could not click Start");
+        let chunks = data_dir.join(format!("gateway/objects/sessions/{session}/chunks"));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while stored(&chunks) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no frame reached the bundled gateway 15 s after clicking Start at {x},{y};                  see {}",
+                artifacts.join("app-usage.app.log").display()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // Let the first resolution go by before measuring.
         tokio::time::sleep(Duration::from_secs(6)).await;
         let samples = sample(pid, SAMPLE_SECS).await;
-        let acked = client
-            .execute(
-                "return document.getElementById('count-acked').textContent",
-                vec![],
-            )
-            .await
-            .unwrap();
-        let _ = client.close().await;
-        drop(driver);
-        report(&idle, &samples, &acked.to_string());
+        let frames = stored(&chunks);
+        let _ = child.kill();
+        let _ = child.wait();
+        report(&idle, &samples, frames, inference.calls().len());
         let _ = std::fs::remove_dir_all(&home);
+    }
+
+    /// Frames the bundled gateway has stored so far.
+    fn stored(chunks: &Path) -> usize {
+        std::fs::read_dir(chunks).map_or(0, |d| d.count())
     }
 
     /// CPU ticks and RSS of one process.
@@ -103,23 +120,6 @@ mod usage {
         at: Instant,
         app: Proc,
         helpers: HashMap<u32, (String, Proc)>,
-    }
-
-    fn find_pid(app: &Path) -> Option<u32> {
-        let want = std::fs::canonicalize(app).ok()?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-                let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                    continue;
-                };
-                if std::fs::read_link(format!("/proc/{pid}/exe")).ok() == Some(want.clone()) {
-                    return Some(pid);
-                }
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        None
     }
 
     /// (ppid, comm, Proc) of a process.
@@ -195,50 +195,52 @@ mod usage {
             .unwrap_or(100.0)
     }
 
-    fn report(idle: &Sample, samples: &[Sample], acked: &str) {
+    fn report(idle: &[Sample], samples: &[Sample], frames: usize, resolutions: usize) {
+        println!(
+            "interview-recorder, window under Xvfb (software rendering), bundled gateway, resolution every 5 s"
+        );
+        summarize("idle, before Start (8 s)", idle);
+        summarize(
+            &format!(
+                "recording a 440 Hz tone ({SAMPLE_SECS} s sampled; {frames} frames stored, \
+                 {resolutions} resolutions by the end)"
+            ),
+            samples,
+        );
+    }
+
+    fn summarize(label: &str, samples: &[Sample]) {
         let hz = clock_ticks();
         let (first, last) = (&samples[0], &samples[samples.len() - 1]);
         let secs = last.at.duration_since(first.at).as_secs_f64();
-        let cpu = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / hz / secs * 100.0;
-        let rss = |f: &dyn Fn(&Sample) -> u64| {
-            let values: Vec<u64> = samples.iter().map(f).collect();
-            let avg = values.iter().sum::<u64>() as f64 / values.len() as f64 / 1024.0;
-            let max = *values.iter().max().unwrap() as f64 / 1024.0;
-            (avg, max)
-        };
+        let cpu = |ticks: u64| ticks as f64 / hz / secs * 100.0;
+        let mib = |kb: u64| kb as f64 / 1024.0;
+        let app_max = samples.iter().map(|s| s.app.rss_kb).max().unwrap_or(0);
+        println!("{label}:");
         println!(
-            "interview-recorder while recording a 440 Hz tone ({secs:.0} s sampled, 1 Hz, acked {acked} at the end)"
+            "  app process (engine + bundled gateway + UI process): RSS {:.1} MiB (max {:.1}), CPU {:.1} % of one core",
+            mib(last.app.rss_kb),
+            mib(app_max),
+            cpu(last.app.ticks.saturating_sub(first.app.ticks))
         );
-        println!(
-            "  before Start: app RSS {:.1} MiB",
-            idle.app.rss_kb as f64 / 1024.0
-        );
-        let (avg, max) = rss(&|s| s.app.rss_kb);
-        println!(
-            "  app process (Rust: engine + bundled gateway + UI process): RSS avg {avg:.1} MiB, max {max:.1} MiB; CPU {:.1} % of one core",
-            cpu(first.app.ticks, last.app.ticks)
-        );
-        let mut helper_total = (0u64, 0u64);
-        let mut names: Vec<_> = last.helpers.iter().collect();
-        names.sort_by_key(|(pid, _)| **pid);
-        for (pid, (comm, p)) in names {
-            let start = first
-                .helpers
-                .get(pid)
-                .map(|(_, q)| q.ticks)
-                .unwrap_or(p.ticks);
+        let (mut rss_total, mut ticks_total) = (last.app.rss_kb, last.app.ticks - first.app.ticks);
+        let mut helpers: Vec<_> = last.helpers.iter().collect();
+        helpers.sort_by_key(|(pid, _)| **pid);
+        for (pid, (comm, p)) in helpers {
+            let start = first.helpers.get(pid).map_or(p.ticks, |(_, q)| q.ticks);
+            let ticks = p.ticks.saturating_sub(start);
             println!(
-                "  helper {comm} (pid {pid}): RSS {:.1} MiB; CPU {:.1} %",
-                p.rss_kb as f64 / 1024.0,
-                cpu(start, p.ticks)
+                "  {comm} (pid {pid}): RSS {:.1} MiB, CPU {:.1} %",
+                mib(p.rss_kb),
+                cpu(ticks)
             );
-            helper_total.0 += p.rss_kb;
-            helper_total.1 += p.ticks - start;
+            rss_total += p.rss_kb;
+            ticks_total += ticks;
         }
         println!(
-            "  total (app + helpers): RSS {:.1} MiB; CPU {:.1} % of one core",
-            (last.app.rss_kb + helper_total.0) as f64 / 1024.0,
-            ((last.app.ticks - first.app.ticks) + helper_total.1) as f64 / hz / secs * 100.0
+            "  total: RSS {:.1} MiB, CPU {:.1} % of one core",
+            mib(rss_total),
+            cpu(ticks_total)
         );
     }
 }
