@@ -11,4 +11,12 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/interview-recorder/target
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # --no-fail-fast: every test binary runs and reports, not only those before the first failure.
-cargo test --workspace --no-fail-fast
+# The WebDriver test needs a display and tauri-driver; it runs below, under Xvfb. (A plain
+# `cargo test --workspace` without them fails it loudly rather than skipping.)
+cargo test --workspace --exclude e2e --no-fail-fast
+
+# The recorder and the app must keep building for Windows.
+bash scripts/windows-check.sh
+
+# The real app window under Xvfb, driven through WebDriver.
+bash scripts/e2e.sh
