@@ -187,7 +187,7 @@ impl Resampler {
             return Err(ResampleError::Finished);
         }
         let channels = usize::from(self.channels);
-        if interleaved.len() % channels != 0 {
+        if !interleaved.len().is_multiple_of(channels) {
             return Err(ResampleError::RaggedBlock {
                 len: interleaved.len(),
                 channels: self.channels,
