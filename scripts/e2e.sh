@@ -20,4 +20,4 @@ cargo test -p e2e --test webdriver --no-run
 # The outer timeout catches a hung driver; --kill-after ends whatever ignores TERM.
 timeout --kill-after=20 "${E2E_TIMEOUT:-420}" \
   xvfb-run -a -s "-screen 0 1280x900x24" \
-  cargo test -p e2e --test webdriver -- --nocapture </dev/null
+  cargo test -p e2e --test webdriver -- --nocapture --test-threads=1 </dev/null

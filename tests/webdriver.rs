@@ -7,6 +7,10 @@
 //! and the bundled gateway's `result.json` (renamed binding, no missing frames). A screenshot of
 //! the window mid-recording goes to `<target>/e2e-artifacts/` and `docs/screenshot.png`.
 //!
+//! A second test points the app at a remote gateway (started here), stops that gateway while
+//! the app records and starts it again: the page must say frames are held, then that they were
+//! delivered, and the session must end with nothing missing.
+//!
 //! Needs a DISPLAY, `tauri-driver` and `WebKitWebDriver`, and the app binary built; without
 //! them it FAILS and says what to do. `scripts/e2e.sh` provides all of it.
 
@@ -27,7 +31,7 @@ async fn the_app_records_names_a_speaker_and_finalizes() {
     e2e::require_display();
     let app = e2e::app_binary();
     let artifacts = e2e::artifacts_dir();
-    let home = tempdir(&artifacts);
+    let home = tempdir(&artifacts, "record");
     let config_dir = home.join("config");
     let data_dir = home.join("data");
     std::fs::create_dir_all(&config_dir).unwrap();
@@ -50,6 +54,7 @@ async fn the_app_records_names_a_speaker_and_finalizes() {
     .unwrap();
 
     let driver = TauriDriver::start(
+        "record",
         &[
             ("RECORDER_CONFIG_DIR", &config_dir),
             ("RECORDER_DATA_DIR", &data_dir),
@@ -63,23 +68,155 @@ async fn the_app_records_names_a_speaker_and_finalizes() {
         drive(&client, &artifacts, &data_dir),
     )
     .await;
+    finish(client, driver, outcome, &artifacts.join("failure.png")).await;
+
+    let calls = inference.calls();
+    assert!(!calls.is_empty(), "the inference server was never called");
+    assert!(
+        calls.iter().all(|c| c.session_id == SESSION
+            && c.api_key.as_deref() == Some(INFERENCE_KEY)
+            && c.audio_bytes >= 32_000),
+        "resolve calls the inference server saw: {calls:?}"
+    );
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_outage_holds_frames_and_the_page_says_when_they_are_delivered() {
+    e2e::require_display();
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    let home = tempdir(&artifacts, "outage");
+    std::fs::create_dir_all(home.join("config")).unwrap();
+    let gateway_data = home.join("remote-gateway");
+    let gateway = gateway::server::start(gateway::server::GatewayConfig::local(&gateway_data))
+        .await
+        .expect("start the remote gateway");
+    let addr = gateway.addr();
+    let settings = json!({
+        "input": "tone:440",
+        "gateway": {"mode": "remote", "remote_url": gateway.http_url(), "remote_api_key": ""},
+        "session_id": OUTAGE_SESSION,
+    });
+    std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+    let driver = TauriDriver::start(
+        "outage",
+        &[
+            ("RECORDER_CONFIG_DIR", &home.join("config")),
+            ("RECORDER_DATA_DIR", &home.join("data")),
+        ],
+        &artifacts,
+    );
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(240),
+        outage(&client, &artifacts, gateway, addr, &gateway_data),
+    )
+    .await;
+    finish(
+        client,
+        driver,
+        outcome,
+        &artifacts.join("outage-failure.png"),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+const OUTAGE_SESSION: &str = "e2e-outage";
+
+async fn outage(
+    client: &Client,
+    artifacts: &Path,
+    gateway: gateway::server::RunningGateway,
+    addr: std::net::SocketAddr,
+    gateway_data: &Path,
+) -> anyhow::Result<()> {
+    wait_for(client, "the remote gateway to be reachable", 30, |page| {
+        page["gateway"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Remote gateway ·"))
+    })
+    .await?;
+    click(client, "#record-button").await?;
+    wait_for(client, "acked ≥ 3", 40, |page| {
+        number(&page["acked"]) >= 3
+    })
+    .await?;
+
+    gateway.shutdown().await?;
+    let page = wait_for(client, "the held-frames banner", 40, |page| {
+        page["held"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Gateway unreachable"))
+            && number(&page["pending"]) >= 3
+    })
+    .await?;
+    save_screenshot(client, &artifacts.join("outage.png")).await;
+    println!("during the outage the page says: {}", page["held"]);
+
+    let mut config = gateway::server::GatewayConfig::local(gateway_data);
+    config.listen = addr;
+    let gateway = gateway::server::start(config).await?;
+    let page = wait_for(client, "the delivered banner", 60, |page| {
+        page["drained"]
+            .as_str()
+            .is_some_and(|t| t.contains("delivered"))
+    })
+    .await?;
+    println!("after it came back: {}", page["drained"]);
+    wait_for(client, "pending 0 and missing 0", 30, |page| {
+        page["pending"] == "0" && page["missing"] == "0"
+    })
+    .await?;
+
+    click(client, "#finalize-button").await?;
+    let page = wait_for(client, "finalize's result key", 120, |page| {
+        page["resultKey"].as_str().is_some_and(|k| !k.is_empty())
+            || page["finalizeStatus"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Not finalized"))
+    })
+    .await?;
+    anyhow::ensure!(
+        page["resultKey"] == format!("sessions/{OUTAGE_SESSION}/result.json").as_str(),
+        "finalize failed: {}",
+        page["finalizeStatus"]
+    );
+    let state: Value = serde_json::from_slice(&std::fs::read(
+        gateway_data.join(format!("objects/sessions/{OUTAGE_SESSION}/result.json")),
+    )?)?;
+    let ingest = &state["ingest"];
+    anyhow::ensure!(
+        ingest["missing_chunks"] == 0 && ingest["last_seq"] == ingest["received_chunks"],
+        "ingest after the outage: {ingest}"
+    );
+    println!(
+        "after the outage: {} frames stored, none missing",
+        ingest["received_chunks"]
+    );
+    gateway.shutdown().await?;
+    Ok(())
+}
+
+/// Ends a WebDriver run: a screenshot on failure, the session closed, the driver's process
+/// group killed, then the verdict.
+async fn finish(
+    client: Client,
+    driver: TauriDriver,
+    outcome: Result<anyhow::Result<()>, tokio::time::error::Elapsed>,
+    failure_shot: &Path,
+) {
     if !matches!(outcome, Ok(Ok(()))) {
-        save_screenshot(&client, &artifacts.join("failure.png")).await;
+        save_screenshot(&client, failure_shot).await;
     }
     let _ = client.close().await;
     drop(driver);
     match outcome {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("{e:#}"),
+        Ok(Err(e)) => panic!("{e:#}\n(screenshot: {})", failure_shot.display()),
         Err(_) => panic!("the WebDriver test did not finish within 240 s"),
     }
-
-    let calls = inference.calls();
-    assert!(!calls.is_empty(), "the inference server was never called");
-    assert!(calls.iter().all(|c| c.session_id == SESSION
-        && c.api_key.as_deref() == Some(INFERENCE_KEY)
-        && c.audio_bytes >= 32_000));
-    let _ = std::fs::remove_dir_all(&home);
 }
 
 /// The user's part: everything done through the page.
@@ -220,7 +357,8 @@ async fn drive(client: &Client, artifacts: &Path, data_dir: &Path) -> anyhow::Re
     Ok(())
 }
 
-/// A new WebDriver session on the app binary.
+/// A new WebDriver session on the app binary. tauri-driver accepts connections before its
+/// WebKitWebDriver is ready, so a refused first attempt is retried.
 async fn connect(driver: &TauriDriver, app: &Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("wry"));
@@ -228,12 +366,27 @@ async fn connect(driver: &TauriDriver, app: &Path) -> Client {
         "tauri:options".into(),
         json!({ "application": app.display().to_string() }),
     );
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&driver.url())
-        .await
-        .unwrap_or_else(|e| panic!("cannot open a WebDriver session on {}: {e}", app.display()))
+    let mut attempt = 1;
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&driver.url())
+            .await
+        {
+            Ok(client) => return client,
+            Err(e) if attempt < 3 => {
+                eprintln!("WebDriver session attempt {attempt} failed ({e}); retrying");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => panic!(
+                "cannot open a WebDriver session on {}: {e} (driver logs in {})",
+                app.display(),
+                e2e::artifacts_dir().display()
+            ),
+        }
+    }
 }
 
 /// What the page shows, read in one script.
@@ -260,6 +413,8 @@ return {
   resultPath: text('result-path'),
   localWav: text('result-wav'),
   error: document.getElementById('banner-error').hidden ? null : text('banner-error-text'),
+  held: document.getElementById('banner-held').hidden ? null : text('banner-held'),
+  drained: document.getElementById('banner-drained').hidden ? null : text('banner-drained'),
 };
 "#;
 
@@ -316,9 +471,9 @@ fn number(value: &Value) -> u64 {
         .unwrap_or(0)
 }
 
-/// A fresh directory for this run's settings and data, under the artifacts directory.
-fn tempdir(artifacts: &Path) -> PathBuf {
-    let dir = artifacts.join(format!("run-{}", std::process::id()));
+/// A fresh directory for one test's settings and data, under the artifacts directory.
+fn tempdir(artifacts: &Path, name: &str) -> PathBuf {
+    let dir = artifacts.join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

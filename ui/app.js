@@ -328,6 +328,11 @@ function finished(summary) {
   ui.counters = summary.uplink;
   if (summary.uplink.stored > 0 || summary.last_seq > 0) ui.recorded = true;
   drawCounters();
+  if (summary.drained) {
+    ui.connection = null;
+    $("chip-connection").textContent = "Not recording";
+    $("chip-connection").className = "chip";
+  }
   if (!summary.drained && summary.uplink.pending > 0) {
     showHeld(`${seconds(summary.uplink.pending)} of audio did not reach the gateway yet. ` +
       "They are safe on this computer and are sent first when you press Start again for this session.");
@@ -650,10 +655,18 @@ function onEvent(message) {
       break;
     case "uplink":
       ui.counters = message;
-      if (message.stored > 0) ui.recorded = true;
+      if (message.stored > 0 && !ui.recorded) {
+        ui.recorded = true;
+        drawPhase();
+      }
+      // The first connection events can go out before the page's stream is attached to the
+      // recording; ACKs arriving prove the connection.
+      if (!ui.connection && message.acked > 0) {
+        ui.connection = { state: { state: "connected" }, holding: 0 };
+        drawConnection();
+      }
       drawSoon(drawCounters);
       updateHeldBanner();
-      if (ui.phase === "recording") $("finalize-button").disabled = !ui.recorded;
       break;
     case "connection":
       ui.connection = message;

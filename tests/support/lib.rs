@@ -73,12 +73,13 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; good enough for a child to bind right away).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
+/// `N` distinct free TCP ports on 127.0.0.1 (free when asked; a child binds them right away).
+/// All are held until the last is found, so the kernel cannot hand out one twice.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<_> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("local address").port())
 }
 
 /// `tauri-driver` serving WebDriver on `port`, with `WebKitWebDriver` behind it on
@@ -91,8 +92,9 @@ pub struct TauriDriver {
 
 impl TauriDriver {
     /// Starts the driver with `envs` added to its environment (the app inherits them) and
-    /// waits until it accepts connections. Logs go to `log_dir`.
-    pub fn start(envs: &[(&str, &Path)], log_dir: &Path) -> TauriDriver {
+    /// waits until it accepts connections. Logs (the app's included) go to
+    /// `log_dir/<name>.tauri-driver.{out,err}.log`.
+    pub fn start(name: &str, envs: &[(&str, &Path)], log_dir: &Path) -> TauriDriver {
         use std::os::unix::process::CommandExt as _;
         let driver = which("tauri-driver").unwrap_or_else(|| {
             panic!(
@@ -104,18 +106,18 @@ impl TauriDriver {
             which("WebKitWebDriver").is_some(),
             "\n\nWebKitWebDriver is missing. Install it: apt-get install webkit2gtk-driver\n"
         );
-        let port = free_port();
-        let native_port = free_port();
-        let log = |name: &str| {
-            std::fs::File::create(log_dir.join(name)).expect("create a driver log file")
+        let [port, native_port] = free_ports();
+        let log = |stream: &str| {
+            std::fs::File::create(log_dir.join(format!("{name}.tauri-driver.{stream}.log")))
+                .expect("create a driver log file")
         };
         let mut command = Command::new(driver);
         command
             .args(["--port", &port.to_string()])
             .args(["--native-port", &native_port.to_string()])
             .stdin(Stdio::null())
-            .stdout(log("tauri-driver.out.log"))
-            .stderr(log("tauri-driver.err.log"))
+            .stdout(log("out"))
+            .stderr(log("err"))
             .process_group(0);
         for (key, value) in envs {
             command.env(key, value);
@@ -127,7 +129,9 @@ impl TauriDriver {
             assert!(
                 Instant::now() < deadline,
                 "tauri-driver did not listen on port {port} within 20 s; see {}",
-                log_dir.join("tauri-driver.err.log").display()
+                log_dir
+                    .join(format!("{name}.tauri-driver.err.log"))
+                    .display()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
