@@ -245,8 +245,7 @@ function applyGateway(gateway) {
 function drawInference() {
   const chip = $("chip-inference");
   const gw = ui.gateway || {};
-  const notConfigured = ui.resolveUnavailable ||
-    (gw.mode === "bundled" && gw.inference_configured === false);
+  const notConfigured = ui.resolveUnavailable || gw.inference_configured === false;
   if (notConfigured) {
     chip.textContent = "Speaker names: inference not configured";
     chip.className = "chip warn";
@@ -480,6 +479,10 @@ function speakerFor(clusterId) {
 }
 
 function onSpeaker(answer) {
+  // An answer proves inference works (a remote gateway may not have said so).
+  if (ui.gateway) ui.gateway.inference_configured = true;
+  ui.resolveUnavailable = null;
+  drawInference();
   const now = elapsedNow();
   const s = speakerFor(answer.cluster_id);
   s.name = answer.speaker_name || null;
@@ -681,7 +684,13 @@ function onEvent(message) {
       drawInference();
       break;
     case "error":
-      showError(errorWords(message));
+      if (message.origin === "resolve") {
+        // Resolution retries by itself and never touches the audio: say it where the speakers
+        // are, not in the alarm banner (and not at all while the held-frames banner explains).
+        if (!ui.holdingNow) $("resolve-state").textContent = `Last speaker resolution failed: ${message.message}`;
+      } else {
+        showError(errorWords(message));
+      }
       break;
     case "finished":
       finished(message);
