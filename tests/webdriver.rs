@@ -170,6 +170,12 @@ async fn outage(
     })
     .await?;
 
+    // Stop first this time: Finalize then only writes the result.
+    click(client, "#record-button").await?;
+    wait_for(client, "the recording to stop", 30, |page| {
+        page["recordState"] == "Stopped" && page["connection"] == "Not recording"
+    })
+    .await?;
     click(client, "#finalize-button").await?;
     let page = wait_for(client, "finalize's result key", 120, |page| {
         page["resultKey"].as_str().is_some_and(|k| !k.is_empty())
@@ -401,6 +407,7 @@ const result = document.getElementById('finalize-result');
 return {
   gateway: text('chip-gateway'),
   connection: text('chip-connection'),
+  recordState: text('record-state'),
   sessionId: document.getElementById('session-id').value,
   input: document.getElementById('input-select').value,
   acked: text('count-acked'),
