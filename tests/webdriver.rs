@@ -2,10 +2,12 @@
 //! WebDriver (`tauri-driver` → `WebKitWebDriver`), with its bundled gateway and a generated tone
 //! as input, and a contract-honouring inference server started here.
 //!
-//! It clicks Start, waits until the page shows at least 5 acked frames and none missing, renames
-//! the speaker the inference server reported, clicks Finalize, and checks the page's result key
-//! and the bundled gateway's `result.json` (renamed binding, no missing frames). A screenshot of
-//! the window mid-recording goes to `<target>/e2e-artifacts/` and `docs/screenshot.png`.
+//! It types the inference service's URL and key into the setup area and saves (the bundled
+//! gateway restarts with them), clicks Start, waits until the page shows at least 5 acked frames
+//! and none missing, renames the speaker the inference server reported, clicks Finalize, and
+//! checks the page's result key and the bundled gateway's `result.json` (renamed binding, no
+//! missing frames). A screenshot of the window mid-recording goes to `<target>/e2e-artifacts/`
+//! and `docs/screenshot.png`.
 //!
 //! A second test points the app at a remote gateway (started here), stops that gateway while
 //! the app records and starts it again: the page must say frames are held, then that they were
@@ -37,12 +39,11 @@ async fn the_app_records_names_a_speaker_and_finalizes() {
     std::fs::create_dir_all(&config_dir).unwrap();
 
     let inference = InferenceServer::start().await;
-    // The settings a user would have saved: bundled gateway with an inference service, a
-    // roster, a known session id, quick resolution for a short test.
+    // The settings a user would have saved: bundled gateway, a roster, a known session id,
+    // quick resolution for a short test. The inference service is typed in through the page.
     let settings = json!({
         "input": "tone:440",
         "gateway": {"mode": "bundled", "remote_url": "", "remote_api_key": ""},
-        "inference": {"base_url": inference.url, "api_key": INFERENCE_KEY, "timeout_ms": 5000},
         "session_id": SESSION,
         "roster": [{"name": "Ada Lovelace", "email": "ada@example.com"}],
         "resolve_every_secs": 2.0,
@@ -65,7 +66,7 @@ async fn the_app_records_names_a_speaker_and_finalizes() {
     let client = connect(&driver, &app).await;
     let outcome = tokio::time::timeout(
         Duration::from_secs(240),
-        drive(&client, &artifacts, &data_dir),
+        drive(&client, &artifacts, &data_dir, &config_dir, &inference.url),
     )
     .await;
     finish(client, driver, outcome, &artifacts.join("failure.png")).await;
@@ -226,13 +227,42 @@ async fn finish(
 }
 
 /// The user's part: everything done through the page.
-async fn drive(client: &Client, artifacts: &Path, data_dir: &Path) -> anyhow::Result<()> {
-    let status = wait_for(client, "the bundled gateway to run", 30, |page| {
+async fn drive(
+    client: &Client,
+    artifacts: &Path,
+    data_dir: &Path,
+    config_dir: &Path,
+    inference_url: &str,
+) -> anyhow::Result<()> {
+    wait_for(
+        client,
+        "the bundled gateway, without inference",
+        30,
+        |page| {
+            page["gateway"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Bundled gateway ·"))
+                && page["inference"] == "Speaker names: inference not configured"
+        },
+    )
+    .await?;
+    // Set up inference the way a user does; saving restarts the bundled gateway with it.
+    type_into(client, "#inference-url", inference_url).await?;
+    type_into(client, "#inference-key", INFERENCE_KEY).await?;
+    click(client, "#save-settings").await?;
+    let status = wait_for(client, "the bundled gateway with inference", 30, |page| {
         page["gateway"]
             .as_str()
             .is_some_and(|t| t.starts_with("Bundled gateway ·"))
+            && page["inference"] == "Speaker names: on"
     })
     .await?;
+    let saved: Value = serde_json::from_slice(&std::fs::read(config_dir.join("settings.json"))?)?;
+    anyhow::ensure!(
+        saved["inference"]["base_url"] == inference_url
+            && saved["inference"]["api_key"] == INFERENCE_KEY,
+        "settings.json after Save: {saved}"
+    );
     anyhow::ensure!(
         status["sessionId"] == SESSION,
         "the page shows session {} instead of the saved {SESSION}",
@@ -407,6 +437,7 @@ const result = document.getElementById('finalize-result');
 return {
   gateway: text('chip-gateway'),
   connection: text('chip-connection'),
+  inference: text('chip-inference'),
   recordState: text('record-state'),
   sessionId: document.getElementById('session-id').value,
   input: document.getElementById('input-select').value,
@@ -443,6 +474,16 @@ async fn wait_for(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+async fn type_into(client: &Client, css: &str, text: &str) -> anyhow::Result<()> {
+    let field = client
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| anyhow::anyhow!("{css}: {e}"))?;
+    field.clear().await?;
+    field.send_keys(text).await?;
+    Ok(())
 }
 
 async fn click(client: &Client, css: &str) -> anyhow::Result<()> {

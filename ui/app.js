@@ -98,17 +98,24 @@ function rosterText(roster) {
   return (roster || []).map((r) => (r.email ? `${r.name} <${r.email}>` : r.name)).join("\n");
 }
 
+/** Sets a field from saved settings, unless the user is typing in it right now (a save
+ *  triggered by leaving another field must not wipe what is being typed here). */
+function fill(id, value) {
+  const field = $(id);
+  if (document.activeElement !== field) field.value = value;
+}
+
 function fillSettings(settings) {
   ui.settings = settings;
   ui.resolveEvery = settings.resolve_every_secs || 5;
   $("mode-bundled").checked = settings.gateway.mode === "bundled";
   $("mode-remote").checked = settings.gateway.mode === "remote";
-  $("remote-url").value = settings.gateway.remote_url || "";
-  $("remote-key").value = settings.gateway.remote_api_key || "";
-  $("inference-url").value = settings.inference.base_url || "";
-  $("inference-key").value = settings.inference.api_key || "";
-  $("session-id").value = settings.session_id;
-  $("roster").value = rosterText(settings.roster);
+  fill("remote-url", settings.gateway.remote_url || "");
+  fill("remote-key", settings.gateway.remote_api_key || "");
+  fill("inference-url", settings.inference.base_url || "");
+  fill("inference-key", settings.inference.api_key || "");
+  fill("session-id", settings.session_id);
+  fill("roster", rosterText(settings.roster));
   selectInput(settings.input);
   showModeFields();
 }
