@@ -4,7 +4,12 @@
 //! the WebSocket URL swaps the scheme to `ws`/`wss`. Session ids are arbitrary strings, so every
 //! URL puts them in as one percent-encoded path segment, never by string concatenation.
 
-use reqwest::Url;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gateway::protocol::ErrorBody;
+use reqwest::{Method, Url};
+use serde::Serialize;
 
 /// Header carrying the gateway API key, on HTTP requests and on the WebSocket upgrade.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -16,6 +21,20 @@ pub enum EndpointError {
     Parse(String, String),
     #[error("gateway URL {0:?} must start with http://, https://, ws:// or wss://")]
     Scheme(String),
+}
+
+/// Why a call to a session route got no success answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot reach the gateway at {base}")]
+    Unreachable {
+        base: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The gateway answered with a non-2xx status; `detail` is its `{"detail"}` text.
+    #[error("HTTP {status}: {detail}")]
+    Refused { status: u16, detail: String },
 }
 
 /// A gateway and the credentials to talk to it.
@@ -64,6 +83,42 @@ impl GatewayEndpoint {
     }
 
     /// The API key, if one is configured.
+    /// Sends `body` as JSON to `/v1/sessions/{id}/{action}` with the API key and returns the
+    /// body of a 2xx answer; any other answer is [`CallError::Refused`] with the gateway's words.
+    pub async fn call_session(
+        &self,
+        method: Method,
+        session_id: &str,
+        action: &str,
+        body: &impl Serialize,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        let mut request = reqwest::Client::new()
+            .request(method, self.session(session_id, action))
+            .timeout(timeout)
+            .json(body);
+        if let Some(key) = self.api_key() {
+            request = request.header(API_KEY_HEADER, key);
+        }
+        let unreachable = |source| CallError::Unreachable {
+            base: self.base().to_string(),
+            source,
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(unreachable)?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let detail = serde_json::from_slice::<ErrorBody>(&body)
+            .map(|b| b.detail)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+        Err(CallError::Refused {
+            status: status.as_u16(),
+            detail,
+        })
+    }
+
     pub fn api_key(&self) -> Option<&str> {
         self.api_key.as_deref()
     }

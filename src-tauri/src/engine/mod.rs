@@ -15,10 +15,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use gateway::core::session_id::SessionId;
-use gateway::protocol::{ErrorBody, FinalizeResponse, RosterEntry};
+use gateway::protocol::{FinalizeResponse, RosterEntry};
 use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::endpoint::{API_KEY_HEADER, GatewayEndpoint};
+use crate::endpoint::GatewayEndpoint;
 use crate::events::{ErrorOrigin, Event, EventSink, Summary, UplinkCounters};
 use crate::local_copy::LocalCopy;
 use crate::pipeline::{PipelineConfig, StopHandle};
@@ -302,24 +302,15 @@ pub async fn finalize(
 ) -> anyhow::Result<FinalizeResponse> {
     SessionId::parse(session_id)
         .map_err(|e| anyhow::anyhow!("invalid session id {session_id:?}: {e}"))?;
-    let mut request = reqwest::Client::new()
-        .post(endpoint.session(session_id, "finalize"))
-        .timeout(Duration::from_secs(30))
-        .json(&serde_json::json!({}));
-    if let Some(key) = endpoint.api_key() {
-        request = request.header(API_KEY_HEADER, key);
-    }
-    let response = request
-        .send()
+    let body = endpoint
+        .call_session(
+            reqwest::Method::POST,
+            session_id,
+            "finalize",
+            &serde_json::json!({}),
+            Duration::from_secs(30),
+        )
         .await
-        .with_context(|| format!("cannot reach the gateway at {}", endpoint.base()))?;
-    let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
-    if !status.is_success() {
-        let detail = serde_json::from_slice::<ErrorBody>(&body)
-            .map(|b| b.detail)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-        anyhow::bail!("finalize failed: HTTP {}: {detail}", status.as_u16());
-    }
+        .map_err(|e| anyhow::anyhow!("finalize failed: {e}"))?;
     serde_json::from_slice(&body).context("finalize answer is not JSON of the expected shape")
 }
