@@ -302,3 +302,29 @@ async fn the_socket_route_refuses_plain_http_and_other_methods() {
         (404, Some("route not found"))
     );
 }
+
+#[tokio::test]
+async fn an_idle_session_leaves_memory_and_comes_back_from_storage() {
+    let gw =
+        TestGateway::start_with(|c| c.idle_timeout = std::time::Duration::from_millis(100)).await;
+    let mut ws = gw.connect("idle").await;
+    send_chunk(&mut ws, "idle", 1).await;
+    send_chunk(&mut ws, "idle", 3).await;
+    drop(ws);
+    // Wait (bounded) until the actor has retired: /health counts live sessions.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while gw.get_json("/health").await.1["live_sessions"] != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the idle actor never retired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (_, state) = gw.get_json("/v1/sessions/idle/state").await;
+    assert_eq!(state["ingest"]["received_chunks"], 2);
+    assert_eq!(state["ingest"]["missing_chunks"], 1);
+    let mut ws = gw.connect("idle").await;
+    let again = ask(&mut ws, &chunk("idle", 3)).await;
+    assert_eq!(again["status"], "duplicate");
+    assert_eq!(send_chunk(&mut ws, "idle", 2).await.missing_count, 0);
+}
