@@ -177,14 +177,7 @@ async fn outage(
         page["recordState"] == "Stopped" && page["connection"] == "Not recording"
     })
     .await?;
-    click(client, "#finalize-button").await?;
-    let page = wait_for(client, "finalize's result key", 120, |page| {
-        page["resultKey"].as_str().is_some_and(|k| !k.is_empty())
-            || page["finalizeStatus"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("Not finalized"))
-    })
-    .await?;
+    let page = finalize(client).await?;
     anyhow::ensure!(
         page["resultKey"] == format!("sessions/{OUTAGE_SESSION}/result.json").as_str(),
         "finalize failed: {}",
@@ -334,14 +327,7 @@ async fn drive(
     }
     println!("screenshot: {} (acked {})", shot.display(), page["acked"]);
 
-    click(client, "#finalize-button").await?;
-    let page = wait_for(client, "finalize's result key", 120, |page| {
-        page["resultKey"].as_str().is_some_and(|k| !k.is_empty())
-            || page["finalizeStatus"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("Not finalized"))
-    })
-    .await?;
+    let page = finalize(client).await?;
     let key = format!("sessions/{SESSION}/result.json");
     anyhow::ensure!(
         page["resultKey"] == key.as_str(),
@@ -487,6 +473,18 @@ async fn type_into(client: &Client, css: &str, text: &str) -> anyhow::Result<()>
     field.clear().await?;
     field.send_keys(text).await?;
     Ok(())
+}
+
+/// Clicks Finalize and returns the page once it shows a result key or says it did not finalize.
+async fn finalize(client: &Client) -> anyhow::Result<Value> {
+    click(client, "#finalize-button").await?;
+    wait_for(client, "finalize's result key", 120, |page| {
+        page["resultKey"].as_str().is_some_and(|k| !k.is_empty())
+            || page["finalizeStatus"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Not finalized"))
+    })
+    .await
 }
 
 /// Clicks Start and waits until the page says it records. A click that WebKitWebDriver lands

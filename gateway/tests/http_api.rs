@@ -263,28 +263,24 @@ async fn state_of_an_unknown_session_is_empty() {
 async fn a_binding_renames_a_cluster_and_persists() {
     let (mut gw, _inference) = with_inference(5000).await;
     post_resolve(&gw, "b1", None).await;
-    let (code, body) = gw
-        .send_json(
-            "PUT",
-            "/v1/sessions/b1/bindings",
+    let refusals = [
+        (
             json!({"cluster_id": "nope", "name": "Bob"}),
-        )
-        .await;
-    assert_eq!(
-        (code, body["detail"].as_str()),
-        (404, Some("cluster not found: nope"))
-    );
-    let (code, body) = gw
-        .send_json(
-            "PUT",
-            "/v1/sessions/b1/bindings",
+            404,
+            "cluster not found: nope",
+        ),
+        (
             json!({"cluster_id": "spk_1", "name": " "}),
-        )
-        .await;
-    assert_eq!(
-        (code, body["detail"].as_str()),
-        (400, Some("name must not be empty"))
-    );
+            400,
+            "name must not be empty",
+        ),
+    ];
+    for (request, status, detail) in refusals {
+        let (code, body) = gw
+            .send_json("PUT", "/v1/sessions/b1/bindings", request)
+            .await;
+        assert_eq!((code, body["detail"].as_str()), (status, Some(detail)));
+    }
 
     let (code, body) = gw
         .send_json(
