@@ -229,13 +229,13 @@ async fn drive(
 ) -> anyhow::Result<()> {
     wait_for(
         client,
-        "the bundled gateway, without inference",
+        "the bundled gateway, with its built-in speaker engine",
         30,
         |page| {
             page["gateway"]
                 .as_str()
                 .is_some_and(|t| t.starts_with("Bundled gateway ·"))
-                && page["inference"] == "Speaker names: inference not configured"
+                && page["inference"] == "Speaker names: on"
         },
     )
     .await?;

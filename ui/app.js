@@ -497,7 +497,13 @@ function onSpeaker(answer) {
   s.score = answer.evidence && typeof answer.evidence.sv_score === "number" ? answer.evidence.sv_score : null;
   s.lastHeard = now;
   applyState(answer.updated_state);
-  ui.timeline.push({ from: Math.max(0, now - ui.resolveEvery), to: now, cluster: answer.cluster_id });
+  const turns = answer.updated_state && answer.updated_state.timeline;
+  if (Array.isArray(turns)) {
+    // The built-in engine attributes every stored second: its turns are the timeline.
+    ui.timeline = turns.map((t) => ({ from: t.start_ms / 1000, to: t.end_ms / 1000, cluster: t.cluster_id }));
+  } else {
+    ui.timeline.push({ from: Math.max(0, now - ui.resolveEvery), to: now, cluster: answer.cluster_id });
+  }
   drawSpeakers();
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::inference::{DEFAULT_RESOLVE_PATH, DEFAULT_TIMEOUT_MS, InferenceConfig};
+use crate::inference::{DEFAULT_RESOLVE_PATH, DEFAULT_TIMEOUT_MS, InferenceConfig, InferenceMode};
 use crate::server::GatewayConfig;
 
 #[derive(Debug, Clone, Args)]
@@ -24,7 +24,14 @@ pub struct ServeArgs {
     /// Require this key (x-api-key or Authorization: Bearer) on every route but /health.
     #[arg(long, env = "GATEWAY_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// Base URL of the speaker-inference service; without it /resolve answers 503.
+    /// Which engine resolves speakers: auto (the service at INFERENCE_BASE_URL when set, else
+    /// builtin), builtin (in this process, offline), http (the external service), off.
+    #[arg(long, env = "GATEWAY_INFERENCE", value_enum, default_value_t = InferenceMode::Auto)]
+    pub inference: InferenceMode,
+    /// A GE2E-compatible safetensors file to use instead of the shipped speaker model.
+    #[arg(long, env = "GATEWAY_SPEAKER_MODEL")]
+    pub speaker_model: Option<PathBuf>,
+    /// Base URL of an external speaker-inference service (used by --inference auto|http).
     #[arg(long, env = "INFERENCE_BASE_URL")]
     pub inference_base_url: Option<String>,
     /// Sent to the inference service as x-api-key.
@@ -58,6 +65,8 @@ impl ServeArgs {
             objects: self.objects.filter(|o| !o.is_empty()),
             api_key: self.api_key.filter(|k| !k.is_empty()),
             inference,
+            inference_mode: self.inference,
+            speaker_model: self.speaker_model,
             idle_timeout: Duration::from_secs(self.idle_secs.max(1)),
         }
     }

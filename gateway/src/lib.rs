@@ -2,6 +2,7 @@
 //! storage and the speaker-inference proxy, behind the seed gateway's wire contract.
 
 pub mod actor;
+pub mod attribution;
 pub mod bench;
 pub mod config;
 pub mod core;

@@ -219,6 +219,24 @@ pub struct SessionState {
     pub extra: Map<String, Value>,
 }
 
+/// Key of [`SessionState::extra`] holding the built-in engine's timeline of [`TimelineTurn`]s.
+pub const TIMELINE_KEY: &str = "timeline";
+/// Key of [`SessionState::extra`] holding how far the built-in engine has attributed the
+/// session's audio: `{"through_ms": N}`.
+pub const ATTRIBUTION_KEY: &str = "attribution";
+
+/// One speaker turn of a session's timeline (built-in engine): who spoke from `start_ms` to
+/// `end_ms`, in milliseconds from the start of the stream (frame `seq` starts at
+/// `(seq - 1) * 1000`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineTurn {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub cluster_id: String,
+    /// The audio stream the turn was heard on (`mic` for the seed's stream).
+    pub stream: String,
+}
+
 /// The inference service's answer to a resolve request (returned to the caller unchanged).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolveAnswer {

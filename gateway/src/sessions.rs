@@ -8,14 +8,17 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::actor::{Registry, SessionHandle};
+use crate::attribution::{AttributionQueue, Stretch, next_stretch};
 use crate::core::clock::EpochMs;
 use crate::core::message::ValidChunk;
 use crate::core::seq_set::SeqSet;
 use crate::core::session::SessionError;
 use crate::core::session_id::SessionId;
-use crate::core::speakers::ResolveInput;
+use crate::core::speakers::{AttributionUpdate, ResolveInput};
 use crate::inference::{Inference, InferenceError};
-use crate::protocol::{Ack, FinalizeResponse, IngestStatus, Ready, StateResponse};
+use crate::protocol::{
+    Ack, AckStatus, FRAME_BYTES, FinalizeResponse, IngestStatus, Ready, StateResponse, TimelineTurn,
+};
 use crate::storage::{Database, Objects};
 
 /// Current wall-clock time for the core.
@@ -42,26 +45,43 @@ pub enum ResolveError {
     Inference(#[from] InferenceError),
 }
 
+/// The stream the seed's socket feeds.
+const MIC_STREAM: &str = "mic";
+
 /// All sessions of this gateway.
 #[derive(Clone)]
 pub struct Sessions {
     registry: Arc<Registry>,
     objects: Objects,
     inference: Inference,
+    /// Sessions with audio not yet attributed (built-in engine only).
+    attribution: Option<AttributionQueue>,
 }
 
 impl Sessions {
+    /// The sessions of a gateway; with the built-in engine, also starts the task that
+    /// attributes their stored audio (see [`crate::attribution`]).
     pub fn new(
         database: Database,
         objects: Objects,
         inference: Inference,
         idle_after: Duration,
     ) -> Sessions {
-        Sessions {
+        let queue = inference.builtin().map(|_| AttributionQueue::new());
+        let sessions = Sessions {
             registry: Registry::new(database, objects.clone(), idle_after),
             objects,
             inference,
+            attribution: queue.as_ref().map(|(queue, _)| queue.clone()),
+        };
+        if let Some((_, woken)) = queue {
+            tokio::spawn(sessions.clone().attribute_queued(woken));
         }
+        sessions
+    }
+
+    pub fn inference(&self) -> &Inference {
+        &self.inference
     }
 
     pub fn handle(&self, id: &SessionId) -> SessionHandle {
@@ -78,6 +98,9 @@ impl Sessions {
 
     /// Lets every session actor stop once its work is done (see [`Registry::close`]).
     pub fn close(&self) {
+        if let Some(queue) = &self.attribution {
+            queue.close();
+        }
         self.registry.close();
     }
 
@@ -102,9 +125,13 @@ impl Sessions {
         handle: &SessionHandle,
         chunk: ValidChunk,
     ) -> Result<Ack, SessionError> {
-        handle
+        let ack = handle
             .run(|s| Box::pin(async move { s.chunk(chunk, now_ms()).await }))
-            .await
+            .await?;
+        if let (Some(queue), AckStatus::Stored) = (&self.attribution, ack.status) {
+            queue.notify(handle.id());
+        }
+        Ok(ack)
     }
 
     pub async fn state(&self, id: &SessionId) -> Result<StateResponse, SessionError> {
@@ -166,6 +193,11 @@ impl Sessions {
         id: &SessionId,
         metadata: Map<String, Value>,
     ) -> Result<FinalizeResponse, SessionError> {
+        // The result covers every stored second: attribute what is left first. A failure here
+        // is logged, not fatal: the audio is safe and the timeline can catch up later.
+        if let Err(err) = self.attribute(id, true).await {
+            tracing::warn!(session = %id, error = %err, "attribution before finalize failed");
+        }
         self.handle(id)
             .run(move |s| Box::pin(async move { s.finalize(metadata, now_ms()).await }))
             .await
@@ -176,5 +208,100 @@ impl Sessions {
         self.handle(id)
             .run(|s| Box::pin(async move { Ok(s.stored_seqs().cloned()) }))
             .await
+    }
+}
+
+/// Continuous attribution (built-in engine): see [`crate::attribution`].
+impl Sessions {
+    async fn attribute_queued(
+        self,
+        mut woken: tokio::sync::mpsc::UnboundedReceiver<Option<SessionId>>,
+    ) {
+        while let Some(Some(id)) = woken.recv().await {
+            if let Some(queue) = &self.attribution {
+                queue.taken(&id);
+            }
+            if let Err(err) = self.attribute(&id, false).await {
+                tracing::warn!(session = %id, error = %err, "attribution failed");
+            }
+        }
+    }
+
+    /// Attributes the session's stored audio after its cursor: everything when `finished`,
+    /// else whole blocks. Does nothing without the built-in engine.
+    pub async fn attribute(&self, id: &SessionId, finished: bool) -> Result<(), ResolveError> {
+        let Some(engine) = self.inference.builtin().cloned() else {
+            return Ok(());
+        };
+        let handle = self.handle(id);
+        let _one_at_a_time = handle.resolve_lock.lock().await;
+        let (through_ms, stored, state) = handle
+            .run(|s| {
+                Box::pin(async move {
+                    let speakers = s.speakers();
+                    Ok((
+                        speakers.attributed_through_ms(),
+                        s.stored_seqs().cloned(),
+                        speakers.state.clone(),
+                    ))
+                })
+            })
+            .await?;
+        let Some(stretch) = stored.and_then(|seqs| next_stretch(through_ms, &seqs, finished))
+        else {
+            return Ok(());
+        };
+        let samples = self.read_stretch(id, stretch).await?;
+        let offset_ms = through_ms;
+        let (clusters, attribution) = engine
+            .compute(move |engine| {
+                let mut clusters = crate::inference::engine_clusters(&state);
+                let attribution = engine.attribute(&samples, offset_ms, &mut clusters, finished);
+                (clusters, attribution)
+            })
+            .await?;
+        let attribution = attribution
+            .map_err(|e| ResolveError::Inference(InferenceError::Unavailable(e.to_string())))?;
+        let update = AttributionUpdate {
+            clusters: clusters
+                .clusters
+                .iter()
+                .map(|c| (c.id.clone(), crate::inference::to_f64(&c.centroid), c.count))
+                .collect(),
+            merged: attribution.merged,
+            turns: attribution
+                .turns
+                .into_iter()
+                .map(|t| TimelineTurn {
+                    start_ms: t.start_ms,
+                    end_ms: t.end_ms,
+                    cluster_id: t.cluster,
+                    stream: MIC_STREAM.to_owned(),
+                })
+                .collect(),
+            through_ms: offset_ms + speakers::samples_to_ms(attribution.consumed),
+        };
+        handle
+            .run(move |s| Box::pin(async move { s.apply_attribution(&update, now_ms()).await }))
+            .await?;
+        Ok(())
+    }
+
+    /// The samples of a stretch; a frame that cannot be read counts as silence.
+    async fn read_stretch(
+        &self,
+        id: &SessionId,
+        stretch: Stretch,
+    ) -> Result<Vec<f32>, SessionError> {
+        let mut pcm =
+            Vec::with_capacity((stretch.last_seq - stretch.first_seq + 1) as usize * FRAME_BYTES);
+        for seq in stretch.first_seq..=stretch.last_seq {
+            match self.objects.get(&id.chunk_key(seq)).await? {
+                Some(bytes) if bytes.len() == FRAME_BYTES => pcm.extend_from_slice(&bytes),
+                _ => pcm.resize(pcm.len() + FRAME_BYTES, 0),
+            }
+        }
+        let skip = (stretch.skip_ms as usize * FRAME_BYTES / 1000).min(pcm.len()) & !1;
+        Ok(speakers::pcm_s16le_to_f32(&pcm[skip..]))
     }
 }

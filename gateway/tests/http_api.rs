@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use gateway::inference::InferenceConfig;
+use gateway::inference::{InferenceConfig, InferenceMode};
 use serde_json::{Value, json};
 use support::inference::{Behaviour, FakeInference};
 use support::*;
@@ -203,7 +203,18 @@ async fn unreachable_inference_is_a_502_transport_failure() {
 
 #[tokio::test]
 async fn resolve_without_inference_is_503_and_bad_bodies_are_400() {
-    let gw = TestGateway::start().await;
+    let off = TestGateway::start_with(|c| c.inference_mode = InferenceMode::Off).await;
+    let response = post_resolve(&off, "s", None).await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["detail"],
+        "speaker resolution is off (--inference off / GATEWAY_INFERENCE=off)"
+    );
+    let (_, health) = off.get_json("/health").await;
+    assert_eq!(health["inference_configured"], false);
+
+    let gw = TestGateway::start_with(|c| c.inference_mode = InferenceMode::Http).await;
     let response = post_resolve(&gw, "s", None).await;
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();

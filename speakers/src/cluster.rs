@@ -125,7 +125,10 @@ impl Clusters {
             let mut centroid = embedding.to_vec();
             let mut count = 1;
             if let Some(pending) = self.pending.take() {
-                centroid.iter_mut().zip(&pending.embedding).for_each(|(c, p)| *c += p);
+                centroid
+                    .iter_mut()
+                    .zip(&pending.embedding)
+                    .for_each(|(c, p)| *c += p);
                 normalize(&mut centroid);
                 count = 2;
             }
@@ -235,7 +238,11 @@ mod tests {
         let mut clusters = Clusters::default();
         clusters.assign(&voice(0, 0.0));
         let odd = clusters.assign(&voice(2, 0.0));
-        assert_eq!((odd.cluster, odd.new), (0, false), "one odd window is not a voice");
+        assert_eq!(
+            (odd.cluster, odd.new),
+            (0, false),
+            "one odd window is not a voice"
+        );
         let confirmed = clusters.assign(&voice(2, 0.1));
         assert!(confirmed.new);
         assert_eq!(clusters.clusters.len(), 2);

@@ -189,8 +189,8 @@ fn steps(regions: &[Range<usize>], config: &DiarizeConfig) -> Vec<Step> {
 /// A lone step whose label differs from both neighbours in its region, which agree, takes theirs.
 fn smooth(steps: &[Step], labels: &mut [Option<Assignment>]) {
     for i in 1..steps.len().saturating_sub(1) {
-        let same_region = steps[i - 1].region == steps[i].region
-            && steps[i + 1].region == steps[i].region;
+        let same_region =
+            steps[i - 1].region == steps[i].region && steps[i + 1].region == steps[i].region;
         let (Some(before), Some(after)) = (labels[i - 1], labels[i + 1]) else {
             continue;
         };

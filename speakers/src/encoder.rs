@@ -102,8 +102,16 @@ impl Ge2eEncoder {
         let mut layers = Vec::with_capacity(LAYERS);
         for layer in 0..LAYERS {
             let input = if layer == 0 { N_MELS } else { HIDDEN };
-            let w_ih = take(&tensors, &format!("lstm.weight_ih_l{layer}"), &[4 * HIDDEN, input])?;
-            let w_hh = take(&tensors, &format!("lstm.weight_hh_l{layer}"), &[4 * HIDDEN, HIDDEN])?;
+            let w_ih = take(
+                &tensors,
+                &format!("lstm.weight_ih_l{layer}"),
+                &[4 * HIDDEN, input],
+            )?;
+            let w_hh = take(
+                &tensors,
+                &format!("lstm.weight_hh_l{layer}"),
+                &[4 * HIDDEN, HIDDEN],
+            )?;
             let b_ih = take(&tensors, &format!("lstm.bias_ih_l{layer}"), &[4 * HIDDEN])?;
             let b_hh = take(&tensors, &format!("lstm.bias_hh_l{layer}"), &[4 * HIDDEN])?;
             layers.push(LstmLayer {
@@ -203,7 +211,8 @@ fn run_layer(
         for b in 0..batch {
             let row = (b * frames + t) * gates_per_row;
             let gates = |gate: usize, j: usize| {
-                projected[row + gate * HIDDEN + j] + recurrent[b * gates_per_row + gate * HIDDEN + j]
+                projected[row + gate * HIDDEN + j]
+                    + recurrent[b * gates_per_row + gate * HIDDEN + j]
             };
             for j in 0..HIDDEN {
                 let input = sigmoid(gates(0, j));

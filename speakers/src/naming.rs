@@ -82,7 +82,10 @@ mod tests {
 
     #[test]
     fn a_mentioned_name_or_an_unknown_one_binds_nothing() {
-        assert_eq!(introduced_name("thanks Grace, over to you", &roster()), None);
+        assert_eq!(
+            introduced_name("thanks Grace, over to you", &roster()),
+            None
+        );
         assert_eq!(introduced_name("I'm Linus", &roster()), None);
         assert_eq!(introduced_name("I'm Ada", &[]), None);
         assert_eq!(introduced_name("", &roster()), None);

@@ -82,7 +82,10 @@ fn partial_slices_match_the_reference() {
     assert_eq!(ours, expected);
     let (short, padded) = partial_ranges(16_000);
     assert_eq!(short.len(), 1);
-    assert_eq!(padded as u64, reference["short"]["padded_len"].as_u64().unwrap());
+    assert_eq!(
+        padded as u64,
+        reference["short"]["padded_len"].as_u64().unwrap()
+    );
 }
 
 #[test]
@@ -95,7 +98,12 @@ fn partial_embeddings_match_pytorch() {
         .unwrap()
         .embed_partials(&partials)
         .unwrap();
-    for (i, expected) in reference["partial_embeds"].as_array().unwrap().iter().enumerate() {
+    for (i, expected) in reference["partial_embeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         let diff = max_abs_diff(&ours[i], &floats(expected));
         assert!(diff < 1e-4, "partial {i}: max abs diff {diff}");
     }
@@ -117,10 +125,21 @@ fn utterance_embeddings_match_the_reference() {
 #[test]
 fn a_damaged_model_is_refused_with_a_reason() {
     let shipped = speakers::encoder::SHIPPED_MODEL;
-    let cut = Ge2eEncoder::from_bytes(&shipped[..shipped.len() / 2]).err().unwrap();
-    assert!(cut.to_string().starts_with("speaker model is not a valid safetensors file"), "{cut}");
+    let cut = Ge2eEncoder::from_bytes(&shipped[..shipped.len() / 2])
+        .err()
+        .unwrap();
+    assert!(
+        cut.to_string()
+            .starts_with("speaker model is not a valid safetensors file"),
+        "{cut}"
+    );
     let missing = Ge2eEncoder::from_file(std::path::Path::new("/nonexistent/ge2e.safetensors"))
         .err()
         .unwrap();
-    assert!(missing.to_string().starts_with("speaker model file ge2e.safetensors cannot be read"), "{missing}");
+    assert!(
+        missing
+            .to_string()
+            .starts_with("speaker model file ge2e.safetensors cannot be read"),
+        "{missing}"
+    );
 }

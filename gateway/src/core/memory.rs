@@ -75,15 +75,17 @@ impl SessionStorage for &MemoryStorage {
         &self,
         id: &SessionId,
         speakers: &SpeakerRecord,
-        event: &SpeakerEvent,
+        event: Option<&SpeakerEvent>,
         replay: Option<(&str, &str)>,
     ) -> Result<(), StorageError> {
         self.write(id, |s| s.speakers = speakers.clone())?;
-        self.events
-            .borrow_mut()
-            .entry(id.safe().to_owned())
-            .or_default()
-            .push(event.clone());
+        if let Some(event) = event {
+            self.events
+                .borrow_mut()
+                .entry(id.safe().to_owned())
+                .or_default()
+                .push(event.clone());
+        }
         if let Some((key, answer)) = replay {
             self.replays
                 .borrow_mut()

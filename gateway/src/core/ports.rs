@@ -41,13 +41,13 @@ pub trait SessionStorage {
         seq: u64,
         ingest: &IngestRecord,
     ) -> Result<(), StorageError>;
-    /// Saves the speaker state with one new event and, for an idempotent resolve, the answer to
-    /// replay (key, JSON text), atomically.
+    /// Saves the speaker state with its new event (none for an attribution of stored audio)
+    /// and, for an idempotent resolve, the answer to replay (key, JSON text), atomically.
     async fn save_speakers(
         &self,
         id: &SessionId,
         speakers: &SpeakerRecord,
-        event: &SpeakerEvent,
+        event: Option<&SpeakerEvent>,
         replay: Option<(&str, &str)>,
     ) -> Result<(), StorageError>;
     /// The answer stored for an idempotency key, if any.

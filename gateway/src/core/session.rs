@@ -13,7 +13,7 @@ use crate::core::message::ValidChunk;
 use crate::core::ports::{ObjectStorage, SessionStorage, StorageError};
 use crate::core::seq_set::SeqSet;
 use crate::core::session_id::SessionId;
-use crate::core::speakers::{AnswerError, ResolveInput, SpeakerRecord};
+use crate::core::speakers::{AnswerError, AttributionUpdate, ResolveInput, SpeakerRecord};
 use crate::protocol::{
     Ack, CHANNELS, FORMAT, FinalResult, FinalizeResponse, IngestStatus, Ready, SAMPLE_RATE,
     StateResponse,
@@ -174,7 +174,7 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
         let (next, event) = self.speakers.with_answer(input, answer, now)?;
         let replay = idempotency_key.map(|key| (key, std::str::from_utf8(answer).unwrap_or("")));
         self.storage
-            .save_speakers(&self.id, &next, &event, replay)
+            .save_speakers(&self.id, &next, Some(&event), replay)
             .await?;
         self.speakers = next;
         Ok(())
@@ -192,10 +192,30 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
             .with_binding(cluster_id, name, now)
             .ok_or_else(|| SessionError::UnknownCluster(cluster_id.to_owned()))?;
         self.storage
-            .save_speakers(&self.id, &next, &event, None)
+            .save_speakers(&self.id, &next, Some(&event), None)
             .await?;
         self.speakers = next;
         Ok(self.state())
+    }
+
+    /// Merges what the built-in engine attributed from stored audio (see
+    /// [`SpeakerRecord::with_attribution`]).
+    pub async fn apply_attribution(
+        &mut self,
+        update: &AttributionUpdate,
+        now: EpochMs,
+    ) -> Result<(), SessionError> {
+        let next = self.speakers.with_attribution(update, now);
+        self.storage
+            .save_speakers(&self.id, &next, None, None)
+            .await?;
+        self.speakers = next;
+        Ok(())
+    }
+
+    /// The speaker record (state, timeline, attribution cursor).
+    pub fn speakers(&self) -> &SpeakerRecord {
+        &self.speakers
     }
 
     /// Writes `result.json` with the current snapshot (again, if called again).

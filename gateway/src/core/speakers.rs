@@ -8,7 +8,10 @@ use serde_json::{Map, Value, json};
 
 use crate::core::clock::{EpochMs, rfc3339};
 use crate::core::session_id::SessionId;
-use crate::protocol::{Decision, ResolveAnswer, RosterEntry, SessionState, SpeakerEvent};
+use crate::protocol::{
+    ATTRIBUTION_KEY, Cluster, Decision, ResolveAnswer, RosterEntry, SessionState, SpeakerEvent,
+    TIMELINE_KEY, TimelineTurn,
+};
 
 /// Longest speaker name accepted from the interviewer.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -29,6 +32,20 @@ pub struct ResolveInput {
     pub asr_text: Value,
     /// A non-empty roster replaces the session's.
     pub roster: Option<Vec<RosterEntry>>,
+}
+
+/// What the built-in engine learned from a stretch of stored audio, to merge into the state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttributionUpdate {
+    /// Clusters as the engine left them: `(id, centroid, sample_count)`. New ids are added;
+    /// known ones get the new centroid and count and keep their names.
+    pub clusters: Vec<(String, Vec<f64>, u64)>,
+    /// Clusters the engine merged: `(removed id, kept id)`.
+    pub merged: Vec<(String, String)>,
+    /// New turns, in time order, after every turn already in the timeline.
+    pub turns: Vec<TimelineTurn>,
+    /// The audio up to here (ms from the start of the stream) is attributed.
+    pub through_ms: u64,
 }
 
 /// Why a request body was refused (400).
@@ -196,12 +213,123 @@ impl SpeakerRecord {
         Some((self.next(state, now), event))
     }
 
+    /// How far the built-in engine has attributed this session's audio (ms).
+    pub fn attributed_through_ms(&self) -> u64 {
+        self.state
+            .extra
+            .get(ATTRIBUTION_KEY)
+            .and_then(|a| a.get("through_ms"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    }
+
+    /// The session's timeline (empty unless the built-in engine has attributed audio).
+    pub fn timeline(&self) -> Vec<TimelineTurn> {
+        timeline_of(&self.state)
+    }
+
+    /// The record after merging an attribution. Names are the interviewer's and the resolve
+    /// rules' business: a known cluster keeps its `bound_name`, a merged-away cluster's name
+    /// moves to the cluster it joined unless that one has its own. No event is logged: the
+    /// timeline is the record of attributions.
+    pub fn with_attribution(&self, update: &AttributionUpdate, now: EpochMs) -> SpeakerRecord {
+        let mut state = self.state.clone();
+        merge_engine_clusters(&mut state, &update.clusters, &update.merged);
+        let mut timeline = timeline_of(&state);
+        for turn in &update.turns {
+            match timeline.last_mut() {
+                Some(last)
+                    if last.cluster_id == turn.cluster_id
+                        && last.stream == turn.stream
+                        && last.end_ms >= turn.start_ms =>
+                {
+                    last.end_ms = last.end_ms.max(turn.end_ms);
+                }
+                _ => timeline.push(turn.clone()),
+            }
+        }
+        state.extra.insert(
+            TIMELINE_KEY.to_owned(),
+            serde_json::to_value(&timeline).expect("turns serialize"),
+        );
+        state.extra.insert(
+            ATTRIBUTION_KEY.to_owned(),
+            json!({"through_ms": update.through_ms.max(self.attributed_through_ms())}),
+        );
+        SpeakerRecord {
+            state,
+            event_count: self.event_count,
+            updated_at: Some(now),
+        }
+    }
+
     fn next(&self, state: SessionState, now: EpochMs) -> SpeakerRecord {
         SpeakerRecord {
             state,
             event_count: self.event_count + 1,
             updated_at: Some(now),
         }
+    }
+}
+
+fn timeline_of(state: &SessionState) -> Vec<TimelineTurn> {
+    state
+        .extra
+        .get(TIMELINE_KEY)
+        .cloned()
+        .and_then(|t| serde_json::from_value(t).ok())
+        .unwrap_or_default()
+}
+
+/// Brings the built-in engine's clusters into `state`: `clusters` as `(id, centroid,
+/// sample_count)` (new ids added, known ones updated, names kept) and `merged` as `(removed,
+/// kept)` pairs: the removed cluster goes, its name moves to the kept one unless that one has
+/// its own, and its turns in the timeline are relabelled.
+pub fn merge_engine_clusters(
+    state: &mut SessionState,
+    clusters: &[(String, Vec<f64>, u64)],
+    merged: &[(String, String)],
+) {
+    let mut timeline = timeline_of(state);
+    for (removed, kept) in merged {
+        let Some(index) = state.clusters.iter().position(|c| &c.cluster_id == removed) else {
+            continue;
+        };
+        let gone = state.clusters.remove(index);
+        let binding = state.bindings.remove(removed);
+        if let Some(keeper) = state.clusters.iter_mut().find(|c| &c.cluster_id == kept) {
+            if keeper.bound_name.is_none() {
+                keeper.bound_name = gone.bound_name;
+                if let Some(binding) = binding {
+                    state.bindings.insert(kept.clone(), binding);
+                }
+            }
+        }
+        timeline
+            .iter_mut()
+            .filter(|t| &t.cluster_id == removed)
+            .for_each(|t| t.cluster_id = kept.clone());
+    }
+    for (id, centroid, count) in clusters {
+        match state.clusters.iter_mut().find(|c| &c.cluster_id == id) {
+            Some(cluster) => {
+                cluster.centroid = centroid.clone();
+                cluster.sample_count = *count;
+            }
+            None => state.clusters.push(Cluster {
+                cluster_id: id.clone(),
+                centroid: centroid.clone(),
+                sample_count: *count,
+                bound_name: None,
+                extra: Map::new(),
+            }),
+        }
+    }
+    if !merged.is_empty() && state.extra.contains_key(TIMELINE_KEY) {
+        state.extra.insert(
+            TIMELINE_KEY.to_owned(),
+            serde_json::to_value(&timeline).expect("turns serialize"),
+        );
     }
 }
 
@@ -297,6 +425,77 @@ mod tests {
         assert_eq!(next.state.clusters[0].bound_name.as_deref(), Some("Bob"));
         assert_eq!(event.decision, Decision::Manual);
         assert_eq!(next.event_count, 2);
+    }
+
+    fn turn(start_ms: u64, end_ms: u64, cluster: &str) -> TimelineTurn {
+        TimelineTurn {
+            start_ms,
+            end_ms,
+            cluster_id: cluster.into(),
+            stream: "mic".into(),
+        }
+    }
+
+    #[test]
+    fn an_attribution_adds_clusters_and_turns_and_moves_the_cursor() {
+        let update = AttributionUpdate {
+            clusters: vec![("spk_1".into(), vec![1.0, 0.0], 3)],
+            merged: vec![],
+            turns: vec![turn(0, 2000, "spk_1"), turn(2500, 4000, "spk_1")],
+            through_ms: 5000,
+        };
+        let record = SpeakerRecord::default().with_attribution(&update, 9);
+        assert_eq!(record.event_count, 0, "attribution logs no event");
+        assert_eq!(record.updated_at, Some(9));
+        assert_eq!(record.state.clusters[0].sample_count, 3);
+        assert_eq!(record.timeline().len(), 2);
+        assert_eq!(record.attributed_through_ms(), 5000);
+        // A turn that continues the last one extends it.
+        let more = AttributionUpdate {
+            turns: vec![turn(4000, 6000, "spk_1")],
+            through_ms: 7000,
+            ..update
+        };
+        let record = record.with_attribution(&more, 10);
+        assert_eq!(record.timeline()[1], turn(2500, 6000, "spk_1"));
+    }
+
+    #[test]
+    fn a_manual_name_survives_attribution_and_a_merge_keeps_it() {
+        let update = AttributionUpdate {
+            clusters: vec![
+                ("spk_1".into(), vec![1.0, 0.0], 3),
+                ("spk_2".into(), vec![0.0, 1.0], 2),
+            ],
+            turns: vec![turn(0, 1000, "spk_1"), turn(1000, 2000, "spk_2")],
+            through_ms: 2000,
+            ..Default::default()
+        };
+        let record = SpeakerRecord::default().with_attribution(&update, 1);
+        let (record, _) = record.with_binding("spk_2", "Grace", 2).unwrap();
+        let again = AttributionUpdate {
+            clusters: vec![("spk_2".into(), vec![0.1, 0.9], 5)],
+            turns: vec![],
+            through_ms: 3000,
+            merged: vec![],
+        };
+        let record = record.with_attribution(&again, 3);
+        assert_eq!(
+            record.state.clusters[1].bound_name.as_deref(),
+            Some("Grace")
+        );
+        assert_eq!(record.state.clusters[1].sample_count, 5);
+        // spk_2 turns out to be spk_1's voice: its name and turns move over.
+        let merge = AttributionUpdate {
+            clusters: vec![("spk_1".into(), vec![0.7, 0.7], 8)],
+            merged: vec![("spk_2".into(), "spk_1".into())],
+            turns: vec![],
+            through_ms: 3000,
+        };
+        let record = record.with_attribution(&merge, 4);
+        assert_eq!(record.state.clusters.len(), 1);
+        assert_eq!(record.state.bindings["spk_1"], "Grace");
+        assert!(record.timeline().iter().all(|t| t.cluster_id == "spk_1"));
     }
 
     #[test]

@@ -123,7 +123,9 @@ impl From<ResolveError> for ApiError {
             ResolveError::Inference(err) => {
                 let detail = err.to_string();
                 match err {
-                    InferenceError::NotConfigured => ApiError::Unavailable(detail),
+                    InferenceError::NotConfigured
+                    | InferenceError::Off
+                    | InferenceError::Unavailable(_) => ApiError::Unavailable(detail),
                     InferenceError::Transport(_) => ApiError::BadGateway {
                         detail,
                         backend_status: None,

@@ -18,7 +18,7 @@ use axum::routing::{get, post, put};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::inference::{Inference, InferenceConfig};
+use crate::inference::{Inference, InferenceConfig, InferenceMode};
 use crate::sessions::Sessions;
 use crate::storage::{Database, Objects};
 
@@ -33,13 +33,18 @@ pub struct GatewayConfig {
     /// A directory or `s3://bucket`; `None` is `<data_dir>/objects`.
     pub objects: Option<String>,
     pub api_key: Option<String>,
+    /// The external inference service, when one is configured.
     pub inference: Option<InferenceConfig>,
+    /// Which engine resolves speakers; `Auto` is the service above when set, else built-in.
+    pub inference_mode: InferenceMode,
+    /// A GE2E-compatible safetensors file to use instead of the shipped speaker model.
+    pub speaker_model: Option<PathBuf>,
     /// How long an unused session actor lives before it is dropped from memory.
     pub idle_timeout: Duration,
 }
 
 impl GatewayConfig {
-    /// Loopback on a free port, local objects under `data_dir`, no key, no inference.
+    /// Loopback on a free port, local objects under `data_dir`, no key, the built-in engine.
     pub fn local(data_dir: impl Into<PathBuf>) -> GatewayConfig {
         GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -47,6 +52,8 @@ impl GatewayConfig {
             objects: None,
             api_key: None,
             inference: None,
+            inference_mode: InferenceMode::Auto,
+            speaker_model: None,
             idle_timeout: Duration::from_secs(60),
         }
     }
@@ -65,6 +72,8 @@ pub struct AppState {
 pub struct RunningGateway {
     addr: SocketAddr,
     storage: String,
+    /// The engine, as the startup line names it.
+    inference: String,
     inference_configured: bool,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
@@ -86,17 +95,16 @@ impl RunningGateway {
         format!("ws://{}", self.addr)
     }
 
+    /// Whether `/resolve` can answer (an engine runs and is available).
+    pub fn inference_configured(&self) -> bool {
+        self.inference_configured
+    }
+
     /// The line the binary prints when it is ready.
     pub fn startup_line(&self) -> String {
         format!(
             "gateway listening on http://{} | storage: {} | inference: {}",
-            self.addr,
-            self.storage,
-            if self.inference_configured {
-                "configured"
-            } else {
-                "not configured"
-            }
+            self.addr, self.storage, self.inference
         )
     }
 
@@ -121,7 +129,12 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         None => Objects::local(&config.data_dir.join("objects"))?,
     };
     let storage = objects.description().to_owned();
-    let inference = Inference::new(config.inference.clone());
+    let inference = Inference::start(
+        config.inference_mode,
+        config.inference.clone(),
+        config.speaker_model.clone(),
+    );
+    let inference_line = inference.describe();
     let inference_configured = inference.is_configured();
     let sessions = Sessions::new(database, objects, inference, config.idle_timeout);
     let (stop, stopping) = watch::channel(false);
@@ -146,6 +159,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     Ok(RunningGateway {
         addr,
         storage,
+        inference: inference_line,
         inference_configured,
         stop,
         task,
@@ -162,6 +176,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/sessions/{session_id}/finalize", post(routes::finalize))
         .route("/v1/sessions/{session_id}/bindings", put(routes::bind))
         .route("/v1/sessions/{session_id}/audio.wav", get(wav::audio))
+        .route("/speaker/resolve", post(routes::speaker_service))
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(

@@ -2,11 +2,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::core::speakers::{parse_binding, parse_finalize, parse_resolve};
+use crate::inference::InferenceError;
 use crate::protocol::{
     FinalizeResponse, IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER, StateResponse,
 };
@@ -22,6 +23,7 @@ pub async fn health(State(app): State<AppState>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "storage": app.sessions.objects().kind(),
         "inference_configured": app.sessions.inference_configured(),
+        "inference": app.sessions.inference().health(),
         "live_sessions": app.sessions.live_sessions(),
     }))
 }
@@ -82,4 +84,44 @@ pub async fn bind(
 ) -> Result<Json<StateResponse>, ApiError> {
     let (cluster_id, name) = parse_binding(&body)?;
     Ok(Json(app.sessions.bind(&id, cluster_id, name).await?))
+}
+
+/// `POST /speaker/resolve`: the built-in engine answering the inference service's contract,
+/// so the seed's worker or any other gateway can use this one as its `INFERENCE_BASE_URL`.
+/// Errors are the service's own (422 no speech or unreadable audio, 413 too long), not the
+/// gateway's 502 mapping of them.
+pub async fn speaker_service(State(app): State<AppState>, Body(body): Body) -> Response {
+    let Some(engine) = app.sessions.inference().builtin() else {
+        return ApiError::Unavailable(format!(
+            "the built-in speaker engine is not running on this gateway (inference: {})",
+            app.sessions.inference().describe()
+        ))
+        .into_response();
+    };
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"detail": "request body must be a JSON object"})),
+            )
+                .into_response();
+        }
+    };
+    match engine.resolve(&request).await {
+        Ok(answer) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            answer,
+        )
+            .into_response(),
+        Err(InferenceError::Backend { status, body, .. }) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Json(body),
+        )
+            .into_response(),
+        Err(other) => ApiError::Unavailable(other.to_string()).into_response(),
+    }
 }

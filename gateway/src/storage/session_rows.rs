@@ -175,13 +175,16 @@ impl SessionStorage for Database {
         &self,
         id: &SessionId,
         speakers: &SpeakerRecord,
-        event: &SpeakerEvent,
+        event: Option<&SpeakerEvent>,
         replay: Option<(&str, &str)>,
     ) -> Result<(), StorageError> {
         let id = id.clone();
         let state =
             serde_json::to_string(&speakers.state).map_err(|e| StorageError(e.to_string()))?;
-        let event = serde_json::to_string(event).map_err(|e| StorageError(e.to_string()))?;
+        let event = event
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StorageError(e.to_string()))?;
         let (count, updated_at) = (
             speakers.event_count as i64,
             speakers.updated_at.map(|t| t as i64),
@@ -194,8 +197,12 @@ impl SessionStorage for Database {
                  WHERE safe_id = ?1",
             )?
             .execute(params![id.safe(), state, count, updated_at])?;
-            conn.prepare_cached("INSERT INTO events (safe_id, idx, event) VALUES (?1, ?2, ?3)")?
+            if let Some(event) = event {
+                conn.prepare_cached(
+                    "INSERT INTO events (safe_id, idx, event) VALUES (?1, ?2, ?3)",
+                )?
                 .execute(params![id.safe(), count, event])?;
+            }
             if let Some((key, answer)) = replay {
                 conn.prepare_cached(
                     "INSERT OR REPLACE INTO replays (safe_id, idempotency_key, answer) VALUES (?1, ?2, ?3)",

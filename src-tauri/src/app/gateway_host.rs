@@ -129,13 +129,13 @@ impl GatewayHost {
 
     async fn start_bundled(&mut self, settings: &Settings, key: Option<(String, String, u64)>) {
         let mut config = GatewayConfig::local(&self.data_dir);
+        // Without a service URL the bundled gateway resolves speakers with its built-in engine.
         config.inference = settings.inference_config();
-        let configured = config.inference.is_some();
         self.status = GatewayStatus {
             mode: GatewayMode::Bundled,
             url: None,
             running: false,
-            inference_configured: Some(configured),
+            inference_configured: None,
             data_dir: Some(self.data_dir.display().to_string()),
             error: None,
         };
@@ -143,6 +143,7 @@ impl GatewayHost {
             Ok(running) => {
                 self.status.url = Some(running.http_url());
                 self.status.running = true;
+                self.status.inference_configured = Some(running.inference_configured());
                 self.bundled = Some(Bundled {
                     running,
                     inference_key: key,

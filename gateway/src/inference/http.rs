@@ -1,11 +1,13 @@
-//! The proxy to the speaker-inference service: one shared HTTP client, the configured timeout,
-//! and every failure mapped to words the caller can act on.
+//! The proxy to an external speaker-inference service: one shared HTTP client, the configured
+//! timeout, and every failure mapped to words the caller can act on.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName};
 use serde_json::Value;
+
+use super::InferenceError;
 
 /// Where the inference service is and how to call it.
 #[derive(Debug, Clone)]
@@ -23,46 +25,24 @@ pub const DEFAULT_RESOLVE_PATH: &str = "/speaker/resolve";
 /// Most bytes of a failing backend's body passed back to the caller.
 const MAX_BACKEND_BODY: usize = 4096;
 
-/// Why a resolve could not get an answer from the inference service.
-#[derive(Debug, thiserror::Error)]
-pub enum InferenceError {
-    #[error(
-        "inference is not configured: set INFERENCE_BASE_URL (and INFERENCE_API_KEY if the service needs one)"
-    )]
-    NotConfigured,
-    #[error("inference request failed: {0}")]
-    Transport(String),
-    #[error("inference backend returned {status}")]
-    Backend {
-        status: u16,
-        body: Value,
-        /// Rate-limit headers of a 429, passed on so the caller knows when to retry.
-        headers: Vec<(HeaderName, reqwest::header::HeaderValue)>,
-    },
-}
-
-/// The shared client; `None` config means inference is off.
+/// The shared client and where it sends resolves.
 #[derive(Clone)]
-pub struct Inference {
+pub struct HttpInference {
     client: reqwest::Client,
-    config: Option<InferenceConfig>,
+    config: InferenceConfig,
 }
 
-impl Inference {
-    pub fn new(config: Option<InferenceConfig>) -> Inference {
-        Inference {
+impl HttpInference {
+    pub fn new(config: InferenceConfig) -> HttpInference {
+        HttpInference {
             client: reqwest::Client::new(),
             config,
         }
     }
 
-    pub fn is_configured(&self) -> bool {
-        self.config.is_some()
-    }
-
     /// POSTs `body` to the resolve endpoint; a 2xx answer's raw bytes are returned unchanged.
     pub async fn resolve(&self, body: &Value) -> Result<Bytes, InferenceError> {
-        let config = self.config.as_ref().ok_or(InferenceError::NotConfigured)?;
+        let config = &self.config;
         let url = format!(
             "{}/{}",
             config.base_url.trim_end_matches('/'),

@@ -1,0 +1,166 @@
+//! Continuous attribution (built-in engine only): every stored second of a session's audio ends
+//! up in its timeline of speaker turns, without any client asking.
+//!
+//! Each stored frame queues its session here ([`AttributionQueue::notify`]); a single task takes
+//! sessions one at a time and, once at least [`BLOCK_MS`] of new audio is stored, reads it back
+//! from the object store, attributes it on the engine's threads and merges the result through
+//! the session's actor. How far a session is attributed is part of its durable state, so a
+//! restart (of the gateway or of the session's actor) continues where it stopped. At finalize
+//! the rest is attributed with `finished`, so `result.json` covers the whole session.
+//!
+//! The work runs under the session's resolve lock: a resolve and an attribution both read the
+//! clusters, compute, and write them back, and must not interleave.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use crate::core::seq_set::SeqSet;
+use crate::core::session_id::SessionId;
+
+/// New audio (ms) that makes attribution worthwhile: the engine's windows are 1.6 s, and each
+/// pass has a fixed cost.
+pub const BLOCK_MS: u64 = 5_000;
+/// A missing second this far behind the newest frame is taken as lost (silence) rather than
+/// waited for.
+pub const GAP_PATIENCE_SECONDS: u64 = 30;
+
+/// Sessions with new audio, each queued once until it is picked up.
+#[derive(Clone)]
+pub struct AttributionQueue {
+    queued: Arc<Mutex<HashSet<String>>>,
+    wake: mpsc::UnboundedSender<Option<SessionId>>,
+}
+
+impl AttributionQueue {
+    /// The queue and the receiving end for the worker task.
+    pub fn new() -> (AttributionQueue, mpsc::UnboundedReceiver<Option<SessionId>>) {
+        let (wake, woken) = mpsc::unbounded_channel();
+        (
+            AttributionQueue {
+                queued: Arc::default(),
+                wake,
+            },
+            woken,
+        )
+    }
+
+    /// Says `id` has new audio; cheap, never waits.
+    pub fn notify(&self, id: &SessionId) {
+        let fresh = self
+            .queued
+            .lock()
+            .expect("queue lock")
+            .insert(id.safe().to_owned());
+        if fresh {
+            let _ = self.wake.send(Some(id.clone()));
+        }
+    }
+
+    /// Called by the worker as it starts on `id`: frames stored from now on queue it again.
+    pub fn taken(&self, id: &SessionId) {
+        self.queued.lock().expect("queue lock").remove(id.safe());
+    }
+
+    /// Stops the worker after the sessions already queued.
+    pub fn close(&self) {
+        let _ = self.wake.send(None);
+    }
+}
+
+/// The stretch of stored audio to attribute next: frames `first_seq..=last_seq`, of which the
+/// first `skip_ms` were attributed already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stretch {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub skip_ms: u64,
+}
+
+/// What to attribute after `through_ms`, given the stored seqs; `None` while there is too little
+/// new audio (unless `finished`). Frame `seq` holds ms `[(seq-1)·1000, seq·1000)`. The stretch
+/// ends before the first missing frame that may still arrive (one within
+/// [`GAP_PATIENCE_SECONDS`] of the newest).
+pub fn next_stretch(through_ms: u64, stored: &SeqSet, finished: bool) -> Option<Stretch> {
+    let newest = stored.max();
+    let first_seq = through_ms / 1000 + 1;
+    if newest < first_seq {
+        return None;
+    }
+    let mut last_seq = first_seq - 1;
+    while last_seq < newest {
+        let next = last_seq + 1;
+        if !stored.contains(next) && next + GAP_PATIENCE_SECONDS > newest && !finished {
+            break;
+        }
+        last_seq = next;
+    }
+    let new_ms = (last_seq * 1000).saturating_sub(through_ms);
+    if last_seq < first_seq || (!finished && new_ms < BLOCK_MS) {
+        return None;
+    }
+    Some(Stretch {
+        first_seq,
+        last_seq,
+        skip_ms: through_ms - (first_seq - 1) * 1000,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(seqs: impl IntoIterator<Item = u64>) -> SeqSet {
+        let mut set = SeqSet::new();
+        for seq in seqs {
+            set.insert(seq);
+        }
+        set
+    }
+
+    #[test]
+    fn waits_for_a_block_of_new_audio_unless_finished() {
+        assert_eq!(next_stretch(0, &stored(1..=4), false), None);
+        assert_eq!(
+            next_stretch(0, &stored(1..=5), false),
+            Some(Stretch {
+                first_seq: 1,
+                last_seq: 5,
+                skip_ms: 0
+            })
+        );
+        assert_eq!(
+            next_stretch(0, &stored(1..=2), true).map(|s| s.last_seq),
+            Some(2)
+        );
+        assert_eq!(next_stretch(2000, &stored(1..=2), true), None);
+    }
+
+    #[test]
+    fn continues_mid_frame_where_the_last_pass_stopped() {
+        assert_eq!(
+            next_stretch(3400, &stored(1..=12), false),
+            Some(Stretch {
+                first_seq: 4,
+                last_seq: 12,
+                skip_ms: 400
+            })
+        );
+    }
+
+    #[test]
+    fn a_recent_gap_is_waited_for_and_an_old_one_taken_as_lost() {
+        let mut seqs: Vec<u64> = (1..=20).collect();
+        seqs.retain(|&s| s != 8);
+        assert_eq!(
+            next_stretch(0, &stored(seqs.clone()), false).map(|s| s.last_seq),
+            Some(7)
+        );
+        seqs.extend(21..=40);
+        assert_eq!(
+            next_stretch(0, &stored(seqs), false).map(|s| s.last_seq),
+            Some(40)
+        );
+    }
+}

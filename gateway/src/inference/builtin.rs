@@ -1,0 +1,435 @@
+//! The built-in speaker engine (crate `speakers`) behind the inference service's contract.
+//!
+//! It reads the same request an external service gets (`{"session_id","audio","asr_text",
+//! "state"}`) and answers the same shape, or the same errors with the same status codes (413
+//! for audio over 30 s, 422 for audio it cannot read or that holds no speech), so the gateway's
+//! resolve behaves identically whichever engine runs. The model runs on a few dedicated
+//! low-priority threads ([`ComputePool`]) so that ingest never waits for it.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use speakers::Engine;
+use speakers::cluster::{ClusterConfig, Clusters, SpeakerCluster};
+use speakers::encoder::{EMBEDDING_DIM, Ge2eEncoder, ModelError, cosine, normalize};
+use tokio::sync::oneshot;
+
+use super::InferenceError;
+use crate::core::speakers::merge_engine_clusters;
+use crate::protocol::{Decision, FORMAT, SAMPLE_RATE, SessionState};
+
+/// Name of the shipped model, for `/health` and the startup line.
+pub const ENGINE_NAME: &str = "GE2E d-vector (resemblyzer 0.1.4), shipped";
+/// Longest audio one resolve accepts (the contract's limit).
+const MAX_SECONDS: usize = 30;
+/// At or above this similarity to a named voice the name is given without asking.
+pub const THRESHOLD_HIGH: f32 = 0.82;
+/// Below this a voice is not trusted to be the cluster's at all.
+pub const THRESHOLD_LOW: f32 = 0.70;
+
+/// The engine and the threads it runs on.
+pub struct BuiltinEngine {
+    pool: ComputePool,
+    model_name: String,
+}
+
+impl BuiltinEngine {
+    /// Loads the shipped model, or a GE2E-compatible safetensors file the user provides.
+    pub fn load(model: Option<&Path>) -> Result<BuiltinEngine, ModelError> {
+        let (encoder, model_name) = match model {
+            None => (Ge2eEncoder::shipped()?, ENGINE_NAME.to_owned()),
+            Some(path) => {
+                let name = path
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                (
+                    Ge2eEncoder::from_file(path)?,
+                    format!("GE2E d-vector ({name})"),
+                )
+            }
+        };
+        let engine = Arc::new(Engine::with_encoder(Box::new(encoder)));
+        Ok(BuiltinEngine {
+            pool: ComputePool::start(engine),
+            model_name,
+        })
+    }
+
+    pub fn model_name(&self) -> &str {
+        &self.model_name
+    }
+
+    /// Runs `work` on the engine's threads and waits for its answer.
+    pub async fn compute<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> Result<T, InferenceError> {
+        self.pool.run(work).await
+    }
+
+    /// Answers a resolve request of the inference contract.
+    pub async fn resolve(&self, body: &Value) -> Result<Bytes, InferenceError> {
+        let request = ResolveRequest::parse(body)?;
+        let answer = self.compute(move |engine| request.answer(engine)).await??;
+        Ok(Bytes::from(
+            serde_json::to_vec(&answer).expect("an answer always serializes"),
+        ))
+    }
+}
+
+/// An error of the contract: the status an external service would answer and its body.
+fn refused(status: u16, detail: impl Into<String>) -> InferenceError {
+    InferenceError::Backend {
+        status,
+        body: json!({"detail": detail.into()}),
+        headers: Vec::new(),
+    }
+}
+
+/// A request that passed the contract's checks.
+struct ResolveRequest {
+    session_id: Value,
+    samples: Vec<f32>,
+    asr_text: Option<String>,
+    state: SessionState,
+}
+
+impl ResolveRequest {
+    fn parse(body: &Value) -> Result<ResolveRequest, InferenceError> {
+        let audio = body
+            .get("audio")
+            .filter(|a| a.is_object())
+            .ok_or_else(|| refused(422, "audio is required"))?;
+        let state = match body.get("state") {
+            None | Some(Value::Null) => SessionState::default(),
+            Some(state) => SessionState::deserialize(state)
+                .map_err(|e| refused(422, format!("state is not a session state: {e}")))?,
+        };
+        Ok(ResolveRequest {
+            session_id: body.get("session_id").cloned().unwrap_or(Value::Null),
+            samples: decode_audio(audio)?,
+            asr_text: body
+                .get("asr_text")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            state,
+        })
+    }
+
+    /// Attributes the window against the session's voices and decides who is speaking.
+    fn answer(self, engine: &Engine) -> Result<Value, InferenceError> {
+        let mut state = self.state;
+        let mut clusters = engine_clusters(&state);
+        let attribution = engine
+            .attribute(&self.samples, 0, &mut clusters, true)
+            .map_err(|e| refused(500, e.to_string()))?;
+        if attribution.turns.is_empty() {
+            return Err(refused(422, "no speech detected"));
+        }
+        // The voice that spoke longest in the window; on a tie, the one heard last.
+        let mut talk: Vec<(String, u64, usize)> = Vec::new();
+        for (order, turn) in attribution.turns.iter().enumerate() {
+            let ms = turn.end_ms - turn.start_ms;
+            match talk.iter_mut().find(|(id, ..)| id == &turn.cluster) {
+                Some(entry) => {
+                    entry.1 += ms;
+                    entry.2 = order;
+                }
+                None => talk.push((turn.cluster.clone(), ms, order)),
+            }
+        }
+        let (cluster_id, ..) = talk
+            .into_iter()
+            .max_by_key(|(_, ms, order)| (*ms, *order))
+            .expect("turns are not empty");
+        let mut voice = vec![0f32; EMBEDDING_DIM];
+        let mut segments = 0;
+        for turn in attribution.turns.iter().filter(|t| t.cluster == cluster_id) {
+            voice
+                .iter_mut()
+                .zip(&turn.embedding)
+                .for_each(|(v, e)| *v += e);
+            segments += 1;
+        }
+        normalize(&mut voice);
+        let centroid = &clusters
+            .clusters
+            .iter()
+            .find(|c| c.id == cluster_id)
+            .expect("turns name known clusters")
+            .centroid;
+        let score = cosine(&voice, centroid);
+
+        let engine_state: Vec<(String, Vec<f64>, u64)> = clusters
+            .clusters
+            .iter()
+            .map(|c| (c.id.clone(), to_f64(&c.centroid), c.count))
+            .collect();
+        merge_engine_clusters(&mut state, &engine_state, &attribution.merged);
+        let naming = name_voice(&mut state, &cluster_id, score, self.asr_text.as_deref());
+        Ok(json!({
+            "session_id": self.session_id,
+            "cluster_id": cluster_id,
+            "speaker_name": naming.name,
+            "decision": naming.decision,
+            "evidence": {
+                "sv_score": score,
+                "threshold_low": THRESHOLD_LOW,
+                "threshold_high": THRESHOLD_HIGH,
+                "segment_count": segments,
+                "name_hit": naming.name_hit,
+                "roster_hit": naming.roster_hit,
+            },
+            "updated_state": state,
+        }))
+    }
+}
+
+/// The name given to a voice and how sure the engine is.
+struct Naming {
+    name: Option<String>,
+    decision: Decision,
+    name_hit: bool,
+    roster_hit: bool,
+}
+
+/// The seed service's naming rules. A voice that introduces itself with a roster name gets that
+/// name bound, unless it already has one (a name the interviewer set is never replaced). A
+/// named voice is `auto` when it sounds like itself above [`THRESHOLD_HIGH`] and `confirm`
+/// above [`THRESHOLD_LOW`]. An unnamed voice is offered the one roster name no voice has yet,
+/// as a `confirm`; otherwise it is `unknown`.
+fn name_voice(
+    state: &mut SessionState,
+    cluster_id: &str,
+    score: f32,
+    asr_text: Option<&str>,
+) -> Naming {
+    let roster: Vec<String> = state
+        .roster
+        .iter()
+        .flatten()
+        .map(|r| r.name.clone())
+        .collect();
+    let bound = state
+        .clusters
+        .iter()
+        .find(|c| c.cluster_id == cluster_id)
+        .and_then(|c| c.bound_name.clone());
+    let introduced = asr_text.and_then(|text| speakers::naming::introduced_name(text, &roster));
+    if let (Some(name), None) = (introduced, &bound) {
+        if let Some(cluster) = state
+            .clusters
+            .iter_mut()
+            .find(|c| c.cluster_id == cluster_id)
+        {
+            cluster.bound_name = Some(name.to_owned());
+        }
+        state
+            .bindings
+            .insert(cluster_id.to_owned(), Value::String(name.to_owned()));
+        let decision = if score >= THRESHOLD_LOW {
+            Decision::Auto
+        } else {
+            Decision::Confirm
+        };
+        return Naming {
+            name: Some(name.to_owned()),
+            decision,
+            name_hit: true,
+            roster_hit: true,
+        };
+    }
+    if let Some(name) = bound {
+        let decision = if introduced.is_some_and(|n| n != name) {
+            Decision::Confirm
+        } else if score >= THRESHOLD_HIGH {
+            Decision::Auto
+        } else if score >= THRESHOLD_LOW {
+            Decision::Confirm
+        } else {
+            Decision::Unknown
+        };
+        let known = decision != Decision::Unknown;
+        return Naming {
+            name: known.then_some(name),
+            decision,
+            name_hit: introduced.is_some(),
+            roster_hit: false,
+        };
+    }
+    let taken: Vec<&str> = state
+        .clusters
+        .iter()
+        .filter_map(|c| c.bound_name.as_deref())
+        .collect();
+    let free: Vec<&String> = roster
+        .iter()
+        .filter(|n| !taken.contains(&n.as_str()))
+        .collect();
+    if let [only] = free.as_slice() {
+        return Naming {
+            name: Some((*only).clone()),
+            decision: Decision::Confirm,
+            name_hit: false,
+            roster_hit: true,
+        };
+    }
+    Naming {
+        name: None,
+        decision: Decision::Unknown,
+        name_hit: false,
+        roster_hit: false,
+    }
+}
+
+/// The state's clusters the engine can compare with: those with an embedding of its size (a
+/// state written by another engine keeps its clusters, untouched).
+pub fn engine_clusters(state: &SessionState) -> Clusters {
+    let usable = state
+        .clusters
+        .iter()
+        .filter(|c| c.centroid.len() == EMBEDDING_DIM)
+        .map(|c| SpeakerCluster {
+            id: c.cluster_id.clone(),
+            centroid: c.centroid.iter().map(|&v| v as f32).collect(),
+            count: c.sample_count,
+        })
+        .collect();
+    Clusters::new(usable, ClusterConfig::default())
+}
+
+pub fn to_f64(values: &[f32]) -> Vec<f64> {
+    values.iter().map(|&v| f64::from(v)).collect()
+}
+
+/// The samples of the contract's `audio` object: `pcm_s16le` (16 kHz mono) or a 16 kHz mono
+/// 16-bit `wav`, at most [`MAX_SECONDS`].
+fn decode_audio(audio: &Value) -> Result<Vec<f32>, InferenceError> {
+    let text = audio
+        .get("content_b64")
+        .and_then(Value::as_str)
+        .ok_or_else(|| refused(422, "audio.content_b64 is required"))?;
+    let format = audio
+        .get("format")
+        .and_then(Value::as_str)
+        .ok_or_else(|| refused(422, "audio.format is required"))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| refused(422, format!("audio.content_b64 is not valid base64: {e}")))?;
+    let samples = match format {
+        FORMAT => {
+            let rate = audio.get("sample_rate").and_then(Value::as_u64);
+            let channels = audio.get("channels").and_then(Value::as_u64);
+            if rate.is_some_and(|r| r != u64::from(SAMPLE_RATE)) || channels.is_some_and(|c| c != 1)
+            {
+                return Err(refused(
+                    422,
+                    format!("pcm_s16le audio must be {SAMPLE_RATE} Hz mono"),
+                ));
+            }
+            if bytes.len() % 2 != 0 {
+                return Err(refused(422, "pcm_s16le audio must have an even byte count"));
+            }
+            speakers::pcm_s16le_to_f32(&bytes)
+        }
+        "wav" => wav_samples(&bytes)?,
+        other => {
+            return Err(refused(
+                422,
+                format!("audio.format must be pcm_s16le or wav, not '{other}'"),
+            ));
+        }
+    };
+    if samples.len() > MAX_SECONDS * SAMPLE_RATE as usize {
+        return Err(refused(
+            413,
+            format!("audio is longer than {MAX_SECONDS} s"),
+        ));
+    }
+    Ok(samples)
+}
+
+fn wav_samples(bytes: &[u8]) -> Result<Vec<f32>, InferenceError> {
+    let reader = hound::WavReader::new(std::io::Cursor::new(bytes))
+        .map_err(|e| refused(422, format!("audio is not a readable wav file: {e}")))?;
+    let spec = reader.spec();
+    if spec.sample_rate != SAMPLE_RATE
+        || spec.channels != 1
+        || spec.bits_per_sample != 16
+        || spec.sample_format != hound::SampleFormat::Int
+    {
+        return Err(refused(
+            422,
+            format!("wav audio must be {SAMPLE_RATE} Hz mono 16-bit PCM"),
+        ));
+    }
+    reader
+        .into_samples::<i16>()
+        .map(|s| s.map(|s| f32::from(s) / 32768.0))
+        .collect::<Result<_, _>>()
+        .map_err(|e| refused(422, format!("audio is not a readable wav file: {e}")))
+}
+
+type Job = Box<dyn FnOnce(&Engine) + Send>;
+
+/// A few threads that run the model, at the lowest CPU priority where the OS allows it, so a
+/// burst of speaker work slows itself down rather than the ingest of audio.
+struct ComputePool {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl ComputePool {
+    fn start(engine: Arc<Engine>) -> ComputePool {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get() / 2)
+            .max(1);
+        for index in 0..threads {
+            let queue = Arc::clone(&queue);
+            let engine = Arc::clone(&engine);
+            std::thread::Builder::new()
+                .name(format!("speakers-{index}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = queue.lock().expect("queue lock").recv();
+                        match job {
+                            Ok(job) => job(&engine),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("spawn a speaker thread");
+        }
+        ComputePool { jobs }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Engine) -> T + Send + 'static,
+    ) -> Result<T, InferenceError> {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |engine| {
+            let _ = answer.send(work(engine));
+        });
+        let gone = || InferenceError::Unavailable("the speaker engine stopped".into());
+        self.jobs.send(job).map_err(|_| gone())?;
+        answered.await.map_err(|_| gone())
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (Linux: per-thread nice 19).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on the calling thread's own id only changes its nice value.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
+}

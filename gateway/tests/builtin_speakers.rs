@@ -1,0 +1,367 @@
+//! The built-in speaker engine, end to end through a real gateway with no inference service
+//! configured: resolve answers, the timeline of stored audio, names, bad input, a broken model,
+//! and the engine as an inference service of its own.
+//!
+//! The audio is `speakers/tests/fixtures/two_voices.wav`: two synthetic voices taking turns,
+//! with labels (see that folder's README).
+
+mod support;
+
+use base64::Engine as _;
+use gateway::inference::InferenceMode;
+use serde_json::{Value, json};
+use speakers::der::{self, Turn};
+use support::*;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../speakers/tests/fixtures/two_voices"
+);
+
+/// The fixture's PCM (16 kHz mono s16le) and its labelled turns.
+fn two_voices() -> (Vec<u8>, Vec<Turn>) {
+    let mut reader = hound::WavReader::open(format!("{FIXTURE}.wav")).unwrap();
+    let pcm: Vec<u8> = reader
+        .samples::<i16>()
+        .flat_map(|s| s.unwrap().to_le_bytes())
+        .collect();
+    let labels: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURE}.json")).unwrap()).unwrap();
+    let turns = labels["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            Turn::new(
+                t["start_ms"].as_u64().unwrap(),
+                t["end_ms"].as_u64().unwrap(),
+                t["speaker"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    (pcm, turns)
+}
+
+/// Bytes of the fixture from `from_ms` to `to_ms`.
+fn slice(pcm: &[u8], from_ms: u64, to_ms: u64) -> &[u8] {
+    let at = |ms: u64| ((ms * 32) as usize).min(pcm.len());
+    &pcm[at(from_ms)..at(to_ms)]
+}
+
+fn resolve_body(pcm: &[u8], asr_text: Option<&str>, roster: &[&str]) -> Value {
+    let mut body = json!({"audio": {
+        "content_b64": base64::engine::general_purpose::STANDARD.encode(pcm),
+        "format": "pcm_s16le", "sample_rate": 16000, "channels": 1,
+    }});
+    if let Some(text) = asr_text {
+        body["asr_text"] = json!(text);
+    }
+    if !roster.is_empty() {
+        body["roster"] = json!(
+            roster
+                .iter()
+                .map(|n| json!({"name": n}))
+                .collect::<Vec<_>>()
+        );
+    }
+    body
+}
+
+async fn resolve(gw: &TestGateway, session: &str, body: Value) -> (u16, Value) {
+    gw.send_json("POST", &format!("/v1/sessions/{session}/resolve"), body)
+        .await
+}
+
+/// Streams `pcm` as frames `first_seq..` (the last one padded with silence).
+async fn stream(gw: &TestGateway, session: &str, pcm: &[u8], first_seq: u64) -> u64 {
+    let mut socket = gw.connect(session).await;
+    hello(&mut socket).await;
+    let mut seq = first_seq;
+    for frame in pcm.chunks(32_000) {
+        let mut frame = frame.to_vec();
+        frame.resize(32_000, 0);
+        let ack = ask(&mut socket, &chunk_with(session, seq, &frame)).await;
+        assert_eq!(ack["status"], "stored", "{ack}");
+        seq += 1;
+    }
+    seq - 1
+}
+
+fn timeline(state: &Value) -> Vec<Turn> {
+    state["state"]["timeline"]
+        .as_array()
+        .map(|turns| {
+            turns
+                .iter()
+                .map(|t| {
+                    Turn::new(
+                        t["start_ms"].as_u64().unwrap(),
+                        t["end_ms"].as_u64().unwrap(),
+                        t["cluster_id"].as_str().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn health_names_the_builtin_engine_when_no_service_is_configured() {
+    let gw = TestGateway::start().await;
+    let (code, health) = gw.get_json("/health").await;
+    assert_eq!(code, 200);
+    assert_eq!(health["inference_configured"], true);
+    assert_eq!(health["inference"]["engine"], "builtin");
+    assert_eq!(health["inference"]["available"], true);
+    let line = gw.gateway.as_ref().unwrap().startup_line();
+    assert!(
+        line.contains("| inference: builtin (GE2E d-vector"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn resolve_tells_two_voices_apart_and_knows_the_first_again() {
+    let gw = TestGateway::start().await;
+    let (pcm, _) = two_voices();
+    let (code, first) = resolve(&gw, "r", resolve_body(slice(&pcm, 0, 4300), None, &[])).await;
+    assert_eq!(code, 200, "{first}");
+    let (_, second) = resolve(&gw, "r", resolve_body(slice(&pcm, 4400, 8400), None, &[])).await;
+    let (_, third) = resolve(&gw, "r", resolve_body(slice(&pcm, 8400, 12800), None, &[])).await;
+    assert_eq!(first["cluster_id"], "spk_1", "{first}");
+    assert_eq!(first["decision"], "unknown");
+    assert_ne!(second["cluster_id"], first["cluster_id"], "{second}");
+    assert_eq!(third["cluster_id"], first["cluster_id"], "{third}");
+    let score = third["evidence"]["sv_score"].as_f64().unwrap();
+    assert!(score > 0.7, "the same voice scores {score}");
+    assert_eq!(
+        third["evidence"]["threshold_high"].as_f64().unwrap() as f32,
+        0.82
+    );
+    assert_eq!(
+        third["updated_state"]["clusters"].as_array().unwrap().len(),
+        2
+    );
+    let (_, state) = gw.get_json("/v1/sessions/r/state").await;
+    assert_eq!(state["event_count"], 3);
+    assert_eq!(state["state"], third["updated_state"]);
+}
+
+#[tokio::test]
+async fn a_self_introduction_names_the_voice_and_a_manual_name_is_never_overwritten() {
+    let gw = TestGateway::start().await;
+    let (pcm, _) = two_voices();
+    let roster = ["Ada Lovelace", "Grace Hopper"];
+    let body = resolve_body(slice(&pcm, 0, 4300), Some("Hello, I'm Ada."), &roster);
+    let (code, answer) = resolve(&gw, "n", body).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["speaker_name"], "Ada Lovelace");
+    assert_eq!(answer["decision"], "auto");
+    assert_eq!(answer["evidence"]["name_hit"], true);
+    let cluster = answer["cluster_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        answer["updated_state"]["bindings"][&cluster],
+        "Ada Lovelace"
+    );
+
+    // The interviewer corrects it; the voice introducing itself again changes nothing.
+    let (code, _) = gw
+        .send_json(
+            "PUT",
+            "/v1/sessions/n/bindings",
+            json!({"cluster_id": cluster, "name": "Grace Hopper"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let body = resolve_body(slice(&pcm, 8400, 12800), Some("I'm Ada"), &roster);
+    let (_, again) = resolve(&gw, "n", body).await;
+    assert_eq!(again["cluster_id"], cluster.as_str());
+    assert_eq!(again["speaker_name"], "Grace Hopper", "{again}");
+    assert_eq!(again["decision"], "confirm");
+    assert_eq!(again["updated_state"]["bindings"][&cluster], "Grace Hopper");
+}
+
+#[tokio::test]
+async fn unusable_audio_is_refused_as_the_service_would_and_changes_nothing() {
+    let gw = TestGateway::start().await;
+    let silence = vec![0u8; 32_000 * 5];
+    let long = vec![0u8; 32_000 * 31];
+    let cases = [
+        (resolve_body(&silence, None, &[]), 422, "no speech detected"),
+        (
+            resolve_body(&long, None, &[]),
+            413,
+            "audio is longer than 30 s",
+        ),
+        (
+            json!({"audio": {"content_b64": "@@not base64@@", "format": "pcm_s16le"}}),
+            422,
+            "audio.content_b64 is not valid base64",
+        ),
+        (
+            json!({"audio": {"content_b64": "AAAA", "format": "mp3"}}),
+            422,
+            "audio.format must be pcm_s16le or wav, not 'mp3'",
+        ),
+        (
+            json!({"audio": {"content_b64": "AAAA", "format": "pcm_s16le", "sample_rate": 44100}}),
+            422,
+            "pcm_s16le audio must be 16000 Hz mono",
+        ),
+    ];
+    for (body, status, detail) in cases {
+        let (code, answer) = resolve(&gw, "bad", body).await;
+        assert_eq!(code, 502, "{answer}");
+        assert_eq!(
+            answer["detail"],
+            format!("inference backend returned {status}")
+        );
+        assert_eq!(answer["backend_status"], status);
+        assert!(
+            answer["backend_body"]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with(detail),
+            "{answer}"
+        );
+    }
+    let (_, state) = gw.get_json("/v1/sessions/bad/state").await;
+    assert_eq!(state["event_count"], 0);
+    assert_eq!(state["state"]["clusters"], json!([]));
+}
+
+#[tokio::test]
+async fn a_broken_model_file_is_reported_and_resolve_answers_503() {
+    let data = tempfile::tempdir().unwrap();
+    let model = data.path().join("broken.safetensors");
+    std::fs::write(&model, b"not a model").unwrap();
+    let gw = TestGateway::start_with(|c| {
+        c.inference_mode = InferenceMode::Builtin;
+        c.speaker_model = Some(model.clone());
+    })
+    .await;
+    let (_, health) = gw.get_json("/health").await;
+    assert_eq!(health["inference"]["available"], false);
+    assert!(
+        health["inference"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("speaker model is not a valid safetensors file"),
+        "{health}"
+    );
+    let line = gw.gateway.as_ref().unwrap().startup_line();
+    assert!(
+        line.contains("inference: builtin unavailable: speaker model is not a valid"),
+        "{line}"
+    );
+    let (pcm, _) = two_voices();
+    let (code, answer) = resolve(&gw, "m", resolve_body(slice(&pcm, 0, 4000), None, &[])).await;
+    assert_eq!(code, 503, "{answer}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the built-in speaker engine is unavailable")
+    );
+    // Audio is still taken.
+    assert_eq!(stream(&gw, "m", slice(&pcm, 0, 2000), 1).await, 2);
+}
+
+#[tokio::test]
+async fn the_engine_answers_the_inference_contract_as_a_service() {
+    let gw = TestGateway::start().await;
+    let (pcm, _) = two_voices();
+    let mut body = resolve_body(slice(&pcm, 0, 4300), None, &[]);
+    body["session_id"] = json!("svc");
+    body["state"] = json!({"clusters": [], "bindings": {}, "config": {}});
+    let (code, answer) = gw.send_json("POST", "/speaker/resolve", body).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["session_id"], "svc");
+    assert_eq!(answer["cluster_id"], "spk_1");
+    assert_eq!(
+        answer["updated_state"]["clusters"][0]["centroid"]
+            .as_array()
+            .unwrap()
+            .len(),
+        256
+    );
+    let mut silent = resolve_body(&[0u8; 64_000], None, &[]);
+    silent["session_id"] = json!("svc");
+    let (code, answer) = gw.send_json("POST", "/speaker/resolve", silent).await;
+    assert_eq!(
+        (code, answer),
+        (422, json!({"detail": "no speech detected"}))
+    );
+    let (_, state) = gw.get_json("/v1/sessions/svc/state").await;
+    assert_eq!(
+        state["event_count"], 0,
+        "the service keeps no session state"
+    );
+}
+
+#[tokio::test]
+async fn stored_audio_is_attributed_into_a_timeline_and_a_rename_survives_more_audio() {
+    let gw = TestGateway::start().await;
+    let (pcm, labels) = two_voices();
+    let last = stream(&gw, "t", &pcm, 1).await;
+    let (code, _) = gw
+        .send_json("POST", "/v1/sessions/t/finalize", json!({}))
+        .await;
+    assert_eq!(code, 200);
+    let (_, state) = gw.get_json("/v1/sessions/t/state").await;
+    let turns = timeline(&state);
+    let clusters = state["state"]["clusters"].as_array().unwrap();
+    assert_eq!(clusters.len(), 2, "{state}");
+    assert_eq!(state["state"]["attribution"]["through_ms"], last * 1000);
+    let report = der::score(&labels, &turns, 250);
+    assert!(
+        report.der() <= 0.15,
+        "DER {:.3}: {report:?}\n{turns:?}",
+        report.der()
+    );
+    assert!(turns.iter().all(|t| t.end_ms <= last * 1000));
+    let result: Value =
+        serde_json::from_slice(&std::fs::read(gw.object("sessions/t/result.json")).unwrap())
+            .unwrap();
+    assert_eq!(result["state"]["timeline"], state["state"]["timeline"]);
+
+    // Name the first voice, then the same conversation again: the name stays, and the new
+    // audio is attributed to the same two voices.
+    let first = turns[0].speaker.clone();
+    let (code, _) = gw
+        .send_json(
+            "PUT",
+            "/v1/sessions/t/bindings",
+            json!({"cluster_id": first, "name": "Ada"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let end = stream(&gw, "t", &pcm, last + 1).await;
+    gw.send_json("POST", "/v1/sessions/t/finalize", json!({}))
+        .await;
+    let (_, state) = gw.get_json("/v1/sessions/t/state").await;
+    let named = state["state"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cluster_id"] == first.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(named["bound_name"], "Ada", "{state}");
+    assert_eq!(state["state"]["bindings"][&first], "Ada");
+    let again = timeline(&state);
+    let offset = last * 1000;
+    let shifted: Vec<Turn> = labels
+        .iter()
+        .map(|t| Turn::new(t.start_ms + offset, t.end_ms + offset, t.speaker.clone()))
+        .chain(labels.iter().cloned())
+        .collect();
+    let report = der::score(&shifted, &again, 250);
+    assert!(
+        report.der() <= 0.15,
+        "DER {:.3} over both passes",
+        report.der()
+    );
+    assert_eq!(report.hyp_speakers, 2);
+    assert_eq!(state["state"]["attribution"]["through_ms"], end * 1000);
+}
