@@ -34,7 +34,10 @@ impl Default for DiarizeConfig {
     fn default() -> Self {
         DiarizeConfig {
             vad: VadConfig::default(),
-            step_frames: 80,
+            // One window per 1.6 s of speech: on the benchmark set half-overlapping windows
+            // (80) cut the DER from 12.7 % to 8.3 % but over-split voices (the right speaker
+            // count in 4 of 8 conversations instead of 7) and cost 1.6 times the CPU.
+            step_frames: 160,
             trusted_frames: 60,
             target_dbfs: -30.0,
             max_carry: 20 * SAMPLE_RATE as usize,

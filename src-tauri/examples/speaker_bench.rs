@@ -12,13 +12,16 @@
 //! in total: speakers found against labelled, DER (missed speech, false alarm, confusion; 250 ms
 //! collar and none), and the CPU time per second of audio. Then the same/different-speaker EER
 //! of whole labelled turns, the model load time and the resident memory.
+//!
+//! Tuning flags (defaults are the engine's): `--join COS`, `--merge COS` (clustering
+//! thresholds), `--step FRAMES` (10 ms frames between windows).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use recorder::resample::Resampler;
 use speakers::Engine;
-use speakers::cluster::Clusters;
+use speakers::cluster::{ClusterConfig, Clusters};
 use speakers::der::{self, Turn};
 use speakers::encoder::cosine;
 
@@ -26,14 +29,33 @@ use speakers::encoder::cosine;
 const BLOCK_SECONDS: usize = 5;
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .expect("usage: speaker_bench DIR (made by scripts/make-speaker-set.sh)"),
+        args.first()
+            .expect("usage: speaker_bench DIR [--join COS] [--merge COS] [--step FRAMES]"),
     );
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.parse::<f32>().expect("a number after a flag"))
+    };
+    let mut clustering = ClusterConfig::default();
+    clustering.join = flag("--join").unwrap_or(clustering.join);
+    clustering.confirm_new = clustering.join;
+    clustering.merge = flag("--merge").unwrap_or(clustering.merge);
     let rss_before = rss_kib("VmRSS");
     let started = Instant::now();
-    let engine = Engine::shipped().expect("shipped model");
+    let mut engine = Engine::shipped().expect("shipped model");
+    if let Some(step) = flag("--step") {
+        engine.config.step_frames = step as usize;
+    }
+    println!(
+        "clustering: join {:.2}, merge {:.2}; windows every {} ms",
+        clustering.join,
+        clustering.merge,
+        engine.config.step_frames * 10
+    );
     let load = started.elapsed();
     let rss_loaded = rss_kib("VmRSS");
 
@@ -65,7 +87,7 @@ fn main() {
         let samples = read_16k(wav);
         let seconds = samples.len() as f64 / 16_000.0;
         let cpu_before = cpu_time();
-        let hypothesis = attribute_in_blocks(&engine, &samples);
+        let hypothesis = attribute_in_blocks(&engine, &samples, clustering);
         let cpu = cpu_time() - cpu_before;
         let report = der::score(&labels, &hypothesis.0, 250);
         let strict = der::score(&labels, &hypothesis.0, 0);
@@ -150,8 +172,12 @@ impl Totals {
 
 /// Feeds the conversation in blocks as the gateway does; returns the turns and the number of
 /// clusters that ended up holding speech.
-fn attribute_in_blocks(engine: &Engine, samples: &[f32]) -> (Vec<Turn>, usize) {
-    let mut clusters = Clusters::default();
+fn attribute_in_blocks(
+    engine: &Engine,
+    samples: &[f32],
+    clustering: ClusterConfig,
+) -> (Vec<Turn>, usize) {
+    let mut clusters = Clusters::new(Vec::new(), clustering);
     let mut turns: Vec<Turn> = Vec::new();
     let mut start = 0;
     let mut available = 0;

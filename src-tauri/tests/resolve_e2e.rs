@@ -1,5 +1,6 @@
 //! Live speaker resolution through the real gateway to a small inference service that honours
-//! the contract; and the one-time "unavailable" state when the gateway has none.
+//! the contract; the one-time "unavailable" state when the gateway has none; and the gateway's
+//! built-in engine, with nothing configured, telling two recorded voices apart.
 
 mod e2e_support;
 
@@ -9,7 +10,7 @@ use axum::Json;
 use axum::routing::post;
 use base64::Engine as _;
 use e2e_support::*;
-use gateway::inference::InferenceConfig;
+use gateway::inference::{InferenceConfig, InferenceMode};
 use gateway::protocol::Decision;
 use gateway::server::GatewayConfig;
 use recorder::endpoint::GatewayEndpoint;
@@ -121,7 +122,10 @@ async fn answers_from_the_inference_service_arrive_as_speaker_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_without_inference_is_reported_once_not_every_tick() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = start_gateway(&dir.path().join("gateway"), any_port()).await;
+    // `--inference http` with no service URL: the one setup left where /resolve answers 503.
+    let mut gateway_config = GatewayConfig::local(dir.path().join("gateway"));
+    gateway_config.inference_mode = InferenceMode::Http;
+    let gw = gateway::server::start(gateway_config).await.unwrap();
     let mut config = tone_config(&gw.http_url(), dir.path(), "no-inference");
     config.resolve.as_mut().unwrap().every = Duration::from_millis(300);
     let handle = Recorder::start(config).unwrap();
@@ -145,5 +149,68 @@ async fn a_gateway_without_inference_is_reported_once_not_every_tick() {
     .await;
     assert!(quiet.is_err(), "got {:?}", quiet.ok());
     handle.stop(Duration::from_secs(10)).await;
+    gw.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_voice_recording_streamed_into_a_default_gateway_ends_with_two_speakers() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../speakers/tests/fixtures/two_voices"
+    );
+    let labels: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{fixture}.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start_gateway(&dir.path().join("gateway"), any_port()).await;
+    let mut config = RecorderConfig::new(
+        GatewayEndpoint::parse(&gw.http_url(), None).unwrap(),
+        "two-voices",
+        InputSpec::Wav(format!("{fixture}.wav").into()),
+        dir.path().join("spool"),
+    );
+    config.pacing = Pacing::AsFastAsPossible;
+    config.resolve = Some(ResolveSettings {
+        every: Duration::from_millis(500),
+        window: Duration::from_secs(4),
+        roster: Vec::new(),
+        asr_text: None,
+    });
+    let mut handle = Recorder::start(config).unwrap();
+    let mut events = handle.subscribe();
+    // Live answers come from the built-in engine: no inference service was configured.
+    let answer = next_matching(&mut events, |e| match e {
+        Event::Speaker(answer) => Some(answer),
+        _ => None,
+    })
+    .await;
+    assert!(answer.cluster_id.starts_with("spk_"), "{answer:?}");
+    handle.audio_finished().await;
+    let summary = handle.stop(Duration::from_secs(20)).await;
+    assert!(summary.drained);
+    let endpoint = GatewayEndpoint::parse(&gw.http_url(), None).unwrap();
+    recorder::engine::finalize(&endpoint, "two-voices")
+        .await
+        .unwrap();
+
+    let state = gateway_state(&gw.http_url(), "two-voices").await;
+    assert_eq!(state.state.clusters.len(), 2, "{:?}", state.state);
+    let turns = |value: &Value, key: &str| -> Vec<speakers::der::Turn> {
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                speakers::der::Turn::new(
+                    t["start_ms"].as_u64().unwrap(),
+                    t["end_ms"].as_u64().unwrap(),
+                    t[key].as_str().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let hypothesis = turns(&state.state.extra["timeline"], "cluster_id");
+    let reference = turns(&labels["turns"], "speaker");
+    let report = speakers::der::score(&reference, &hypothesis, 250);
+    assert!(report.der() <= 0.15, "DER {:.3}: {report:?}", report.der());
     gw.shutdown().await.unwrap();
 }

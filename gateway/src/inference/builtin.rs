@@ -7,8 +7,7 @@
 //! low-priority threads ([`ComputePool`]) so that ingest never waits for it.
 
 use std::path::Path;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -375,39 +374,27 @@ fn wav_samples(bytes: &[u8]) -> Result<Vec<f32>, InferenceError> {
         .map_err(|e| refused(422, format!("audio is not a readable wav file: {e}")))
 }
 
-type Job = Box<dyn FnOnce(&Engine) + Send>;
-
 /// A few threads that run the model, at the lowest CPU priority where the OS allows it, so a
-/// burst of speaker work slows itself down rather than the ingest of audio.
+/// burst of speaker work slows itself down rather than the ingest of audio. It is a rayon pool
+/// of its own because candle's matrix products fan out over rayon: inside this pool they stay on
+/// these low-priority threads instead of waking the global pool at normal priority.
 struct ComputePool {
-    jobs: mpsc::Sender<Job>,
+    engine: Arc<Engine>,
+    pool: rayon::ThreadPool,
 }
 
 impl ComputePool {
     fn start(engine: Arc<Engine>) -> ComputePool {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get() / 2)
             .max(1);
-        for index in 0..threads {
-            let queue = Arc::clone(&queue);
-            let engine = Arc::clone(&engine);
-            std::thread::Builder::new()
-                .name(format!("speakers-{index}"))
-                .spawn(move || {
-                    lower_priority();
-                    loop {
-                        let job = queue.lock().expect("queue lock").recv();
-                        match job {
-                            Ok(job) => job(&engine),
-                            Err(_) => return,
-                        }
-                    }
-                })
-                .expect("spawn a speaker thread");
-        }
-        ComputePool { jobs }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|index| format!("speakers-{index}"))
+            .start_handler(|_| lower_priority())
+            .build()
+            .expect("start the speaker threads");
+        ComputePool { engine, pool }
     }
 
     async fn run<T: Send + 'static>(
@@ -415,12 +402,13 @@ impl ComputePool {
         work: impl FnOnce(&Engine) -> T + Send + 'static,
     ) -> Result<T, InferenceError> {
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |engine| {
-            let _ = answer.send(work(engine));
+        let engine = Arc::clone(&self.engine);
+        self.pool.spawn(move || {
+            let _ = answer.send(work(&engine));
         });
-        let gone = || InferenceError::Unavailable("the speaker engine stopped".into());
-        self.jobs.send(job).map_err(|_| gone())?;
-        answered.await.map_err(|_| gone())
+        answered
+            .await
+            .map_err(|_| InferenceError::Unavailable("the speaker engine stopped".into()))
     }
 }
 
