@@ -227,7 +227,7 @@ async fn drive(
     config_dir: &Path,
     inference_url: &str,
 ) -> anyhow::Result<()> {
-    wait_for(
+    let builtin = wait_for(
         client,
         "the bundled gateway, with its built-in speaker engine",
         30,
@@ -239,7 +239,8 @@ async fn drive(
         },
     )
     .await?;
-    // Set up inference the way a user does; saving restarts the bundled gateway with it.
+    // Set up inference the way a user does; saving restarts the bundled gateway with it (on a
+    // new port, which is how the page shows the restart happened).
     type_into(client, "#inference-url", inference_url).await?;
     type_into(client, "#inference-key", INFERENCE_KEY).await?;
     click(client, "#save-settings").await?;
@@ -247,6 +248,7 @@ async fn drive(
         page["gateway"]
             .as_str()
             .is_some_and(|t| t.starts_with("Bundled gateway ·"))
+            && page["gateway"] != builtin["gateway"]
             && page["inference"] == "Speaker names: on"
     })
     .await?;
