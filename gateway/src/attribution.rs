@@ -22,6 +22,9 @@ use crate::core::session_id::SessionId;
 /// New audio (ms) that makes attribution worthwhile: the engine's windows are 1.6 s, and each
 /// pass has a fixed cost.
 pub const BLOCK_MS: u64 = 5_000;
+/// Most audio attributed in one pass: a session that fell behind (a burst of resent frames, a
+/// loaded machine) catches up in passes of this size, so memory stays bounded.
+pub const MAX_STRETCH_SECONDS: u64 = 30;
 /// A missing second this far behind the newest frame is taken as lost (silence) rather than
 /// waited for.
 pub const GAP_PATIENCE_SECONDS: u64 = 30;
@@ -76,6 +79,9 @@ pub struct Stretch {
     pub first_seq: u64,
     pub last_seq: u64,
     pub skip_ms: u64,
+    /// Whether more stored audio waits after this stretch (it was cut at
+    /// [`MAX_STRETCH_SECONDS`]).
+    pub more: bool,
 }
 
 /// What to attribute after `through_ms`, given the stored seqs; `None` while there is too little
@@ -89,7 +95,8 @@ pub fn next_stretch(through_ms: u64, stored: &SeqSet, finished: bool) -> Option<
         return None;
     }
     let mut last_seq = first_seq - 1;
-    while last_seq < newest {
+    let limit = (first_seq + MAX_STRETCH_SECONDS - 1).min(newest);
+    while last_seq < limit {
         let next = last_seq + 1;
         if !stored.contains(next) && next + GAP_PATIENCE_SECONDS > newest && !finished {
             break;
@@ -104,6 +111,7 @@ pub fn next_stretch(through_ms: u64, stored: &SeqSet, finished: bool) -> Option<
         first_seq,
         last_seq,
         skip_ms: through_ms - (first_seq - 1) * 1000,
+        more: limit < newest && last_seq == limit,
     })
 }
 
@@ -127,7 +135,8 @@ mod tests {
             Some(Stretch {
                 first_seq: 1,
                 last_seq: 5,
-                skip_ms: 0
+                skip_ms: 0,
+                more: false
             })
         );
         assert_eq!(
@@ -144,7 +153,8 @@ mod tests {
             Some(Stretch {
                 first_seq: 4,
                 last_seq: 12,
-                skip_ms: 400
+                skip_ms: 400,
+                more: false
             })
         );
     }
@@ -159,8 +169,13 @@ mod tests {
         );
         seqs.extend(21..=40);
         assert_eq!(
-            next_stretch(0, &stored(seqs), false).map(|s| s.last_seq),
-            Some(40)
+            next_stretch(0, &stored(seqs), false).map(|s| (s.last_seq, s.more)),
+            Some((30, true)),
+            "a long backlog is taken in passes"
+        );
+        assert_eq!(
+            next_stretch(30_000, &stored(1..=40), false).map(|s| (s.last_seq, s.more)),
+            Some((40, false))
         );
     }
 }

@@ -195,8 +195,15 @@ impl Sessions {
     ) -> Result<FinalizeResponse, SessionError> {
         // The result covers every stored second: attribute what is left first. A failure here
         // is logged, not fatal: the audio is safe and the timeline can catch up later.
-        if let Err(err) = self.attribute(id, true).await {
-            tracing::warn!(session = %id, error = %err, "attribution before finalize failed");
+        loop {
+            match self.attribute(id, true).await {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(err) => {
+                    tracing::warn!(session = %id, error = %err, "attribution before finalize failed");
+                    break;
+                }
+            }
         }
         self.handle(id)
             .run(move |s| Box::pin(async move { s.finalize(metadata, now_ms()).await }))
@@ -221,17 +228,21 @@ impl Sessions {
             if let Some(queue) = &self.attribution {
                 queue.taken(&id);
             }
-            if let Err(err) = self.attribute(&id, false).await {
-                tracing::warn!(session = %id, error = %err, "attribution failed");
+            match self.attribute(&id, false).await {
+                // The rest of a backlog waits behind the other sessions' turns.
+                Ok(true) => self.attribution.iter().for_each(|q| q.notify(&id)),
+                Ok(false) => {}
+                Err(err) => tracing::warn!(session = %id, error = %err, "attribution failed"),
             }
         }
     }
 
-    /// Attributes the session's stored audio after its cursor: everything when `finished`,
-    /// else whole blocks. Does nothing without the built-in engine.
-    pub async fn attribute(&self, id: &SessionId, finished: bool) -> Result<(), ResolveError> {
+    /// Attributes one stretch of the session's stored audio after its cursor (all of it when
+    /// `finished`, else whole blocks); answers whether more is waiting. Does nothing without the
+    /// built-in engine.
+    pub async fn attribute(&self, id: &SessionId, finished: bool) -> Result<bool, ResolveError> {
         let Some(engine) = self.inference.builtin().cloned() else {
-            return Ok(());
+            return Ok(false);
         };
         let handle = self.handle(id);
         let _one_at_a_time = handle.resolve_lock.lock().await;
@@ -249,8 +260,10 @@ impl Sessions {
             .await?;
         let Some(stretch) = stored.and_then(|seqs| next_stretch(through_ms, &seqs, finished))
         else {
-            return Ok(());
+            return Ok(false);
         };
+        // A region crossing the end of a cut stretch is kept for the next pass.
+        let finished = finished && !stretch.more;
         let samples = self.read_stretch(id, stretch).await?;
         let offset_ms = through_ms;
         let (clusters, attribution) = engine
@@ -284,7 +297,7 @@ impl Sessions {
         handle
             .run(move |s| Box::pin(async move { s.apply_attribution(&update, now_ms()).await }))
             .await?;
-        Ok(())
+        Ok(stretch.more)
     }
 
     /// The samples of a stretch; a frame that cannot be read counts as silence.

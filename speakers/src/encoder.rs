@@ -76,6 +76,8 @@ pub struct Ge2eEncoder {
 }
 
 const HIDDEN: usize = 256;
+/// Most partials run through the network together.
+const MAX_BATCH: usize = 16;
 const LAYERS: usize = 3;
 
 impl Ge2eEncoder {
@@ -172,10 +174,14 @@ impl SpeakerEncoder for Ge2eEncoder {
         }
         let mut out = vec![Vec::new(); partials.len()];
         for (frames, indices) in by_length {
-            let group: Vec<&[MelFrame]> = indices.iter().map(|&i| partials[i]).collect();
-            let embeddings = self.embed_batch(&group, frames)?.to_vec2::<f32>()?;
-            for (index, embedding) in indices.into_iter().zip(embeddings) {
-                out[index] = embedding;
+            // Batches are capped so that a long stretch does not hold every step's gates at
+            // once (16 partials of 160 frames: about 10 MB per layer).
+            for batch in indices.chunks(MAX_BATCH) {
+                let group: Vec<&[MelFrame]> = batch.iter().map(|&i| partials[i]).collect();
+                let embeddings = self.embed_batch(&group, frames)?.to_vec2::<f32>()?;
+                for (&index, embedding) in batch.iter().zip(embeddings) {
+                    out[index] = embedding;
+                }
             }
         }
         Ok(out)
