@@ -13,6 +13,9 @@
 //! the app records and starts it again: the page must say frames are held, then that they were
 //! delivered, and the session must end with nothing missing.
 //!
+//! A third test records with nothing configured: the bundled gateway's built-in speaker
+//! engine must put a speaker in the speakers panel.
+//!
 //! Needs a DISPLAY, `tauri-driver` and `WebKitWebDriver`, and the app binary built; without
 //! them it FAILS and says what to do. `scripts/e2e.sh` provides all of it.
 
@@ -122,6 +125,73 @@ async fn a_gateway_outage_holds_frames_and_the_page_says_when_they_are_delivered
     )
     .await;
     let _ = std::fs::remove_dir_all(&home);
+}
+
+/// With nothing configured, the bundled gateway's built-in speaker engine answers: a speaker
+/// row appears in the window while recording, without any inference URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_built_in_engine_fills_the_speakers_panel_with_nothing_configured() {
+    e2e::require_display();
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    let home = tempdir(&artifacts, "builtin");
+    std::fs::create_dir_all(home.join("config")).unwrap();
+    let settings = json!({
+        "input": "tone:440",
+        "gateway": {"mode": "bundled", "remote_url": "", "remote_api_key": ""},
+        "session_id": "e2e-builtin",
+        "resolve_every_secs": 2.0,
+    });
+    std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+    let driver = TauriDriver::start(
+        "builtin",
+        &[
+            ("RECORDER_CONFIG_DIR", &home.join("config")),
+            ("RECORDER_DATA_DIR", &home.join("data")),
+            ("RECORDER_INPUT", Path::new("tone:440")),
+        ],
+        &artifacts,
+    );
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(Duration::from_secs(120), built_in_speakers(&client)).await;
+    finish(
+        client,
+        driver,
+        outcome,
+        &artifacts.join("builtin-failure.png"),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+async fn built_in_speakers(client: &Client) -> anyhow::Result<()> {
+    wait_for(
+        client,
+        "the bundled gateway with its built-in engine",
+        30,
+        |page| {
+            page["gateway"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Bundled gateway ·"))
+                && page["inference"] == "Speaker names: on"
+        },
+    )
+    .await?;
+    start_recording(client).await?;
+    let page = wait_for(client, "a speaker from the built-in engine", 40, |page| {
+        page["speakers"]
+            .as_array()
+            .is_some_and(|rows| !rows.is_empty())
+    })
+    .await?;
+    let row = &page["speakers"][0];
+    anyhow::ensure!(
+        row["cluster"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("spk_")),
+        "unexpected speaker row {row}"
+    );
+    Ok(())
 }
 
 const OUTAGE_SESSION: &str = "e2e-outage";
