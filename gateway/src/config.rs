@@ -18,7 +18,7 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEWAY_DATA_DIR", default_value = "gateway-data")]
     pub data_dir: PathBuf,
     /// Where frames and results go: a directory, or s3://BUCKET (uses AWS_ENDPOINT, AWS_REGION,
-    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). Default: <data dir>/objects.
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). Default: `<data dir>/objects`.
     #[arg(long, env = "GATEWAY_OBJECTS")]
     pub objects: Option<String>,
     /// Require this key (x-api-key or Authorization: Bearer) on every route but /health.

@@ -3,7 +3,7 @@
 //! Field names are the seed gateway's, byte for byte, so existing clients keep working. The gateway
 //! serializes the server-side types and the recorder deserializes them; the recorder serializes the
 //! client-side types. Incoming client messages are *validated* by the session core
-//! ([`crate::core::chunk`]), which reads them leniently so that each mistake gets its own error text.
+//! ([`crate::core::message`]), which reads them leniently so that each mistake gets its own error text.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

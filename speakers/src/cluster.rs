@@ -3,7 +3,7 @@
 //!
 //! A single odd window (a cough, a laugh, two voices at once) must not become a "speaker", so a
 //! new cluster is only opened when [`Clusters::assign`] sees an embedding unlike every cluster
-//! *and* it is confirmed by the next one (see [`Pending`]); until then the window is attributed
+//! *and* it is confirmed by the next one (a pending window); until then the window is attributed
 //! to the nearest voice, as a listener would.
 
 use crate::encoder::{Embedding, cosine, normalize};
