@@ -38,25 +38,34 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     gateway::limits::raise_open_files();
     let gateway = gateway::server::start(args.into_config()).await?;
+    // The handlers are in place before the startup line tells anyone to connect: a SIGTERM
+    // right after it must stop the gateway gracefully, not kill it.
+    let stop = stop_signal();
     println!("{}", gateway.startup_line());
-    stop_signal().await;
+    stop.await;
     eprintln!("gateway stopping");
     gateway.shutdown().await?;
     Ok(())
 }
 
-async fn stop_signal() {
+/// Installs the SIGINT/SIGTERM handlers now and returns a future that ends on either.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
