@@ -4,6 +4,7 @@ mod auth;
 mod error;
 mod extract;
 mod log;
+mod open_sockets;
 mod routes;
 mod wav;
 mod ws;
@@ -21,6 +22,10 @@ use tokio::task::JoinHandle;
 use crate::inference::{Inference, InferenceConfig, InferenceMode};
 use crate::sessions::Sessions;
 use crate::storage::{Database, Objects};
+use open_sockets::{AllClosed, OpenSockets, open_sockets};
+
+/// How long shutdown waits for open sockets to send their close frames.
+const SOCKET_CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
 pub use error::ApiError;
 
@@ -66,6 +71,8 @@ pub struct AppState {
     pub api_key: Option<Arc<str>>,
     /// Flips to true when the server stops; open sockets close themselves.
     pub stopping: watch::Receiver<bool>,
+    /// Held by every open socket, so shutdown can wait for their close frames to leave.
+    pub sockets: OpenSockets,
 }
 
 /// A gateway serving in this process.
@@ -78,6 +85,7 @@ pub struct RunningGateway {
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     sessions: Sessions,
+    sockets_closed: AllClosed,
 }
 
 impl RunningGateway {
@@ -116,6 +124,14 @@ impl RunningGateway {
             .task
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+        // Open sockets close themselves on the stop signal; wait for their close frames to
+        // leave. The deadline keeps a peer that stopped reading from holding the stop.
+        if tokio::time::timeout(SOCKET_CLOSE_DEADLINE, self.sockets_closed.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("sockets still closing at the shutdown deadline");
+        }
         self.sessions.close();
         served
     }
@@ -138,10 +154,12 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     let inference_configured = inference.is_configured();
     let sessions = Sessions::new(database, objects, inference, config.idle_timeout);
     let (stop, stopping) = watch::channel(false);
+    let (sockets, sockets_closed) = open_sockets();
     let state = AppState {
         sessions: sessions.clone(),
         api_key: config.api_key.as_deref().map(Arc::from),
         stopping: stopping.clone(),
+        sockets,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -164,6 +182,7 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         stop,
         task,
         sessions,
+        sockets_closed,
     })
 }
 

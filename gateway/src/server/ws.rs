@@ -26,16 +26,19 @@ pub async fn upgrade(
     };
     let authenticated = checked.is_none_or(|Extension(KeyChecked(ok))| ok);
     let handle = app.sessions.handle(&id);
+    let sockets = app.sockets.clone();
     upgrade
         .max_message_size(MAX_WS_MESSAGE_BYTES)
         .max_frame_size(MAX_WS_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
-            Connection {
-                app,
-                handle,
-                authenticated,
-            }
-            .serve(socket)
+            sockets.track(
+                Connection {
+                    app,
+                    handle,
+                    authenticated,
+                }
+                .serve(socket),
+            )
         })
 }
 

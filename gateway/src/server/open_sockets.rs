@@ -1,0 +1,41 @@
+//! Open WebSocket connections, counted so shutdown can wait for their close frames.
+//!
+//! An upgraded socket lives outside axum's graceful shutdown: the server task ends while the
+//! socket's task is still sending its close frame, and a process that returns then cuts the
+//! socket without one. Each socket holds a sender of a channel nobody sends on; the receiver
+//! hears `None` once the last sender is dropped, that is once every socket has finished.
+
+use std::future::Future;
+
+use tokio::sync::mpsc;
+
+/// Held for the life of every open socket (and by the router's state, until it is dropped).
+#[derive(Clone)]
+pub struct OpenSockets(mpsc::Sender<()>);
+
+/// Resolves once every [`OpenSockets`] handle is gone.
+pub struct AllClosed(mpsc::Receiver<()>);
+
+pub fn open_sockets() -> (OpenSockets, AllClosed) {
+    let (held, closed) = mpsc::channel(1);
+    (OpenSockets(held), AllClosed(closed))
+}
+
+impl OpenSockets {
+    /// Runs `socket`, counted as open until it returns.
+    pub fn track<F: Future>(&self, socket: F) -> impl Future<Output = F::Output> + use<F> {
+        let held = self.clone();
+        async move {
+            let served = socket.await;
+            drop(held);
+            served
+        }
+    }
+}
+
+impl AllClosed {
+    pub async fn wait(mut self) {
+        // Nothing is ever sent: `recv` returns `None` when the last sender is dropped.
+        let _ = self.0.recv().await;
+    }
+}
