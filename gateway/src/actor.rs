@@ -114,6 +114,37 @@ impl Registry {
         }
     }
 
+    /// Runs a read on `id`'s session without starting an actor: in the running actor if there
+    /// is one, else on the session as loaded from storage for this call alone. With no actor
+    /// running nobody is writing the session, so what is stored is current; an unknown id
+    /// reads as an empty session and leaves nothing behind (no actor, no row).
+    pub async fn read<T, F>(self: &Arc<Self>, id: &SessionId, f: F) -> Result<T, SessionError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(
+                &'a mut ServerSession,
+            )
+                -> Pin<Box<dyn Future<Output = Result<T, SessionError>> + Send + 'a>>
+            + Send
+            + 'static,
+    {
+        let live = {
+            let actors = self.actors.lock().expect("registry lock");
+            actors.get(id.safe()).map(|entry| SessionHandle {
+                id: id.clone(),
+                mailbox: entry.mailbox.clone(),
+                resolve_lock: Arc::clone(&entry.resolve_lock),
+            })
+        };
+        if let Some(handle) = live {
+            return handle.run(f).await;
+        }
+        let mut session =
+            Session::open(id.clone(), self.database.clone(), self.objects.clone()).await?;
+        session.check_id(id)?;
+        f(&mut session).await
+    }
+
     /// Forgets every actor: each finishes the commands already in its mailbox and stops once
     /// the last handle to it is gone (used at shutdown, so storage closes behind them).
     pub fn close(&self) {

@@ -1,7 +1,7 @@
 //! `gateway serve` settings: every one is a flag and an environment variable.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -24,6 +24,17 @@ pub struct ServeArgs {
     /// Require this key (x-api-key or Authorization: Bearer) on every route but /health.
     #[arg(long, env = "GATEWAY_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Read the API key from this file (so it does not show in `ps` or the environment).
+    #[arg(long, env = "GATEWAY_API_KEY_FILE", conflicts_with = "api_key")]
+    pub api_key_file: Option<PathBuf>,
+    /// Web origins allowed to open the socket and send writes (comma-separated, e.g.
+    /// https://app.example.com); requests from any other web page are refused with 403.
+    #[arg(
+        long = "allow-origin",
+        env = "GATEWAY_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
     /// Which engine resolves speakers: auto (the service at INFERENCE_BASE_URL when set, else
     /// builtin), builtin (in this process, offline), http (the external service), off.
     #[arg(long, env = "GATEWAY_INFERENCE", value_enum, default_value_t = InferenceMode::Auto)]
@@ -37,6 +48,13 @@ pub struct ServeArgs {
     /// Sent to the inference service as x-api-key.
     #[arg(long, env = "INFERENCE_API_KEY", hide_env_values = true)]
     pub inference_api_key: Option<String>,
+    /// Read the inference service's key from this file.
+    #[arg(
+        long,
+        env = "INFERENCE_API_KEY_FILE",
+        conflicts_with = "inference_api_key"
+    )]
+    pub inference_api_key_file: Option<PathBuf>,
     /// Inference request timeout in milliseconds.
     #[arg(long, env = "INFERENCE_TIMEOUT_MS", default_value_t = DEFAULT_TIMEOUT_MS)]
     pub inference_timeout_ms: u64,
@@ -49,25 +67,128 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub fn into_config(self) -> GatewayConfig {
+    /// The settings as the server takes them; fails when a key file cannot be read.
+    pub fn into_config(self) -> anyhow::Result<GatewayConfig> {
+        let api_key = secret(
+            self.api_key,
+            self.api_key_file.as_deref(),
+            "GATEWAY_API_KEY_FILE",
+        )?;
+        let inference_api_key = secret(
+            self.inference_api_key,
+            self.inference_api_key_file.as_deref(),
+            "INFERENCE_API_KEY_FILE",
+        )?;
         let inference = self
             .inference_base_url
             .filter(|url| !url.trim().is_empty())
             .map(|base_url| InferenceConfig {
                 base_url,
-                api_key: self.inference_api_key.filter(|k| !k.is_empty()),
+                api_key: inference_api_key,
                 timeout: Duration::from_millis(self.inference_timeout_ms),
                 resolve_path: self.inference_resolve_path,
             });
-        GatewayConfig {
+        Ok(GatewayConfig {
             listen: self.listen,
             data_dir: self.data_dir,
             objects: self.objects.filter(|o| !o.is_empty()),
-            api_key: self.api_key.filter(|k| !k.is_empty()),
+            api_key,
+            allow_origins: self.allow_origins,
             inference,
             inference_mode: self.inference,
             speaker_model: self.speaker_model,
             idle_timeout: Duration::from_secs(self.idle_secs.max(1)),
-        }
+        })
+    }
+}
+
+/// A secret given directly or as a file (`*_FILE`); surrounding whitespace (the file's final
+/// newline) is not part of it. An empty secret counts as none; an unreadable or empty file is
+/// an error, so a typo in a path never silently turns the key off.
+pub fn secret(
+    value: Option<String>,
+    file: Option<&Path>,
+    setting: &str,
+) -> anyhow::Result<Option<String>> {
+    let Some(path) = file else {
+        return Ok(value.filter(|v| !v.is_empty()));
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {setting} {}: {e}", path.display()))?;
+    let key = text.trim();
+    if key.is_empty() {
+        anyhow::bail!("{setting} {} is empty", path.display());
+    }
+    Ok(Some(key.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> anyhow::Result<GatewayConfig> {
+        let mut argv = vec!["gateway"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)?.serve.into_config()
+    }
+
+    #[test]
+    fn keys_come_from_files_without_their_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "s3cret\n").unwrap();
+        let config = parse(&[
+            "--api-key-file",
+            key.to_str().unwrap(),
+            "--inference-base-url",
+            "http://127.0.0.1:9",
+            "--inference-api-key-file",
+            key.to_str().unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(config.api_key.as_deref(), Some("s3cret"));
+        assert_eq!(config.inference.unwrap().api_key.as_deref(), Some("s3cret"));
+
+        std::fs::write(&key, "\n").unwrap();
+        let err = parse(&["--api-key-file", key.to_str().unwrap()]).unwrap_err();
+        assert!(err.to_string().contains("GATEWAY_API_KEY_FILE"), "{err}");
+        let missing = dir.path().join("missing");
+        let err = parse(&["--api-key-file", missing.to_str().unwrap()]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cannot read GATEWAY_API_KEY_FILE"),
+            "{err}"
+        );
+        assert!(parse(&["--api-key", "a", "--api-key-file", "b"]).is_err());
+    }
+
+    #[test]
+    fn allowed_origins_are_a_comma_separated_list() {
+        let config = parse(&["--allow-origin", "https://a.example,https://b.example"]).unwrap();
+        assert_eq!(
+            config.allow_origins,
+            ["https://a.example", "https://b.example"]
+        );
+    }
+
+    #[test]
+    fn a_public_listener_without_a_key_is_warned_about() {
+        let open = parse(&["--listen", "0.0.0.0:8787"]).unwrap();
+        assert!(
+            open.warnings()[0].contains("without an API key"),
+            "{:?}",
+            open.warnings()
+        );
+        let keyed = parse(&["--listen", "0.0.0.0:8787", "--api-key", "k"]).unwrap();
+        assert!(keyed.warnings().is_empty());
+        assert!(parse(&[]).unwrap().warnings().is_empty());
     }
 }

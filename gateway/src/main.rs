@@ -14,6 +14,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at startup; boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run the gateway server until SIGINT or SIGTERM.
     Serve(ServeArgs),
@@ -37,7 +39,10 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     gateway::limits::raise_open_files();
-    let gateway = gateway::server::start(args.into_config()).await?;
+    let gateway = gateway::server::start(args.into_config()?).await?;
+    for warning in gateway.warnings() {
+        eprintln!("warning: {warning}");
+    }
     // The handlers are in place before the startup line tells anyone to connect: a SIGTERM
     // right after it must stop the gateway gracefully, not kill it.
     let stop = stop_signal();

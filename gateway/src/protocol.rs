@@ -5,6 +5,8 @@
 //! client-side types. Incoming client messages are *validated* by the session core
 //! ([`crate::core::message`]), which reads them leniently so that each mistake gets its own error text.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -267,7 +269,12 @@ pub struct StateResponse {
     pub state: SessionState,
     pub event_count: u64,
     pub updated_at: Option<String>,
+    /// The mic stream's counters (the seed's field).
     pub ingest: Option<StatusMessage>,
+    /// Every stream's counters by name (`mic`, `system`); present only once a session has a
+    /// stream besides the mic, so a mic-only session answers exactly as the seed did.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub streams: BTreeMap<String, StatusMessage>,
 }
 
 /// Body of `PUT /v1/sessions/{id}/bindings`.
@@ -294,6 +301,9 @@ pub struct FinalResult {
     pub state: SessionState,
     pub events: Vec<SpeakerEvent>,
     pub ingest: Option<StatusMessage>,
+    /// As in [`StateResponse::streams`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub streams: BTreeMap<String, StatusMessage>,
     pub metadata: Map<String, Value>,
 }
 
@@ -303,6 +313,8 @@ pub const IDEMPOTENT_REPLAY_HEADER: &str = "x-idempotent-replay";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "x-idempotency-key";
 /// Header of `audio.wav` saying how many missing seconds were filled with silence.
 pub const MISSING_SECONDS_HEADER: &str = "x-missing-seconds";
+/// Header of `audio.wav` saying how many stored seconds could not be read (served as silence).
+pub const UNREADABLE_SECONDS_HEADER: &str = "x-unreadable-seconds";
 
 #[cfg(test)]
 mod tests {

@@ -10,11 +10,13 @@ use serde_json::{Map, Value};
 use crate::actor::{Registry, SessionHandle};
 use crate::attribution::{AttributionQueue, Stretch, next_stretch};
 use crate::core::clock::EpochMs;
+use crate::core::ingest::CaptureOrigin;
 use crate::core::message::ValidChunk;
 use crate::core::seq_set::SeqSet;
 use crate::core::session::SessionError;
 use crate::core::session_id::SessionId;
 use crate::core::speakers::{AttributionUpdate, ResolveInput};
+use crate::core::stream::Stream;
 use crate::inference::{Inference, InferenceError};
 use crate::protocol::{
     Ack, AckStatus, FRAME_BYTES, FinalizeResponse, IngestStatus, Ready, StateResponse, TimelineTurn,
@@ -44,9 +46,6 @@ pub enum ResolveError {
     #[error(transparent)]
     Inference(#[from] InferenceError),
 }
-
-/// The stream the seed's socket feeds.
-const MIC_STREAM: &str = "mic";
 
 /// All sessions of this gateway.
 #[derive(Clone)]
@@ -108,35 +107,48 @@ impl Sessions {
         self.registry.live_sessions()
     }
 
-    pub async fn ready(&self, handle: &SessionHandle) -> Result<Ready, SessionError> {
+    pub async fn ready(
+        &self,
+        handle: &SessionHandle,
+        stream: Stream,
+    ) -> Result<Ready, SessionError> {
         handle
-            .run(|s| Box::pin(async move { s.ready(now_ms()).await }))
+            .run(move |s| Box::pin(async move { s.ready(stream, now_ms()).await }))
             .await
     }
 
-    pub async fn status(&self, handle: &SessionHandle) -> Result<IngestStatus, SessionError> {
+    pub async fn status(
+        &self,
+        handle: &SessionHandle,
+        stream: Stream,
+    ) -> Result<IngestStatus, SessionError> {
         handle
-            .run(|s| Box::pin(async move { s.status(now_ms()).await }))
+            .run(move |s| Box::pin(async move { s.status(stream, now_ms()).await }))
             .await
     }
 
     pub async fn chunk(
         &self,
         handle: &SessionHandle,
+        stream: Stream,
         chunk: ValidChunk,
     ) -> Result<Ack, SessionError> {
         let ack = handle
-            .run(|s| Box::pin(async move { s.chunk(chunk, now_ms()).await }))
+            .run(move |s| Box::pin(async move { s.chunk(stream, chunk, now_ms()).await }))
             .await?;
-        if let (Some(queue), AckStatus::Stored) = (&self.attribution, ack.status) {
+        // Attribution covers the mic stream so far.
+        if let (Some(queue), AckStatus::Stored, Stream::Mic) =
+            (&self.attribution, ack.status, stream)
+        {
             queue.notify(handle.id());
         }
         Ok(ack)
     }
 
+    /// Reads start no actor (see [`Registry::read`]): an unknown id answers the empty state.
     pub async fn state(&self, id: &SessionId) -> Result<StateResponse, SessionError> {
-        self.handle(id)
-            .run(|s| Box::pin(async move { Ok(s.state()) }))
+        self.registry
+            .read(id, |s| Box::pin(async move { Ok(s.state()) }))
             .await
     }
 
@@ -210,10 +222,20 @@ impl Sessions {
             .await
     }
 
-    /// The stored seqs of a session that has audio.
-    pub async fn stored_seqs(&self, id: &SessionId) -> Result<Option<SeqSet>, SessionError> {
-        self.handle(id)
-            .run(|s| Box::pin(async move { Ok(s.stored_seqs().cloned()) }))
+    /// The stored seqs of a stream that has audio, and where it sits on the capture clock.
+    pub async fn stored_audio(
+        &self,
+        id: &SessionId,
+        stream: Stream,
+    ) -> Result<Option<(SeqSet, Option<CaptureOrigin>)>, SessionError> {
+        self.registry
+            .read(id, move |s| {
+                Box::pin(async move {
+                    Ok(s.stored_seqs(stream)
+                        .cloned()
+                        .map(|seqs| (seqs, s.origin(stream))))
+                })
+            })
             .await
     }
 }
@@ -252,7 +274,7 @@ impl Sessions {
                     let speakers = s.speakers();
                     Ok((
                         speakers.attributed_through_ms(),
-                        s.stored_seqs().cloned(),
+                        s.stored_seqs(Stream::Mic).cloned(),
                         speakers.state.clone(),
                     ))
                 })
@@ -289,7 +311,7 @@ impl Sessions {
                     start_ms: t.start_ms,
                     end_ms: t.end_ms,
                     cluster_id: t.cluster,
-                    stream: MIC_STREAM.to_owned(),
+                    stream: Stream::Mic.to_string(),
                 })
                 .collect(),
             through_ms: offset_ms + speakers::samples_to_ms(attribution.consumed),

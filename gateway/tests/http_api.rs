@@ -360,6 +360,7 @@ async fn finalize_writes_result_json_and_rewrites_it_later() {
 
     let response = reqwest::Client::new()
         .post(gw.http("/v1/sessions/fin/finalize"))
+        .header("content-type", "application/json")
         .body("{oops")
         .send()
         .await

@@ -19,11 +19,29 @@ pub struct IngestRecord {
     pub updated_at: EpochMs,
 }
 
-/// A session's ingest: the stored frames and the duplicate count.
+/// One stream's ingest: the stored frames and the duplicate count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestState {
     stored: SeqSet,
     record: IngestRecord,
+    /// The lowest stored seq and its capture time: where the stream sits on the clock that
+    /// aligns a session's streams. `None` before any frame (and for frames stored before
+    /// capture times were kept).
+    origin: Option<CaptureOrigin>,
+}
+
+/// A frame's seq and the capture time of its first sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureOrigin {
+    pub seq: u64,
+    pub captured_at: EpochMs,
+}
+
+impl CaptureOrigin {
+    /// When the stream's seq 1 began (frames are one second apart), in epoch ms.
+    pub fn start_ms(&self) -> i64 {
+        self.captured_at as i64 - (self.seq as i64 - 1) * 1000
+    }
 }
 
 /// What to do with a valid chunk.
@@ -44,14 +62,20 @@ impl IngestState {
                 started_at: now,
                 updated_at: now,
             },
+            origin: None,
         }
     }
 
     /// Rebuilds the state from storage.
-    pub fn restore(record: IngestRecord, stored: impl IntoIterator<Item = u64>) -> IngestState {
+    pub fn restore(
+        record: IngestRecord,
+        stored: impl IntoIterator<Item = u64>,
+        origin: Option<CaptureOrigin>,
+    ) -> IngestState {
         IngestState {
             stored: stored.into_iter().collect(),
             record,
+            origin,
         }
     }
 
@@ -63,12 +87,20 @@ impl IngestState {
         }
     }
 
-    /// The state after storing `seq`, to be persisted before it replaces this one.
-    pub fn with_stored(&self, seq: u64, now: EpochMs) -> IngestState {
+    /// The state after storing `seq` captured at `captured_at`, to be persisted before it
+    /// replaces this one.
+    pub fn with_stored(&self, seq: u64, captured_at: EpochMs, now: EpochMs) -> IngestState {
         let mut next = self.clone();
         next.stored.insert(seq);
         next.record.updated_at = now;
+        if next.origin.is_none_or(|origin| seq < origin.seq) {
+            next.origin = Some(CaptureOrigin { seq, captured_at });
+        }
         next
+    }
+
+    pub fn origin(&self) -> Option<CaptureOrigin> {
+        self.origin
     }
 
     /// The state after a duplicate, to be persisted before it replaces this one.
@@ -137,7 +169,7 @@ mod tests {
 
     fn store(state: IngestState, seq: u64) -> IngestState {
         assert_eq!(state.plan(seq), ChunkPlan::Store, "seq {seq}");
-        state.with_stored(seq, 10)
+        state.with_stored(seq, 1_000 * seq, 10)
     }
 
     #[test]
@@ -172,6 +204,21 @@ mod tests {
         assert_eq!(ack.duplicate_count, 1);
         assert_eq!(ack.missing_count, 1);
         assert_eq!(state.record().updated_at, 20);
+    }
+
+    #[test]
+    fn the_lowest_stored_frame_places_the_stream_on_the_clock() {
+        let state = IngestState::new(1).with_stored(3, 10_500, 1);
+        assert_eq!(state.origin().unwrap().start_ms(), 8_500);
+        let state = state.with_stored(5, 99_999, 2).with_stored(2, 9_400, 3);
+        assert_eq!(
+            state.origin(),
+            Some(CaptureOrigin {
+                seq: 2,
+                captured_at: 9_400
+            })
+        );
+        assert_eq!(state.origin().unwrap().start_ms(), 8_400);
     }
 
     #[test]

@@ -4,10 +4,13 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use crate::core::clock::EpochMs;
-use crate::core::ingest::IngestRecord;
-use crate::core::ports::{ObjectStorage, SessionStorage, StorageError, StoredSession};
+use crate::core::ingest::{CaptureOrigin, IngestRecord};
+use crate::core::ports::{
+    ObjectStorage, SessionStorage, StorageError, StoredSession, StoredStream,
+};
 use crate::core::session_id::SessionId;
 use crate::core::speakers::SpeakerRecord;
+use crate::core::stream::Stream;
 use crate::protocol::SpeakerEvent;
 
 #[derive(Default)]
@@ -41,6 +44,21 @@ impl MemoryStorage {
     }
 }
 
+fn stored_stream<'a>(
+    session: &'a mut StoredSession,
+    stream: Stream,
+    ingest: &IngestRecord,
+) -> &'a mut StoredStream {
+    session
+        .streams
+        .entry(stream)
+        .or_insert_with(|| StoredStream {
+            record: *ingest,
+            seqs: Vec::new(),
+            origin: None,
+        })
+}
+
 impl SessionStorage for &MemoryStorage {
     async fn load(&self, id: &SessionId) -> Result<StoredSession, StorageError> {
         Ok(self
@@ -51,23 +69,33 @@ impl SessionStorage for &MemoryStorage {
             .unwrap_or_default())
     }
 
-    async fn save_ingest(&self, id: &SessionId, ingest: &IngestRecord) -> Result<(), StorageError> {
-        self.write(id, |s| match &mut s.ingest {
-            Some((record, _)) => *record = *ingest,
-            None => s.ingest = Some((*ingest, Vec::new())),
-        })
+    async fn save_ingest(
+        &self,
+        id: &SessionId,
+        stream: Stream,
+        ingest: &IngestRecord,
+    ) -> Result<(), StorageError> {
+        self.write(id, |s| stored_stream(s, stream, ingest).record = *ingest)
     }
 
     async fn save_chunk(
         &self,
         id: &SessionId,
+        stream: Stream,
         seq: u64,
+        captured_at: EpochMs,
         ingest: &IngestRecord,
     ) -> Result<(), StorageError> {
         self.write(id, |s| {
-            let (record, seqs) = s.ingest.get_or_insert_with(|| (*ingest, Vec::new()));
-            *record = *ingest;
-            seqs.push(seq);
+            let stored = stored_stream(s, stream, ingest);
+            stored.record = *ingest;
+            if !stored.seqs.contains(&seq) {
+                stored.seqs.push(seq);
+                stored.seqs.sort_unstable();
+            }
+            if stored.origin.is_none_or(|o| seq < o.seq) {
+                stored.origin = Some(CaptureOrigin { seq, captured_at });
+            }
         })
     }
 
@@ -123,5 +151,9 @@ impl ObjectStorage for &MemoryObjects {
         }
         self.objects.borrow_mut().insert(key.to_owned(), bytes);
         Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.objects.borrow().get(key).cloned())
     }
 }

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::core::clock::EpochMs;
 use crate::protocol::{CHANNELS, FORMAT, FRAME_BYTES, SAMPLE_RATE};
 
 /// Longest `reason` kept from a `close` message.
@@ -35,6 +36,9 @@ pub enum Incoming {
 pub struct ValidChunk {
     pub meeting_id: String,
     pub seq: u64,
+    /// When the frame's first sample was captured (`timestamp_ms`, epoch ms): streams of one
+    /// session are aligned by it.
+    pub captured_at: EpochMs,
     /// Exactly [`FRAME_BYTES`] bytes of PCM.
     pub pcm: Vec<u8>,
 }
@@ -124,7 +128,8 @@ fn parse_chunk(raw: &RawMessage<'_>) -> Result<ValidChunk, MessageError> {
         .seq
         .and_then(positive_integer)
         .ok_or(MessageError::Field("seq must be a positive integer"))?;
-    raw.timestamp_ms
+    let captured_at = raw
+        .timestamp_ms
         .and_then(|v| serde_json::from_str::<f64>(v.get()).ok())
         .filter(|ts| ts.is_finite() && *ts > 0.0)
         .ok_or(MessageError::Field(
@@ -152,6 +157,8 @@ fn parse_chunk(raw: &RawMessage<'_>) -> Result<ValidChunk, MessageError> {
     Ok(ValidChunk {
         meeting_id: meeting_id.into_owned(),
         seq,
+        // Saturating: a float past u64 (or a fraction) still names a moment to align by.
+        captured_at: captured_at as EpochMs,
         pcm,
     })
 }

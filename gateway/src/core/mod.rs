@@ -14,3 +14,4 @@ pub mod seq_set;
 pub mod session;
 pub mod session_id;
 pub mod speakers;
+pub mod stream;

@@ -6,10 +6,13 @@
 //! multi-threaded host still gets `Send` futures from its concrete types.
 #![allow(async_fn_in_trait)]
 
+use std::collections::BTreeMap;
+
 use crate::core::clock::EpochMs;
-use crate::core::ingest::IngestRecord;
+use crate::core::ingest::{CaptureOrigin, IngestRecord};
 use crate::core::session_id::SessionId;
 use crate::core::speakers::SpeakerRecord;
+use crate::core::stream::Stream;
 use crate::protocol::SpeakerEvent;
 
 /// A storage failure, in words safe to show a client (no paths, no credentials).
@@ -22,23 +25,41 @@ pub struct StorageError(pub String);
 pub struct StoredSession {
     /// The client's id that created the session (its safe name is the storage key).
     pub session_id: Option<String>,
-    /// Ingest record and stored seqs, if a socket ever opened the session.
-    pub ingest: Option<(IngestRecord, Vec<u64>)>,
+    /// Each stream a socket ever opened.
+    pub streams: BTreeMap<Stream, StoredStream>,
     pub speakers: SpeakerRecord,
     pub finalized_at: Option<EpochMs>,
+}
+
+/// What is stored about one stream of a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredStream {
+    pub record: IngestRecord,
+    /// Stored seqs, ascending.
+    pub seqs: Vec<u64>,
+    /// The lowest stored seq that has a capture time, with it.
+    pub origin: Option<CaptureOrigin>,
 }
 
 /// Durable per-session state. Every method commits before it returns: an answer built after
 /// it may promise durability.
 pub trait SessionStorage {
     async fn load(&self, id: &SessionId) -> Result<StoredSession, StorageError>;
-    /// Saves the ingest counters (a new session, or a duplicate counted).
-    async fn save_ingest(&self, id: &SessionId, ingest: &IngestRecord) -> Result<(), StorageError>;
-    /// Records frame `seq` as stored together with the new counters, atomically.
+    /// Saves a stream's ingest counters (a new stream, or a duplicate counted).
+    async fn save_ingest(
+        &self,
+        id: &SessionId,
+        stream: Stream,
+        ingest: &IngestRecord,
+    ) -> Result<(), StorageError>;
+    /// Records frame `seq` of `stream` as stored (captured at `captured_at`) together with the
+    /// stream's new counters, atomically.
     async fn save_chunk(
         &self,
         id: &SessionId,
+        stream: Stream,
         seq: u64,
+        captured_at: EpochMs,
         ingest: &IngestRecord,
     ) -> Result<(), StorageError>;
     /// Saves the speaker state with its new event (none for an attribution of stored audio)
@@ -60,4 +81,6 @@ pub trait SessionStorage {
 /// Where frames and results are written (a directory, S3, R2).
 pub trait ObjectStorage {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError>;
+    /// The object's bytes, or `None` if there is no such object.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
 }

@@ -52,6 +52,11 @@ impl SeqSet {
         self.ranges.last().map_or(0, |r| r.1)
     }
 
+    /// Every seq, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.ranges.iter().flat_map(|&(first, last)| first..=last)
+    }
+
     /// The ranges, in order.
     pub fn ranges(&self) -> &[(u64, u64)] {
         &self.ranges

@@ -5,18 +5,21 @@
 //! state *before* it replaces the in-memory one and before it returns an answer, so an answer
 //! always describes durable state and a failed write changes nothing.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use crate::core::clock::{EpochMs, rfc3339};
-use crate::core::ingest::{ChunkPlan, IngestState};
+use crate::core::ingest::{CaptureOrigin, ChunkPlan, IngestState};
 use crate::core::message::ValidChunk;
 use crate::core::ports::{ObjectStorage, SessionStorage, StorageError};
 use crate::core::seq_set::SeqSet;
 use crate::core::session_id::SessionId;
 use crate::core::speakers::{AnswerError, AttributionUpdate, ResolveInput, SpeakerRecord};
+use crate::core::stream::Stream;
 use crate::protocol::{
     Ack, CHANNELS, FORMAT, FinalResult, FinalizeResponse, IngestStatus, Ready, SAMPLE_RATE,
-    StateResponse,
+    StateResponse, StatusMessage,
 };
 
 /// Why a session refused a request.
@@ -30,6 +33,14 @@ pub enum SessionError {
     MeetingMismatch { expected: String, got: String },
     #[error("cluster not found: {0}")]
     UnknownCluster(String),
+    #[error(
+        "seq {seq} of the {stream} stream is already stored with different audio; nothing was overwritten. Continue after last_seq {last_seq}"
+    )]
+    SeqConflict {
+        stream: Stream,
+        seq: u64,
+        last_seq: u64,
+    },
     #[error(transparent)]
     Answer(#[from] AnswerError),
     #[error(transparent)]
@@ -41,8 +52,8 @@ pub struct Session<S, O> {
     id: SessionId,
     storage: S,
     objects: O,
-    /// `None` until a socket first speaks to the session.
-    ingest: Option<IngestState>,
+    /// Each stream a socket has spoken to.
+    streams: BTreeMap<Stream, IngestState>,
     speakers: SpeakerRecord,
 }
 
@@ -61,9 +72,11 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
             id,
             storage,
             objects,
-            ingest: stored
-                .ingest
-                .map(|(record, seqs)| IngestState::restore(record, seqs)),
+            streams: stored
+                .streams
+                .into_iter()
+                .map(|(stream, s)| (stream, IngestState::restore(s.record, s.seqs, s.origin)))
+                .collect(),
             speakers: stored.speakers,
         })
     }
@@ -85,60 +98,88 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
         }
     }
 
-    /// The STATUS object; the first call for a new session starts (and persists) its ingest.
-    pub async fn status(&mut self, now: EpochMs) -> Result<IngestStatus, SessionError> {
-        if self.ingest.is_none() {
+    /// The STATUS object of `stream`; the first call starts (and persists) the stream.
+    pub async fn status(
+        &mut self,
+        stream: Stream,
+        now: EpochMs,
+    ) -> Result<IngestStatus, SessionError> {
+        if !self.streams.contains_key(&stream) {
             let ingest = IngestState::new(now);
-            self.storage.save_ingest(&self.id, &ingest.record()).await?;
-            self.ingest = Some(ingest);
+            self.storage
+                .save_ingest(&self.id, stream, &ingest.record())
+                .await?;
+            self.streams.insert(stream, ingest);
         }
-        Ok(self.ingest_status().expect("ingest was just created"))
+        Ok(self.streams[&stream].status(&self.id))
     }
 
-    /// The answer to `hello`.
-    pub async fn ready(&mut self, now: EpochMs) -> Result<Ready, SessionError> {
+    /// The answer to `hello` on a socket of `stream`.
+    pub async fn ready(&mut self, stream: Stream, now: EpochMs) -> Result<Ready, SessionError> {
         Ok(Ready {
             session_id: self.id.to_string(),
             target_sample_rate: SAMPLE_RATE,
             target_channels: CHANNELS,
             target_format: FORMAT.to_owned(),
-            ingest: self.status(now).await?.into(),
+            ingest: self.status(stream, now).await?.into(),
         })
     }
 
-    /// Stores a frame (or counts a duplicate) and returns its ACK once that is durable.
-    pub async fn chunk(&mut self, chunk: ValidChunk, now: EpochMs) -> Result<Ack, SessionError> {
+    /// Stores a frame of `stream` (or counts a true duplicate) and returns its ACK once that is
+    /// durable. A seq already stored with other bytes is a conflict: nothing is overwritten and
+    /// the client keeps its copy. One whose object is missing or short is written again.
+    pub async fn chunk(
+        &mut self,
+        stream: Stream,
+        chunk: ValidChunk,
+        now: EpochMs,
+    ) -> Result<Ack, SessionError> {
         if chunk.meeting_id != self.id.as_str() {
             return Err(SessionError::MeetingMismatch {
                 expected: self.id.to_string(),
                 got: chunk.meeting_id,
             });
         }
-        let ingest = match &self.ingest {
+        let ingest = match self.streams.get(&stream) {
             Some(ingest) => ingest.clone(),
             None => IngestState::new(now),
         };
         let seq = chunk.seq;
-        let (next, key) = match ingest.plan(seq) {
-            ChunkPlan::Store => {
-                let key = self.id.chunk_key(seq);
-                // Object first: a crash between the two writes leaves an unrecorded object that
-                // the client's re-send simply overwrites with the same bytes.
-                self.objects.put(&key, chunk.pcm).await?;
-                let next = ingest.with_stored(seq, now);
-                self.storage
-                    .save_chunk(&self.id, seq, &next.record())
-                    .await?;
-                (next, Some(key))
+        let key = self.id.stream_chunk_key(stream, seq);
+        if ingest.plan(seq) == ChunkPlan::Duplicate {
+            match self.objects.get(&key).await? {
+                Some(stored) if stored.len() == chunk.pcm.len() => {
+                    if stored != chunk.pcm {
+                        return Err(SessionError::SeqConflict {
+                            stream,
+                            seq,
+                            last_seq: ingest.last_seq(),
+                        });
+                    }
+                    let next = ingest.with_duplicate(now);
+                    self.storage
+                        .save_ingest(&self.id, stream, &next.record())
+                        .await?;
+                    let ack = next.ack(seq, None);
+                    self.streams.insert(stream, next);
+                    return Ok(ack);
+                }
+                // Recorded, but its object is gone or cut short: this copy repairs it.
+                _ => tracing::warn!(
+                    session = %self.id, %stream, seq,
+                    "rewriting a missing or short frame object"
+                ),
             }
-            ChunkPlan::Duplicate => {
-                let next = ingest.with_duplicate(now);
-                self.storage.save_ingest(&self.id, &next.record()).await?;
-                (next, None)
-            }
-        };
-        let ack = next.ack(seq, key);
-        self.ingest = Some(next);
+        }
+        // Object first: a crash between the two writes leaves an unrecorded object that the
+        // client's re-send simply overwrites with the same bytes.
+        self.objects.put(&key, chunk.pcm).await?;
+        let next = ingest.with_stored(seq, chunk.captured_at, now);
+        self.storage
+            .save_chunk(&self.id, stream, seq, chunk.captured_at, &next.record())
+            .await?;
+        let ack = next.ack(seq, Some(key));
+        self.streams.insert(stream, next);
         Ok(ack)
     }
 
@@ -149,7 +190,8 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
             state: self.speakers.state.clone(),
             event_count: self.speakers.event_count,
             updated_at: self.speakers.updated_at.map(rfc3339),
-            ingest: self.ingest_status().map(Into::into),
+            ingest: self.ingest_status(Stream::Mic).map(Into::into),
+            streams: self.stream_statuses(),
         }
     }
 
@@ -230,7 +272,8 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
             finalized_at: rfc3339(now),
             state: self.speakers.state.clone(),
             events,
-            ingest: self.ingest_status().map(Into::into),
+            ingest: self.ingest_status(Stream::Mic).map(Into::into),
+            streams: self.stream_statuses(),
             metadata,
         };
         let key = self.id.result_key();
@@ -245,16 +288,32 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
         })
     }
 
-    /// The stored seqs, for assembling the session's audio; `None` if it never received any.
-    pub fn stored_seqs(&self) -> Option<&SeqSet> {
-        self.ingest
-            .as_ref()
+    /// The stored seqs of `stream`, for assembling its audio; `None` if it never received any.
+    pub fn stored_seqs(&self, stream: Stream) -> Option<&SeqSet> {
+        self.streams
+            .get(&stream)
             .map(IngestState::stored)
             .filter(|s| !s.is_empty())
     }
 
-    fn ingest_status(&self) -> Option<IngestStatus> {
-        self.ingest.as_ref().map(|i| i.status(&self.id))
+    /// Where `stream` sits on the capture clock (see [`IngestState::origin`]).
+    pub fn origin(&self, stream: Stream) -> Option<CaptureOrigin> {
+        self.streams.get(&stream).and_then(IngestState::origin)
+    }
+
+    fn ingest_status(&self, stream: Stream) -> Option<IngestStatus> {
+        self.streams.get(&stream).map(|i| i.status(&self.id))
+    }
+
+    /// Every stream's STATUS by name, or none while the mic is the only stream.
+    fn stream_statuses(&self) -> BTreeMap<String, StatusMessage> {
+        if self.streams.keys().all(|s| *s == Stream::Mic) {
+            return BTreeMap::new();
+        }
+        self.streams
+            .iter()
+            .map(|(stream, ingest)| (stream.to_string(), ingest.status(&self.id).into()))
+            .collect()
     }
 }
 
@@ -269,6 +328,7 @@ mod tests {
         ValidChunk {
             meeting_id: id.into(),
             seq,
+            captured_at: 1_700_000_000_000 + seq * 1000,
             pcm: vec![seq as u8; FRAME_BYTES],
         }
     }
@@ -281,7 +341,10 @@ mod tests {
     async fn a_stored_frame_is_written_recorded_and_acked() {
         let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
         let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
-        let ack = session.chunk(frame("s", 2), 100).await.unwrap();
+        let ack = session
+            .chunk(Stream::Mic, frame("s", 2), 100)
+            .await
+            .unwrap();
         assert_eq!(ack.status, AckStatus::Stored);
         assert_eq!((ack.last_seq, ack.missing_count), (2, 1));
         assert_eq!(
@@ -289,29 +352,32 @@ mod tests {
             vec![2u8; FRAME_BYTES]
         );
         let stored = db.sessions.borrow()["s"].clone();
-        assert_eq!(stored.ingest.unwrap().1, vec![2]);
+        assert_eq!(stored.streams[&Stream::Mic].seqs, vec![2]);
     }
 
     #[tokio::test]
     async fn a_failed_write_changes_nothing_and_a_retry_succeeds() {
         let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
         let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
-        session.chunk(frame("s", 1), 1).await.unwrap();
+        session.chunk(Stream::Mic, frame("s", 1), 1).await.unwrap();
 
         objects.fail_writes.set(true);
-        let err = session.chunk(frame("s", 2), 2).await.unwrap_err();
+        let err = session
+            .chunk(Stream::Mic, frame("s", 2), 2)
+            .await
+            .unwrap_err();
         assert_eq!(err.to_string(), "storage error: bucket unreachable");
         objects.fail_writes.set(false);
 
         db.fail_writes.set(true);
-        assert!(session.chunk(frame("s", 2), 3).await.is_err());
+        assert!(session.chunk(Stream::Mic, frame("s", 2), 3).await.is_err());
         assert!(
-            session.chunk(frame("s", 1), 3).await.is_err(),
+            session.chunk(Stream::Mic, frame("s", 1), 3).await.is_err(),
             "a duplicate's count is a write too"
         );
         db.fail_writes.set(false);
 
-        let status = session.status(4).await.unwrap();
+        let status = session.status(Stream::Mic, 4).await.unwrap();
         assert_eq!(
             (
                 status.last_seq,
@@ -320,7 +386,7 @@ mod tests {
             ),
             (1, 1, 0)
         );
-        let ack = session.chunk(frame("s", 2), 5).await.unwrap();
+        let ack = session.chunk(Stream::Mic, frame("s", 2), 5).await.unwrap();
         assert_eq!((ack.status, ack.last_seq), (AckStatus::Stored, 2));
     }
 
@@ -329,10 +395,13 @@ mod tests {
         let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
         let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
         for seq in [1, 2, 4] {
-            session.chunk(frame("s", seq), 1).await.unwrap();
+            session
+                .chunk(Stream::Mic, frame("s", seq), 1)
+                .await
+                .unwrap();
         }
         let mut reopened = Session::open(id("s"), &db, &objects).await.unwrap();
-        let ack = reopened.chunk(frame("s", 2), 2).await.unwrap();
+        let ack = reopened.chunk(Stream::Mic, frame("s", 2), 2).await.unwrap();
         assert_eq!(ack.status, AckStatus::Duplicate);
         assert_eq!(
             (ack.last_seq, ack.missing_count, ack.duplicate_count),
@@ -341,10 +410,113 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reused_seq_with_other_audio_is_a_conflict_and_overwrites_nothing() {
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        for seq in [1, 2] {
+            session
+                .chunk(Stream::Mic, frame("s", seq), 1)
+                .await
+                .unwrap();
+        }
+        let mut other = frame("s", 1);
+        other.pcm[100] ^= 1;
+        let err = session.chunk(Stream::Mic, other, 2).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "seq 1 of the mic stream is already stored with different audio; nothing was overwritten. Continue after last_seq 2"
+        );
+        assert_eq!(
+            objects.objects.borrow()["sessions/s/chunks/00000001.pcm"],
+            frame("s", 1).pcm
+        );
+        let status = session.status(Stream::Mic, 3).await.unwrap();
+        assert_eq!((status.received_chunks, status.duplicate_chunks), (2, 0));
+        // The same bytes again are a true duplicate.
+        let ack = session.chunk(Stream::Mic, frame("s", 1), 4).await.unwrap();
+        assert_eq!((ack.status, ack.duplicate_count), (AckStatus::Duplicate, 1));
+    }
+
+    #[tokio::test]
+    async fn a_recorded_frame_whose_object_is_missing_or_short_is_rewritten_by_a_resend() {
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        for seq in [1, 2] {
+            session
+                .chunk(Stream::Mic, frame("s", seq), 1)
+                .await
+                .unwrap();
+        }
+        objects
+            .objects
+            .borrow_mut()
+            .remove("sessions/s/chunks/00000001.pcm");
+        objects
+            .objects
+            .borrow_mut()
+            .insert("sessions/s/chunks/00000002.pcm".into(), vec![2; 10]);
+        for seq in [1, 2] {
+            let ack = session
+                .chunk(Stream::Mic, frame("s", seq), 2)
+                .await
+                .unwrap();
+            assert_eq!(ack.status, AckStatus::Stored, "seq {seq}");
+            assert_eq!(
+                objects.objects.borrow()[ack.key.as_deref().unwrap()],
+                frame("s", seq).pcm
+            );
+        }
+        let status = session.status(Stream::Mic, 3).await.unwrap();
+        assert_eq!((status.received_chunks, status.duplicate_chunks), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn the_system_stream_has_its_own_seqs_keys_and_counters() {
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        session.chunk(Stream::Mic, frame("s", 1), 1).await.unwrap();
+        assert!(
+            session.state().streams.is_empty(),
+            "mic only: the seed's state"
+        );
+        let mut system = frame("s", 1);
+        system.pcm = vec![9; FRAME_BYTES];
+        let ack = session.chunk(Stream::System, system, 2).await.unwrap();
+        assert_eq!(
+            ack.status,
+            AckStatus::Stored,
+            "seq 1 again, on its own stream"
+        );
+        assert_eq!(
+            ack.key.as_deref(),
+            Some("sessions/s/streams/system/chunks/00000001.pcm")
+        );
+        session
+            .chunk(Stream::System, frame("s", 3), 3)
+            .await
+            .unwrap();
+        let state = session.state();
+        assert_eq!(state.ingest.unwrap().status.last_seq, 1);
+        assert_eq!(state.streams["mic"].status.last_seq, 1);
+        assert_eq!(state.streams["system"].status.last_seq, 3);
+        assert_eq!(state.streams["system"].status.missing_chunks, 1);
+
+        let reopened = Session::open(id("s"), &db, &objects).await.unwrap();
+        assert_eq!(reopened.stored_seqs(Stream::System).unwrap().len(), 2);
+        assert_eq!(
+            reopened.origin(Stream::System).unwrap().start_ms(),
+            1_700_000_001_000
+        );
+    }
+
+    #[tokio::test]
     async fn frames_for_another_meeting_are_refused() {
         let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
         let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
-        let err = session.chunk(frame("t", 1), 1).await.unwrap_err();
+        let err = session
+            .chunk(Stream::Mic, frame("t", 1), 1)
+            .await
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "meeting_id mismatch: expected 's', got 't'"
@@ -356,7 +528,7 @@ mod tests {
     async fn ids_sharing_a_safe_name_do_not_share_a_session() {
         let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
         let mut first = Session::open(id("a/b"), &db, &objects).await.unwrap();
-        first.status(1).await.unwrap();
+        first.status(Stream::Mic, 1).await.unwrap();
         let second = Session::open(id("a_b"), &db, &objects).await.unwrap();
         assert_eq!(second.id().as_str(), "a/b");
         assert!(matches!(
@@ -401,7 +573,7 @@ mod tests {
     async fn finalize_writes_the_snapshot_with_its_events() {
         let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
         let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
-        session.chunk(frame("s", 1), 1).await.unwrap();
+        session.chunk(Stream::Mic, frame("s", 1), 1).await.unwrap();
         let done = session.finalize(Map::new(), 1_000).await.unwrap();
         assert_eq!(done.result_key, "sessions/s/result.json");
         let result: FinalResult =

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::core::stream::Stream;
+
 /// Longest accepted session id, in characters, after URL decoding.
 pub const MAX_SESSION_ID_CHARS: usize = 128;
 
@@ -56,9 +58,24 @@ impl SessionId {
         &self.safe
     }
 
-    /// Key of the object holding frame `seq`: `sessions/<safe id>/chunks/<seq, 8 digits>.pcm`.
+    /// Key of the object holding the mic's frame `seq`:
+    /// `sessions/<safe id>/chunks/<seq, 8 digits>.pcm` (the seed's key).
     pub fn chunk_key(&self, seq: u64) -> String {
-        format!("sessions/{}/chunks/{:08}.pcm", self.safe, seq)
+        self.stream_chunk_key(Stream::Mic, seq)
+    }
+
+    /// Key of frame `seq` of `stream`: the mic's is the seed's; another stream's frames live
+    /// under `sessions/<safe id>/streams/<stream>/chunks/`.
+    pub fn stream_chunk_key(&self, stream: Stream, seq: u64) -> String {
+        format!("{}{:08}.pcm", self.chunks_prefix(stream), seq)
+    }
+
+    /// The folder of `stream`'s frame objects, ending in `/`.
+    pub fn chunks_prefix(&self, stream: Stream) -> String {
+        match stream {
+            Stream::Mic => format!("sessions/{}/chunks/", self.safe),
+            other => format!("sessions/{}/streams/{}/chunks/", self.safe, other),
+        }
     }
 
     /// Key of the finalized result document.
@@ -127,5 +144,9 @@ mod tests {
         let id = SessionId::parse("s").unwrap();
         assert_eq!(id.chunk_key(1), "sessions/s/chunks/00000001.pcm");
         assert_eq!(id.chunk_key(123_456_789), "sessions/s/chunks/123456789.pcm");
+        assert_eq!(
+            id.stream_chunk_key(Stream::System, 2),
+            "sessions/s/streams/system/chunks/00000002.pcm"
+        );
     }
 }

@@ -34,10 +34,12 @@ pub struct HttpInference {
 
 impl HttpInference {
     pub fn new(config: InferenceConfig) -> HttpInference {
-        HttpInference {
-            client: reqwest::Client::new(),
-            config,
-        }
+        // A redirect would send the session's audio and the service's key to another address.
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client without redirects builds");
+        HttpInference { client, config }
     }
 
     /// POSTs `body` to the resolve endpoint; a 2xx answer's raw bytes are returned unchanged.

@@ -14,6 +14,14 @@ use crate::server::error::ApiError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyChecked(pub bool);
 
+/// A fresh key from the operating system's CSPRNG: 32 random bytes as 64 hex digits. The
+/// bundled gateway gets one per launch, known only to the app that started it.
+pub fn generate_key() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random number generator works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// True if `given` is the configured key.
 pub fn key_matches(expected: &str, given: &str) -> bool {
     bool::from(expected.as_bytes().ct_eq(given.as_bytes()))

@@ -5,6 +5,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::core::ports::StorageError;
 use crate::core::session::SessionError;
 use crate::core::session_id::SessionIdError;
 use crate::core::speakers::RequestError;
@@ -27,6 +28,20 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("websocket upgrade required")]
     UpgradeRequired,
+    /// A `Host` that is not a loopback name on a loopback listener (DNS rebinding).
+    #[error(
+        "host not allowed: this gateway listens on a loopback address and answers only requests for localhost, 127.0.0.1 or [::1]"
+    )]
+    MisdirectedHost,
+    /// An `Origin` the operator has not allowed, on a socket or a state-changing request.
+    #[error(
+        "origin '{0}' is not allowed: web pages may not use this gateway (an operator can allow an origin with --allow-origin / GATEWAY_ALLOW_ORIGINS)"
+    )]
+    ForeignOrigin(String),
+    #[error("request body must be JSON sent with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("request body not received within {0} s")]
+    BodyTimeout(u64),
     #[error("{detail}")]
     BadGateway {
         detail: String,
@@ -54,6 +69,10 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+            ApiError::MisdirectedHost => StatusCode::MISDIRECTED_REQUEST,
+            ApiError::ForeignOrigin(_) => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -98,11 +117,19 @@ impl From<RequestError> for ApiError {
     }
 }
 
+impl From<StorageError> for ApiError {
+    fn from(err: StorageError) -> ApiError {
+        ApiError::Internal(err.to_string())
+    }
+}
+
 impl From<SessionError> for ApiError {
     fn from(err: SessionError) -> ApiError {
         let detail = err.to_string();
         match err {
-            SessionError::IdCollision { .. } => ApiError::Conflict(detail),
+            SessionError::IdCollision { .. } | SessionError::SeqConflict { .. } => {
+                ApiError::Conflict(detail)
+            }
             SessionError::MeetingMismatch { .. } => ApiError::BadRequest(detail),
             SessionError::UnknownCluster(_) => ApiError::NotFound(detail),
             SessionError::Answer(_) => ApiError::BadGateway {

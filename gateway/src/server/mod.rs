@@ -1,11 +1,14 @@
 //! The headless server: configuration, the router, start and graceful shutdown.
 
+mod accept;
 mod auth;
+mod browser;
 mod error;
 mod extract;
 mod log;
 mod open_sockets;
 mod routes;
+mod socket_auth;
 mod wav;
 mod ws;
 
@@ -27,7 +30,11 @@ use open_sockets::{AllClosed, OpenSockets, open_sockets};
 /// How long shutdown waits for open sockets to send their close frames.
 const SOCKET_CLOSE_DEADLINE: Duration = Duration::from_secs(5);
 
+pub use accept::HEADER_READ_TIMEOUT;
+pub use auth::generate_key;
 pub use error::ApiError;
+pub use extract::BODY_READ_TIMEOUT;
+pub use socket_auth::AUTH_DEADLINE;
 
 /// Everything the gateway needs to run; the CLI fills it from flags and env.
 #[derive(Debug, Clone)]
@@ -38,6 +45,9 @@ pub struct GatewayConfig {
     /// A directory or `s3://bucket`; `None` is `<data_dir>/objects`.
     pub objects: Option<String>,
     pub api_key: Option<String>,
+    /// Web origins (`https://app.example.com`) allowed to open sockets and send writes; a
+    /// request from any other page is refused (see [`browser`]).
+    pub allow_origins: Vec<String>,
     /// The external inference service, when one is configured.
     pub inference: Option<InferenceConfig>,
     /// Which engine resolves speakers; `Auto` is the service above when set, else built-in.
@@ -49,6 +59,18 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// What is insecure about this configuration: a non-loopback listener without a key.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if !self.listen.ip().is_loopback() && self.api_key.is_none() {
+            warnings.push(format!(
+                "listening on {} without an API key: anyone who can reach this address can stream into, read and finalize any session; set GATEWAY_API_KEY (or GATEWAY_API_KEY_FILE)",
+                self.listen
+            ));
+        }
+        warnings
+    }
+
     /// Loopback on a free port, local objects under `data_dir`, no key, the built-in engine.
     pub fn local(data_dir: impl Into<PathBuf>) -> GatewayConfig {
         GatewayConfig {
@@ -56,6 +78,7 @@ impl GatewayConfig {
             data_dir: data_dir.into(),
             objects: None,
             api_key: None,
+            allow_origins: Vec::new(),
             inference: None,
             inference_mode: InferenceMode::Auto,
             speaker_model: None,
@@ -73,6 +96,8 @@ pub struct AppState {
     pub stopping: watch::Receiver<bool>,
     /// Held by every open socket, so shutdown can wait for their close frames to leave.
     pub sockets: OpenSockets,
+    /// What a request from a web page may do.
+    pub browser: Arc<browser::BrowserPolicy>,
 }
 
 /// A gateway serving in this process.
@@ -82,6 +107,8 @@ pub struct RunningGateway {
     /// The engine, as the startup line names it.
     inference: String,
     inference_configured: bool,
+    /// Insecure settings the operator should hear about at startup.
+    warnings: Vec<String>,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     sessions: Sessions,
@@ -114,6 +141,11 @@ impl RunningGateway {
             "gateway listening on http://{} | storage: {} | inference: {}",
             self.addr, self.storage, self.inference
         )
+    }
+
+    /// What is insecure about this configuration, one sentence each (printed at startup).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Stops accepting, closes open sockets after the message each is handling, waits for
@@ -160,25 +192,24 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         api_key: config.api_key.as_deref().map(Arc::from),
         stopping: stopping.clone(),
         sockets,
+        browser: Arc::new(browser::BrowserPolicy::new(
+            config.listen.ip().is_loopback(),
+            &config.allow_origins,
+        )),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
     let app = router(state);
-    let mut stop_signal = stopping;
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_signal.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let task = tokio::spawn(accept::serve(listener, app, stopping));
+    let warnings = config.warnings();
     Ok(RunningGateway {
         addr,
         storage,
         inference: inference_line,
         inference_configured,
+        warnings,
         stop,
         task,
         sessions,
@@ -201,6 +232,11 @@ fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
+        ))
+        // Before the key: a page's request is refused the same with or without one.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            browser::refuse_browsers,
         ))
         .layer(axum::middleware::from_fn(log::log_request))
         .layer(axum::extract::DefaultBodyLimit::max(

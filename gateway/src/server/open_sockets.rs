@@ -11,14 +11,17 @@ use tokio::sync::mpsc;
 
 /// Held for the life of every open socket (and by the router's state, until it is dropped).
 #[derive(Clone)]
-pub struct OpenSockets(mpsc::Sender<()>);
+pub struct OpenSockets {
+    /// Only held: its drop is the signal.
+    _held: mpsc::Sender<()>,
+}
 
 /// Resolves once every [`OpenSockets`] handle is gone.
 pub struct AllClosed(mpsc::Receiver<()>);
 
 pub fn open_sockets() -> (OpenSockets, AllClosed) {
     let (held, closed) = mpsc::channel(1);
-    (OpenSockets(held), AllClosed(closed))
+    (OpenSockets { _held: held }, AllClosed(closed))
 }
 
 impl OpenSockets {

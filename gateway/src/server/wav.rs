@@ -1,7 +1,14 @@
-//! `GET /v1/sessions/{id}/audio.wav`: the stored frames joined in seq order, streamed.
+//! `GET /v1/sessions/{id}/audio.wav[?stream=mic|system|mix]`: a stream's stored frames joined
+//! in seq order, or both streams as one stereo file (left mic, right meeting audio) aligned by
+//! capture time. Streamed, never built in memory: a header, then each second fetched from the
+//! object store as the client reads (a few ahead).
 //!
-//! The WAV is never built in memory: a header, then each second fetched from the object store
-//! as the client reads (a few ahead), with silence where a frame is missing.
+//! Seconds never received are silence (`x-missing-seconds`). A second that was stored but
+//! cannot be read (object gone or cut short) is silence too, counted in `x-unreadable-seconds`,
+//! so one damaged object does not cut the whole download.
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -10,73 +17,267 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
-use crate::core::ports::StorageError;
-use crate::protocol::{CHANNELS, FRAME_BYTES, MISSING_SECONDS_HEADER, SAMPLE_RATE};
+use crate::core::ingest::CaptureOrigin;
+use crate::core::seq_set::SeqSet;
+use crate::core::session_id::SessionId;
+use crate::core::stream::{STREAM_NAMES, Stream};
+use crate::protocol::{
+    FRAME_BYTES, MISSING_SECONDS_HEADER, SAMPLE_RATE, UNREADABLE_SECONDS_HEADER,
+};
 use crate::server::AppState;
 use crate::server::error::ApiError;
-use crate::server::extract::SessionPath;
+use crate::server::extract::{SessionPath, StreamName};
+use crate::storage::Objects;
 
 /// Frames fetched ahead of the one being sent.
 const READ_AHEAD: usize = 8;
+/// Samples in one frame (one second).
+const FRAME_SAMPLES: usize = FRAME_BYTES / 2;
 static SILENCE: [u8; FRAME_BYTES] = [0; FRAME_BYTES];
 
 pub async fn audio(
     State(app): State<AppState>,
     SessionPath(id): SessionPath,
+    StreamName(name): StreamName,
 ) -> Result<Response, ApiError> {
-    let seqs = app
-        .sessions
-        .stored_seqs(&id)
+    match name.as_deref() {
+        Some("mix") => mix(app, id).await,
+        other => {
+            let stream = match other {
+                None => Stream::Mic,
+                Some(name) => Stream::parse(name).map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "unknown stream '{}': use {STREAM_NAMES} or mix",
+                        name.chars().take(32).collect::<String>()
+                    ))
+                })?,
+            };
+            mono(app, id, stream).await
+        }
+    }
+}
+
+/// One stream as it was stored.
+async fn mono(app: AppState, id: SessionId, stream: Stream) -> Result<Response, ApiError> {
+    let frames = StoredFrames::load(&app, &id, stream)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no audio stored for session '{id}'")))?;
-    let seconds = seqs.max();
-    let missing = seconds - seqs.len();
-    let data_bytes = seconds
-        .checked_mul(FRAME_BYTES as u64)
-        .and_then(|n| u32::try_from(n + 36).ok().map(|_| n as u32))
-        .ok_or_else(|| ApiError::BadRequest("the session is too long for one WAV file".into()))?;
-    let objects = app.sessions.objects().clone();
-    let frames = stream::iter(1..=seconds)
+        .ok_or_else(|| ApiError::NotFound(no_audio(&id, stream)))?;
+    let seconds = frames.seqs.max();
+    let data_bytes = data_bytes(seconds * FRAME_BYTES as u64)?;
+    let headers = frames.headers();
+    let body = stream::iter(1..=seconds)
         .map(move |seq| {
-            let stored = seqs.contains(seq);
-            let key = id.chunk_key(seq);
-            let objects = objects.clone();
+            let frames = frames.clone();
+            async move { frames.read(seq).await }
+        })
+        .buffered(READ_AHEAD)
+        .map(Ok::<_, std::convert::Infallible>);
+    Ok(respond(wav_header(1, data_bytes), headers, body))
+}
+
+/// Both streams as one stereo file: left the mic, right the meeting audio, each placed by the
+/// capture time of its first frame.
+async fn mix(app: AppState, id: SessionId) -> Result<Response, ApiError> {
+    let mic = StoredFrames::load(&app, &id, Stream::Mic).await?;
+    let system = StoredFrames::load(&app, &id, Stream::System).await?;
+    if mic.is_none() && system.is_none() {
+        return Err(ApiError::NotFound(format!(
+            "no audio stored for session '{id}'"
+        )));
+    }
+    let starts = [&mic, &system].map(|f| f.as_ref().and_then(|f| f.origin).map(|o| o.start_ms()));
+    let start = starts.iter().flatten().min().copied().unwrap_or(0);
+    // Offsets in samples; a stream without a capture time starts with the mix.
+    let offset =
+        |i: usize| starts[i].map_or(0, |s| ((s - start) as usize) * SAMPLE_RATE as usize / 1000);
+    let lanes = [(mic, offset(0)), (system, offset(1))];
+    let samples = lanes
+        .iter()
+        .map(|(f, off)| {
+            f.as_ref()
+                .map_or(0, |f| off + f.seqs.max() as usize * FRAME_SAMPLES)
+        })
+        .max()
+        .unwrap_or(0);
+    let data_bytes = data_bytes(samples as u64 * 4)?;
+    let present = || lanes.iter().filter_map(|(f, _)| f.as_ref());
+    let headers = vec![
+        (
+            MISSING_SECONDS_HEADER,
+            present().map(StoredFrames::missing).sum(),
+        ),
+        (
+            UNREADABLE_SECONDS_HEADER,
+            present().map(|f| f.unreadable).sum(),
+        ),
+    ];
+    let lanes = Arc::new(lanes);
+    let blocks = samples.div_ceil(FRAME_SAMPLES);
+    let body = stream::iter(0..blocks)
+        .map(move |block| {
+            let lanes = lanes.clone();
             async move {
-                if !stored {
-                    return Ok(Bytes::from_static(&SILENCE));
+                let first = block * FRAME_SAMPLES;
+                let len = FRAME_SAMPLES.min(samples - first);
+                let mut left = vec![0i16; len];
+                let mut right = vec![0i16; len];
+                for ((frames, offset), out) in lanes.iter().zip([&mut left, &mut right]) {
+                    if let Some(frames) = frames {
+                        frames.fill(first, *offset, out).await;
+                    }
                 }
-                match objects.get(&key).await? {
-                    Some(bytes) if bytes.len() == FRAME_BYTES => Ok(bytes),
-                    _ => Err(StorageError(format!(
-                        "frame object {key} is missing or damaged"
-                    ))),
-                }
+                Ok::<_, std::convert::Infallible>(interleave(&left, &right))
             }
         })
         .buffered(READ_AHEAD);
-    let header = stream::once(async move { Ok(Bytes::from(wav_header(data_bytes).to_vec())) });
-    let body = Body::from_stream(header.chain(frames));
-    Ok((
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("audio/wav")),
-            (
-                header::CONTENT_LENGTH,
-                HeaderValue::from(44 + u64::from(data_bytes)),
-            ),
-            (
-                HeaderName::from_static(MISSING_SECONDS_HEADER),
-                HeaderValue::from(missing),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(respond(wav_header(2, data_bytes), headers, body))
 }
 
-/// The 44-byte header of a 16 kHz mono 16-bit PCM WAV with `data_bytes` of samples.
-pub fn wav_header(data_bytes: u32) -> [u8; 44] {
+/// A stream's stored seqs and which of their objects can be read.
+#[derive(Clone)]
+struct StoredFrames {
+    id: SessionId,
+    stream: Stream,
+    seqs: SeqSet,
+    origin: Option<CaptureOrigin>,
+    /// Stored seqs whose object is present at full size (from one listing).
+    readable: Arc<HashSet<u64>>,
+    unreadable: u64,
+    objects: Objects,
+}
+
+impl StoredFrames {
+    async fn load(
+        app: &AppState,
+        id: &SessionId,
+        stream: Stream,
+    ) -> Result<Option<StoredFrames>, ApiError> {
+        let Some((seqs, origin)) = app.sessions.stored_audio(id, stream).await? else {
+            return Ok(None);
+        };
+        let objects = app.sessions.objects().clone();
+        let sizes = objects.sizes(&id.chunks_prefix(stream)).await?;
+        let readable: HashSet<u64> = seqs
+            .iter()
+            .filter(|&seq| {
+                sizes.get(&id.stream_chunk_key(stream, seq)) == Some(&(FRAME_BYTES as u64))
+            })
+            .collect();
+        let unreadable = seqs.len() - readable.len() as u64;
+        if unreadable > 0 {
+            tracing::warn!(session = %id, %stream, unreadable, "stored frames that cannot be read are served as silence");
+        }
+        Ok(Some(StoredFrames {
+            id: id.clone(),
+            stream,
+            seqs,
+            origin,
+            readable: Arc::new(readable),
+            unreadable,
+            objects,
+        }))
+    }
+
+    fn missing(&self) -> u64 {
+        self.seqs.max() - self.seqs.len()
+    }
+
+    fn headers(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            (MISSING_SECONDS_HEADER, self.missing()),
+            (UNREADABLE_SECONDS_HEADER, self.unreadable),
+        ]
+    }
+
+    /// Frame `seq`'s bytes, or silence when it was never stored or cannot be read.
+    async fn read(&self, seq: u64) -> Bytes {
+        if !self.readable.contains(&seq) {
+            return Bytes::from_static(&SILENCE);
+        }
+        let key = self.id.stream_chunk_key(self.stream, seq);
+        match self.objects.get(&key).await {
+            Ok(Some(bytes)) if bytes.len() == FRAME_BYTES => bytes,
+            // Gone since the listing: still silence rather than a cut download.
+            _ => {
+                tracing::warn!(key, "a frame could not be read while serving audio");
+                Bytes::from_static(&SILENCE)
+            }
+        }
+    }
+
+    /// Fills `out` with this stream's samples for mix samples `first..first + out.len()`,
+    /// the stream starting `offset` samples into the mix.
+    async fn fill(&self, first: usize, offset: usize, out: &mut [i16]) {
+        let end = first + out.len();
+        let (from, to) = (first.max(offset), end);
+        if from >= to {
+            return;
+        }
+        let mut at = from;
+        while at < to {
+            let in_stream = at - offset;
+            let seq = (in_stream / FRAME_SAMPLES) as u64 + 1;
+            if seq > self.seqs.max() {
+                break;
+            }
+            let within = in_stream % FRAME_SAMPLES;
+            let take = (FRAME_SAMPLES - within).min(to - at);
+            let frame = self.read(seq).await;
+            for (i, pair) in frame[within * 2..(within + take) * 2]
+                .chunks_exact(2)
+                .enumerate()
+            {
+                out[at - first + i] = i16::from_le_bytes([pair[0], pair[1]]);
+            }
+            at += take;
+        }
+    }
+}
+
+fn no_audio(id: &SessionId, stream: Stream) -> String {
+    match stream {
+        Stream::Mic => format!("no audio stored for session '{id}'"),
+        other => format!("no {other} audio stored for session '{id}'"),
+    }
+}
+
+/// The data size of a WAV, refused past what its 32-bit header can say.
+fn data_bytes(bytes: u64) -> Result<u32, ApiError> {
+    u32::try_from(bytes + 36)
+        .map(|_| bytes as u32)
+        .map_err(|_| ApiError::BadRequest("the session is too long for one WAV file".into()))
+}
+
+fn interleave(left: &[i16], right: &[i16]) -> Bytes {
+    let mut out = Vec::with_capacity(left.len() * 4);
+    for (l, r) in left.iter().zip(right) {
+        out.extend_from_slice(&l.to_le_bytes());
+        out.extend_from_slice(&r.to_le_bytes());
+    }
+    Bytes::from(out)
+}
+
+fn respond(
+    header_bytes: [u8; 44],
+    counts: Vec<(&'static str, u64)>,
+    frames: impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
+) -> Response {
+    let length = 44 + u64::from(u32::from_le_bytes(header_bytes[40..44].try_into().unwrap()));
+    let head = stream::once(async move { Ok(Bytes::from(header_bytes.to_vec())) });
+    let mut response = Body::from_stream(head.chain(frames)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    for (name, count) in counts {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from(count));
+    }
+    response
+}
+
+/// The 44-byte header of a 16 kHz 16-bit PCM WAV of `channels` with `data_bytes` of samples.
+pub fn wav_header(channels: u16, data_bytes: u32) -> [u8; 44] {
     let bits: u16 = 16;
-    let block_align = CHANNELS * bits / 8;
+    let block_align = channels * bits / 8;
     let byte_rate = SAMPLE_RATE * u32::from(block_align);
     let mut h = [0u8; 44];
     h[0..4].copy_from_slice(b"RIFF");
@@ -85,7 +286,7 @@ pub fn wav_header(data_bytes: u32) -> [u8; 44] {
     h[12..16].copy_from_slice(b"fmt ");
     h[16..20].copy_from_slice(&16u32.to_le_bytes());
     h[20..22].copy_from_slice(&1u16.to_le_bytes()); // PCM
-    h[22..24].copy_from_slice(&CHANNELS.to_le_bytes());
+    h[22..24].copy_from_slice(&channels.to_le_bytes());
     h[24..28].copy_from_slice(&SAMPLE_RATE.to_le_bytes());
     h[28..32].copy_from_slice(&byte_rate.to_le_bytes());
     h[32..34].copy_from_slice(&block_align.to_le_bytes());
@@ -100,12 +301,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_describes_16k_mono_16_bit() {
-        let h = wav_header(64_000);
+    fn header_describes_16k_16_bit_mono_or_stereo() {
+        let h = wav_header(1, 64_000);
         assert_eq!(&h[0..4], b"RIFF");
         assert_eq!(u32::from_le_bytes(h[4..8].try_into().unwrap()), 64_036);
         assert_eq!(u32::from_le_bytes(h[24..28].try_into().unwrap()), 16_000);
         assert_eq!(u32::from_le_bytes(h[28..32].try_into().unwrap()), 32_000);
         assert_eq!(u32::from_le_bytes(h[40..44].try_into().unwrap()), 64_000);
+        let h = wav_header(2, 64_000);
+        assert_eq!(u16::from_le_bytes(h[22..24].try_into().unwrap()), 2);
+        assert_eq!(u32::from_le_bytes(h[28..32].try_into().unwrap()), 64_000);
+        assert_eq!(u16::from_le_bytes(h[32..34].try_into().unwrap()), 4);
+    }
+
+    #[test]
+    fn interleaving_puts_the_mic_left_and_the_meeting_right() {
+        let bytes = interleave(&[1, -1], &[2, -2]);
+        assert_eq!(&bytes[..], &[1, 0, 2, 0, 255, 255, 254, 255]);
     }
 }

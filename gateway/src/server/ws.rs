@@ -8,37 +8,49 @@ use axum::response::{IntoResponse, Response};
 
 use crate::actor::SessionHandle;
 use crate::core::message::{Incoming, MessageError, parse_message};
+use crate::core::stream::Stream;
 use crate::protocol::{MAX_WS_MESSAGE_BYTES, ServerMessage};
 use crate::server::AppState;
-use crate::server::auth::{KeyChecked, key_matches};
+use crate::server::auth::KeyChecked;
 use crate::server::error::ApiError;
-use crate::server::extract::SessionPath;
+use crate::server::extract::{SessionPath, StreamName};
+use crate::server::socket_auth::authenticate;
 use crate::sessions::now_ms;
 
 pub async fn upgrade(
     State(app): State<AppState>,
     SessionPath(id): SessionPath,
+    stream: StreamName,
     checked: Option<Extension<KeyChecked>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(upgrade) = upgrade else {
         return ApiError::UpgradeRequired.into_response();
     };
-    let authenticated = checked.is_none_or(|Extension(KeyChecked(ok))| ok);
-    let handle = app.sessions.handle(&id);
+    let stream = match stream.stream() {
+        Ok(stream) => stream,
+        Err(err) => return err.into_response(),
+    };
+    let proved = checked.is_none_or(|Extension(KeyChecked(ok))| ok);
     let sockets = app.sockets.clone();
     upgrade
         .max_message_size(MAX_WS_MESSAGE_BYTES)
         .max_frame_size(MAX_WS_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
-            sockets.track(
+            sockets.track(async move {
+                // No actor, no storage read, before the socket has proved the key.
+                let Some(socket) = authenticate(&app, socket, proved).await else {
+                    return;
+                };
+                let handle = app.sessions.handle(&id);
                 Connection {
                     app,
                     handle,
-                    authenticated,
+                    stream,
                 }
-                .serve(socket),
-            )
+                .serve(socket)
+                .await
+            })
         })
 }
 
@@ -47,8 +59,8 @@ struct Connection {
     app: AppState,
     /// Held for the connection's life, which keeps the session's actor alive.
     handle: SessionHandle,
-    /// False until the key is proved, when the gateway has one and the upgrade lacked it.
-    authenticated: bool,
+    /// Which of the session's streams this socket feeds.
+    stream: Stream,
 }
 
 /// What to do after answering a message.
@@ -104,29 +116,14 @@ impl Connection {
 
     async fn answer(&mut self, text: &str) -> (ServerMessage, Next) {
         let incoming = parse_message(text);
-        if !self.authenticated {
-            return match incoming {
-                Ok(Incoming::Auth(key)) if self.key_is(&key) => {
-                    self.authenticated = true;
-                    (ServerMessage::Authenticated, Next::Continue)
-                }
-                _ => (
-                    error(
-                        "authentication required: send {\"type\":\"auth\",\"key\":\"...\"} first, or the key in the upgrade headers",
-                        None,
-                    ),
-                    Next::Close(close_code::POLICY, "authentication required"),
-                ),
-            };
-        }
         let sessions = &self.app.sessions;
         let answer = match incoming {
             Err(err) => refusal(err),
-            Ok(Incoming::Hello) => match sessions.ready(&self.handle).await {
+            Ok(Incoming::Hello) => match sessions.ready(&self.handle, self.stream).await {
                 Ok(ready) => ServerMessage::Ready(ready),
                 Err(err) => error(err, None),
             },
-            Ok(Incoming::Status) => match sessions.status(&self.handle).await {
+            Ok(Incoming::Status) => match sessions.status(&self.handle, self.stream).await {
                 Ok(status) => ServerMessage::Status(status),
                 Err(err) => error(err, None),
             },
@@ -140,20 +137,13 @@ impl Connection {
             }
             Ok(Incoming::Chunk(chunk)) => {
                 let seq = chunk.seq;
-                match sessions.chunk(&self.handle, chunk).await {
+                match sessions.chunk(&self.handle, self.stream, chunk).await {
                     Ok(ack) => ServerMessage::Ack(ack),
                     Err(err) => error(err, Some(seq)),
                 }
             }
         };
         (answer, Next::Continue)
-    }
-
-    fn key_is(&self, given: &str) -> bool {
-        self.app
-            .api_key
-            .as_deref()
-            .is_none_or(|expected| key_matches(expected, given))
     }
 }
 

@@ -1,10 +1,12 @@
 //! Frame and result objects through `object_store`: a local directory or an S3-compatible
 //! bucket (Cloudflare R2 included).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -92,6 +94,21 @@ impl Objects {
     }
 }
 
+impl Objects {
+    /// The size of every object under `prefix` (a folder, ending in `/`), by key: one listing
+    /// instead of a request per object.
+    pub async fn sizes(&self, prefix: &str) -> Result<HashMap<String, u64>, StorageError> {
+        let path = ObjectPath::from(prefix);
+        let mut listing = self.store.list(Some(&path));
+        let mut sizes = HashMap::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| object_error("list", prefix, e))?;
+            sizes.insert(meta.location.to_string(), meta.size);
+        }
+        Ok(sizes)
+    }
+}
+
 impl ObjectStorage for Objects {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
         let path = ObjectPath::from(key);
@@ -100,6 +117,10 @@ impl ObjectStorage for Objects {
             .await
             .map(|_| ())
             .map_err(|e| object_error("write", key, e))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(Objects::get(self, key).await?.map(Vec::from))
     }
 }
 

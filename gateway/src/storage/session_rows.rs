@@ -1,23 +1,33 @@
 //! The session tables and the session core's storage port on top of them.
 //!
 //! Rows are keyed by the session's safe name (the same name its objects live under); the
-//! client's own id is kept beside it so two ids that share a safe name are told apart.
+//! client's own id is kept beside it so two ids that share a safe name are told apart. Each
+//! stream of a session has a `streams` row (counters) and `frames` rows (stored seqs).
+
+use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::core::clock::EpochMs;
-use crate::core::ingest::IngestRecord;
-use crate::core::ports::{SessionStorage, StorageError, StoredSession};
+use crate::core::ingest::{CaptureOrigin, IngestRecord};
+use crate::core::ports::{SessionStorage, StorageError, StoredSession, StoredStream};
 use crate::core::session_id::SessionId;
 use crate::core::speakers::SpeakerRecord;
+use crate::core::stream::Stream;
 use crate::protocol::{SessionState, SpeakerEvent};
 use crate::storage::Database;
 
+/// The schema version this code writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
 pub(super) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let had_v0 = version == 0 && table_exists(conn, "chunks")?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS sessions (
             safe_id TEXT PRIMARY KEY,
             session_id TEXT NOT NULL,
+            -- Version 0 kept the mic's counters here; they moved to `streams`.
             ingest_started_at INTEGER,
             ingest_updated_at INTEGER,
             duplicate_chunks INTEGER NOT NULL DEFAULT 0,
@@ -26,10 +36,21 @@ pub(super) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
             state_updated_at INTEGER,
             finalized_at INTEGER
         );
-        CREATE TABLE IF NOT EXISTS chunks (
+        CREATE TABLE IF NOT EXISTS streams (
             safe_id TEXT NOT NULL,
+            stream TEXT NOT NULL,
+            started_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            duplicate_chunks INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (safe_id, stream)
+        ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS frames (
+            safe_id TEXT NOT NULL,
+            stream TEXT NOT NULL,
             seq INTEGER NOT NULL,
-            PRIMARY KEY (safe_id, seq)
+            -- Epoch ms of the frame's first sample; NULL for frames stored by version 0.
+            captured_at INTEGER,
+            PRIMARY KEY (safe_id, stream, seq)
         ) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS events (
             safe_id TEXT NOT NULL,
@@ -43,7 +64,29 @@ pub(super) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
             answer TEXT NOT NULL,
             PRIMARY KEY (safe_id, idempotency_key)
         ) WITHOUT ROWID;",
+    )?;
+    if had_v0 {
+        // Version 0 had one stream: its frames and counters become the mic's.
+        conn.execute_batch(
+            "BEGIN;
+             INSERT OR IGNORE INTO frames (safe_id, stream, seq) SELECT safe_id, 'mic', seq FROM chunks;
+             INSERT OR IGNORE INTO streams (safe_id, stream, started_at, updated_at, duplicate_chunks)
+                 SELECT safe_id, 'mic', ingest_started_at, ingest_updated_at, duplicate_chunks
+                 FROM sessions WHERE ingest_started_at IS NOT NULL AND ingest_updated_at IS NOT NULL;
+             DROP TABLE chunks;
+             COMMIT;",
+        )?;
+    }
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+}
+
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
     )
+    .map(|n| n > 0)
 }
 
 /// Makes sure the session has a row, so the column updates below always hit one.
@@ -55,14 +98,23 @@ fn ensure_row(conn: &Connection, id: &SessionId) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn write_ingest(conn: &Connection, id: &SessionId, ingest: &IngestRecord) -> rusqlite::Result<()> {
+fn write_ingest(
+    conn: &Connection,
+    id: &SessionId,
+    stream: Stream,
+    ingest: &IngestRecord,
+) -> rusqlite::Result<()> {
     ensure_row(conn, id)?;
     conn.prepare_cached(
-        "UPDATE sessions SET ingest_started_at = ?2, ingest_updated_at = ?3, duplicate_chunks = ?4
-         WHERE safe_id = ?1",
+        "INSERT INTO streams (safe_id, stream, started_at, updated_at, duplicate_chunks)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (safe_id, stream) DO UPDATE SET
+             started_at = excluded.started_at, updated_at = excluded.updated_at,
+             duplicate_chunks = excluded.duplicate_chunks",
     )?
     .execute(params![
         id.safe(),
+        stream.as_str(),
         ingest.started_at as i64,
         ingest.updated_at as i64,
         ingest.duplicate_chunks as i64
@@ -77,53 +129,18 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> rusqlite::Result<T> 
 }
 
 fn load(conn: &Connection, id: &SessionId) -> rusqlite::Result<StoredSession> {
-    type Row = (
-        String,
-        Option<i64>,
-        Option<i64>,
-        i64,
-        Option<String>,
-        i64,
-        Option<i64>,
-        Option<i64>,
-    );
+    type Row = (String, Option<String>, i64, Option<i64>, Option<i64>);
     let row: Option<Row> = conn
         .prepare_cached(
-            "SELECT session_id, ingest_started_at, ingest_updated_at, duplicate_chunks, state,
-                    event_count, state_updated_at, finalized_at
+            "SELECT session_id, state, event_count, state_updated_at, finalized_at
              FROM sessions WHERE safe_id = ?1",
         )?
         .query_row([id.safe()], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?;
-    let Some((session_id, started, updated, duplicates, state, events, state_at, finalized)) = row
-    else {
+    let Some((session_id, state, events, state_at, finalized)) = row else {
         return Ok(StoredSession::default());
-    };
-    let ingest = match (started, updated) {
-        (Some(started_at), Some(updated_at)) => {
-            let seqs = conn
-                .prepare_cached("SELECT seq FROM chunks WHERE safe_id = ?1 ORDER BY seq")?
-                .query_map([id.safe()], |r| r.get::<_, i64>(0).map(|s| s as u64))?
-                .collect::<rusqlite::Result<Vec<u64>>>()?;
-            let record = IngestRecord {
-                duplicate_chunks: duplicates as u64,
-                started_at: started_at as EpochMs,
-                updated_at: updated_at as EpochMs,
-            };
-            Some((record, seqs))
-        }
-        _ => None,
     };
     let state: SessionState = match state {
         Some(text) => from_json(&text)?,
@@ -131,7 +148,7 @@ fn load(conn: &Connection, id: &SessionId) -> rusqlite::Result<StoredSession> {
     };
     Ok(StoredSession {
         session_id: Some(session_id),
-        ingest,
+        streams: load_streams(conn, id)?,
         speakers: SpeakerRecord {
             state,
             event_count: events as u64,
@@ -141,31 +158,100 @@ fn load(conn: &Connection, id: &SessionId) -> rusqlite::Result<StoredSession> {
     })
 }
 
+fn load_streams(
+    conn: &Connection,
+    id: &SessionId,
+) -> rusqlite::Result<BTreeMap<Stream, StoredStream>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT stream, started_at, updated_at, duplicate_chunks FROM streams WHERE safe_id = ?1",
+        )?
+        .query_map([id.safe()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut streams = BTreeMap::new();
+    for (name, started_at, updated_at, duplicates) in rows {
+        // Only this code writes stream names; an unknown one is a newer gateway's, skipped.
+        let Ok(stream) = Stream::parse(&name) else {
+            continue;
+        };
+        let mut seqs = Vec::new();
+        let mut origin = None;
+        let mut frames = conn.prepare_cached(
+            "SELECT seq, captured_at FROM frames WHERE safe_id = ?1 AND stream = ?2 ORDER BY seq",
+        )?;
+        let mut rows = frames.query(params![id.safe(), name])?;
+        while let Some(row) = rows.next()? {
+            let seq = row.get::<_, i64>(0)? as u64;
+            if let (None, Some(at)) = (origin, row.get::<_, Option<i64>>(1)?) {
+                origin = Some(CaptureOrigin {
+                    seq,
+                    captured_at: at as EpochMs,
+                });
+            }
+            seqs.push(seq);
+        }
+        let record = IngestRecord {
+            duplicate_chunks: duplicates as u64,
+            started_at: started_at as EpochMs,
+            updated_at: updated_at as EpochMs,
+        };
+        streams.insert(
+            stream,
+            StoredStream {
+                record,
+                seqs,
+                origin,
+            },
+        );
+    }
+    Ok(streams)
+}
+
 impl SessionStorage for Database {
     async fn load(&self, id: &SessionId) -> Result<StoredSession, StorageError> {
         let id = id.clone();
         self.call(move |conn| load(conn, &id)).await
     }
 
-    async fn save_ingest(&self, id: &SessionId, ingest: &IngestRecord) -> Result<(), StorageError> {
+    async fn save_ingest(
+        &self,
+        id: &SessionId,
+        stream: Stream,
+        ingest: &IngestRecord,
+    ) -> Result<(), StorageError> {
         let (id, ingest) = (id.clone(), *ingest);
-        self.call(move |conn| write_ingest(conn, &id, &ingest))
+        self.call(move |conn| write_ingest(conn, &id, stream, &ingest))
             .await
     }
 
     async fn save_chunk(
         &self,
         id: &SessionId,
+        stream: Stream,
         seq: u64,
+        captured_at: EpochMs,
         ingest: &IngestRecord,
     ) -> Result<(), StorageError> {
         let (id, ingest) = (id.clone(), *ingest);
         self.call(move |conn| {
-            write_ingest(conn, &id, &ingest)?;
+            write_ingest(conn, &id, stream, &ingest)?;
             conn.prepare_cached(
-                "INSERT INTO chunks (safe_id, seq) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                "INSERT INTO frames (safe_id, stream, seq, captured_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO UPDATE SET captured_at = excluded.captured_at",
             )?
-            .execute(params![id.safe(), seq as i64])?;
+            .execute(params![
+                id.safe(),
+                stream.as_str(),
+                seq as i64,
+                captured_at as i64
+            ])?;
             Ok(())
         })
         .await
@@ -247,5 +333,45 @@ impl SessionStorage for Database {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_0_database_keeps_its_frames_and_counters_as_the_mic_stream() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE sessions (safe_id TEXT PRIMARY KEY, session_id TEXT NOT NULL,
+                 ingest_started_at INTEGER, ingest_updated_at INTEGER,
+                 duplicate_chunks INTEGER NOT NULL DEFAULT 0, state TEXT,
+                 event_count INTEGER NOT NULL DEFAULT 0, state_updated_at INTEGER,
+                 finalized_at INTEGER);
+             CREATE TABLE chunks (safe_id TEXT NOT NULL, seq INTEGER NOT NULL,
+                 PRIMARY KEY (safe_id, seq)) WITHOUT ROWID;
+             INSERT INTO sessions (safe_id, session_id, ingest_started_at, ingest_updated_at,
+                 duplicate_chunks) VALUES ('a_b', 'a/b', 10, 20, 3);
+             INSERT INTO chunks VALUES ('a_b', 1), ('a_b', 2), ('a_b', 5);",
+        )
+        .unwrap();
+        create_schema(&conn).unwrap();
+        create_schema(&conn).unwrap(); // opening again changes nothing
+        let stored = load(&conn, &SessionId::parse("a/b").unwrap()).unwrap();
+        assert_eq!(stored.session_id.as_deref(), Some("a/b"));
+        let mic = &stored.streams[&Stream::Mic];
+        assert_eq!(mic.seqs, vec![1, 2, 5]);
+        assert_eq!(
+            mic.record,
+            IngestRecord {
+                duplicate_chunks: 3,
+                started_at: 10,
+                updated_at: 20
+            }
+        );
+        assert_eq!(mic.origin, None, "version 0 kept no capture times");
+        assert_eq!(stored.streams.len(), 1);
+        assert!(!table_exists(&conn, "chunks").unwrap());
     }
 }

@@ -1,0 +1,230 @@
+//! A session's second stream (meeting audio, `?stream=system`), the stereo mix, and what a
+//! resent seq may and may not do (issue 9 items 1 and 4).
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+const SESSION: &str = "two-streams";
+
+fn system_ws(gw: &TestGateway) -> String {
+    format!("{}?stream=system", gw.ws(SESSION))
+}
+
+/// One second whose every sample is `value`.
+fn flat(value: i16) -> Vec<u8> {
+    value.to_le_bytes().repeat(16_000)
+}
+
+/// A chunk of `pcm` captured at `captured_at` (epoch ms).
+fn chunk_at(seq: u64, captured_at: u64, pcm: &[u8]) -> Value {
+    let mut chunk = chunk_with(SESSION, seq, pcm);
+    chunk["timestamp_ms"] = json!(captured_at);
+    chunk
+}
+
+async fn wav(gw: &TestGateway, query: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let response = reqwest::get(gw.http(&format!("/v1/sessions/{SESSION}/audio.wav{query}")))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.bytes().await.unwrap().to_vec())
+}
+
+fn samples(bytes: &[u8]) -> Vec<i16> {
+    bytes
+        .chunks_exact(2)
+        .map(|p| i16::from_le_bytes([p[0], p[1]]))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unknown_stream_is_refused_before_the_upgrade_and_on_audio() {
+    let gw = TestGateway::start().await;
+    let url = format!("{}?stream=speaker", gw.ws(SESSION)).replace("ws://", "http://");
+    let response = reqwest::Client::new()
+        .get(url)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["detail"],
+        "unknown stream 'speaker': use mic or system"
+    );
+
+    let (status, body) = gw
+        .get_json(&format!("/v1/sessions/{SESSION}/audio.wav?stream=both"))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["detail"],
+        "unknown stream 'both': use mic or system or mix"
+    );
+}
+
+#[tokio::test]
+async fn the_system_stream_has_its_own_seqs_keys_counters_and_audio() {
+    let mut gw = TestGateway::start().await;
+    let mut mic = gw.connect(SESSION).await;
+    let mut system = connect(&system_ws(&gw)).await;
+    let ready = hello(&mut system).await;
+    assert_eq!(ready["ingest"]["last_seq"], 0);
+
+    for seq in 1..=3 {
+        let ack = ask(&mut mic, &chunk_at(seq, 1_000 * seq, &flat(100))).await;
+        assert_eq!(
+            ack["key"],
+            format!("sessions/{SESSION}/chunks/{seq:08}.pcm")
+        );
+    }
+    for seq in [1, 2, 4] {
+        let ack = ask(&mut system, &chunk_at(seq, 1_000 * seq, &flat(-7))).await;
+        assert_eq!(ack["status"], "stored", "{ack}");
+        assert_eq!(
+            ack["key"],
+            format!("sessions/{SESSION}/streams/system/chunks/{seq:08}.pcm")
+        );
+    }
+    let status = ask(&mut system, &json!({"type": "status"})).await;
+    assert_eq!(
+        (
+            status["last_seq"].as_u64(),
+            status["missing_chunks"].as_u64()
+        ),
+        (Some(4), Some(1))
+    );
+
+    gw.restart().await;
+    let (code, state) = gw.get_json(&format!("/v1/sessions/{SESSION}/state")).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        state["ingest"]["last_seq"], 3,
+        "the seed's field is the mic's"
+    );
+    assert_eq!(state["streams"]["mic"]["received_chunks"], 3);
+    assert_eq!(state["streams"]["system"]["received_chunks"], 3);
+    assert_eq!(state["streams"]["system"]["missing_chunks"], 1);
+
+    let (code, headers, body) = wav(&gw, "?stream=system").await;
+    assert_eq!(code, 200);
+    assert_eq!(headers["x-missing-seconds"], "1");
+    assert_eq!(body.len(), 44 + 4 * 32_000);
+    let expected: Vec<u8> = [flat(-7), flat(-7), flat(0), flat(-7)].concat();
+    assert!(
+        body[44..] == expected[..],
+        "system audio in seq order, silence for seq 3"
+    );
+    let (_, _, body) = wav(&gw, "").await;
+    assert_eq!(
+        body.len(),
+        44 + 3 * 32_000,
+        "no query: the mic, as the seed served it"
+    );
+}
+
+#[tokio::test]
+async fn the_mix_puts_the_mic_left_and_the_meeting_right_aligned_by_capture_time() {
+    let gw = TestGateway::start().await;
+    let mut mic = gw.connect(SESSION).await;
+    let mut system = connect(&system_ws(&gw)).await;
+    let t0 = 1_764_000_000_000u64;
+    for seq in 1..=2 {
+        ask(
+            &mut mic,
+            &chunk_at(seq, t0 + 1_000 * (seq - 1), &flat(1_000)),
+        )
+        .await;
+    }
+    // The meeting audio began 250 ms after the mic.
+    for seq in 1..=2 {
+        ask(
+            &mut system,
+            &chunk_at(seq, t0 + 250 + 1_000 * (seq - 1), &flat(-2_000)),
+        )
+        .await;
+    }
+    let (code, headers, body) = wav(&gw, "?stream=mix").await;
+    assert_eq!(code, 200);
+    assert_eq!(u16::from_le_bytes([body[22], body[23]]), 2, "stereo");
+    let frames = samples(&body[44..]);
+    let (left, right): (Vec<i16>, Vec<i16>) =
+        frames.chunks_exact(2).map(|lr| (lr[0], lr[1])).unzip();
+    // 2.25 s in all: the meeting stream ends 250 ms after the mic's.
+    assert_eq!(left.len(), 36_000);
+    assert_eq!(headers["content-length"], (44 + 36_000 * 4).to_string());
+    assert!(left[..32_000].iter().all(|&s| s == 1_000));
+    assert!(left[32_000..].iter().all(|&s| s == 0));
+    assert!(
+        right[..4_000].iter().all(|&s| s == 0),
+        "250 ms before the meeting audio"
+    );
+    assert!(right[4_000..].iter().all(|&s| s == -2_000));
+}
+
+#[tokio::test]
+async fn a_reused_seq_with_other_audio_is_refused_and_nothing_is_overwritten() {
+    let gw = TestGateway::start().await;
+    let mut first = gw.connect(SESSION).await;
+    for seq in 1..=2 {
+        ask(&mut first, &chunk_at(seq, 1_000 * seq, &flat(5))).await;
+    }
+    // A second laptop (or a fresh spool) starts the same session over at seq 1.
+    let mut second = gw.connect(SESSION).await;
+    let answer = ask(&mut second, &chunk_at(1, 9_000, &flat(6))).await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["seq"], 1);
+    assert_eq!(
+        answer["detail"],
+        "seq 1 of the mic stream is already stored with different audio; nothing was overwritten. Continue after last_seq 2"
+    );
+    assert_eq!(
+        std::fs::read(gw.object(&format!("sessions/{SESSION}/chunks/00000001.pcm"))).unwrap(),
+        flat(5)
+    );
+    // The same bytes again are a true duplicate.
+    let answer = ask(&mut second, &chunk_at(1, 1_000, &flat(5))).await;
+    assert_eq!(
+        (
+            answer["status"].as_str(),
+            answer["duplicate_count"].as_u64()
+        ),
+        (Some("duplicate"), Some(1))
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_frame_is_served_as_silence_and_rewritten_by_a_resend() {
+    let gw = TestGateway::start().await;
+    let mut ws = gw.connect(SESSION).await;
+    for seq in 1..=3 {
+        ask(&mut ws, &chunk_at(seq, 1_000 * seq, &flat(seq as i16))).await;
+    }
+    let damaged = gw.object(&format!("sessions/{SESSION}/chunks/00000002.pcm"));
+    std::fs::write(&damaged, b"short").unwrap();
+
+    let (code, headers, body) = wav(&gw, "").await;
+    assert_eq!(code, 200);
+    assert_eq!(headers["x-unreadable-seconds"], "1");
+    assert_eq!(headers["x-missing-seconds"], "0");
+    let expected: Vec<u8> = [flat(1), flat(0), flat(3)].concat();
+    assert!(
+        body[44..] == expected[..],
+        "the whole file, silence for the damaged second"
+    );
+
+    let ack = ask(&mut ws, &chunk_at(2, 2_000, &flat(2))).await;
+    assert_eq!(ack["status"], "stored", "{ack}");
+    assert_eq!(std::fs::read(&damaged).unwrap(), flat(2));
+    let (_, headers, body) = wav(&gw, "").await;
+    assert_eq!(headers["x-unreadable-seconds"], "0");
+    let expected: Vec<u8> = [flat(1), flat(2), flat(3)].concat();
+    assert!(body[44..] == expected[..]);
+}
