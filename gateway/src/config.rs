@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::inference::{DEFAULT_RESOLVE_PATH, DEFAULT_TIMEOUT_MS, InferenceConfig, InferenceMode};
 use crate::server::GatewayConfig;
+use crate::storage::Durability;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -61,6 +62,10 @@ pub struct ServeArgs {
     /// Path of the resolve endpoint on the inference service.
     #[arg(long, env = "INFERENCE_RESOLVE_PATH", default_value = DEFAULT_RESOLVE_PATH)]
     pub inference_resolve_path: String,
+    /// What an ACK promises: power (frame and counters on stable storage, fsynced, before the
+    /// ACK) or process (they survive the gateway being killed, not a power cut).
+    #[arg(long, env = "GATEWAY_DURABILITY", value_enum, default_value_t = Durability::Process)]
+    pub durability: Durability,
     /// Seconds an unused session stays in memory.
     #[arg(long, env = "GATEWAY_IDLE_SECS", default_value_t = 60)]
     pub idle_secs: u64,
@@ -98,6 +103,7 @@ impl ServeArgs {
             inference_mode: self.inference,
             speaker_model: self.speaker_model,
             idle_timeout: Duration::from_secs(self.idle_secs.max(1)),
+            durability: self.durability,
         })
     }
 }

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::inference::{Inference, InferenceConfig, InferenceMode};
 use crate::sessions::Sessions;
-use crate::storage::{Database, Objects};
+use crate::storage::{Database, Durability, Objects};
 use open_sockets::{AllClosed, OpenSockets, open_sockets};
 
 /// How long shutdown waits for open sockets to send their close frames.
@@ -56,6 +56,8 @@ pub struct GatewayConfig {
     pub speaker_model: Option<PathBuf>,
     /// How long an unused session actor lives before it is dropped from memory.
     pub idle_timeout: Duration,
+    /// What an ACK promises: see [`Durability`].
+    pub durability: Durability,
 }
 
 impl GatewayConfig {
@@ -83,6 +85,7 @@ impl GatewayConfig {
             inference_mode: InferenceMode::Auto,
             speaker_model: None,
             idle_timeout: Duration::from_secs(60),
+            durability: Durability::Process,
         }
     }
 }
@@ -171,12 +174,16 @@ impl RunningGateway {
 
 /// Opens storage, binds the address and starts serving.
 pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
-    let database = Database::open(&config.data_dir)?;
+    let database = Database::open(&config.data_dir, config.durability)?;
     let objects = match &config.objects {
-        Some(spec) => Objects::from_spec(spec)?,
-        None => Objects::local(&config.data_dir.join("objects"))?,
+        Some(spec) => Objects::from_spec(spec, config.durability)?,
+        None => Objects::local(&config.data_dir.join("objects"), config.durability)?,
     };
-    let storage = objects.description().to_owned();
+    let storage = format!(
+        "{} (durability: {})",
+        objects.description(),
+        config.durability.as_str()
+    );
     let inference = Inference::start(
         config.inference_mode,
         config.inference.clone(),

@@ -3,8 +3,10 @@
 //! Every call is a job run inside its own savepoint; the thread takes all jobs that are waiting,
 //! runs them in one transaction and commits once, then answers each caller. So many sessions'
 //! frames share one commit under load, while a lone frame is committed at once, and no caller
-//! hears back before its write is committed (WAL with `synchronous=NORMAL`: a commit survives a
-//! process kill). A failing job rolls back to its savepoint without spoiling its neighbours.
+//! hears back before its write is committed (WAL; with [`Durability::Power`] each commit is
+//! synced to stable storage, `synchronous=FULL`, else it survives a process kill,
+//! `synchronous=NORMAL`). A failing job rolls back to its savepoint without spoiling its
+//! neighbours.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -13,6 +15,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::core::ports::StorageError;
+use crate::storage::Durability;
 
 /// Most jobs committed together; bounds the latency a large batch adds to its first caller.
 const MAX_BATCH: usize = 256;
@@ -30,14 +33,18 @@ pub struct Database {
 
 impl Database {
     /// Opens (creating if needed) `<dir>/gateway.sqlite3` and starts its thread.
-    pub fn open(dir: &Path) -> Result<Database, StorageError> {
+    pub fn open(dir: &Path, durability: Durability) -> Result<Database, StorageError> {
+        let synchronous = match durability {
+            Durability::Power => "FULL",
+            Durability::Process => "NORMAL",
+        };
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError(format!("cannot create the data directory: {e}")))?;
         let conn = Connection::open(dir.join("gateway.sqlite3"))
             .and_then(|conn| {
-                conn.execute_batch(
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
-                )?;
+                conn.execute_batch(&format!(
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA busy_timeout=5000;"
+                ))?;
                 super::session_rows::create_schema(&conn)?;
                 Ok(conn)
             })

@@ -7,3 +7,25 @@ mod session_rows;
 
 pub use database::Database;
 pub use objects::Objects;
+
+/// What an ACK promises about the frame and counters it acknowledges (`--durability`,
+/// `GATEWAY_DURABILITY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Durability {
+    /// They survive a power cut or an OS crash: each object file and its directory are
+    /// fsynced, and SQLite syncs its log on every commit (`synchronous=FULL`), before the ACK.
+    Power,
+    /// They survive the gateway process being killed (`kill -9`), not a power cut: the OS
+    /// writes them out in its own time. Faster on slow disks.
+    #[default]
+    Process,
+}
+
+impl Durability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Power => "power",
+            Durability::Process => "process",
+        }
+    }
+}

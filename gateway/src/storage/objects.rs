@@ -13,6 +13,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, ObjectStore, PutOptions, PutPayload};
 
 use crate::core::ports::{ObjectStorage, StorageError};
+use crate::storage::Durability;
 
 /// The bucket the seed gateway used, kept as the default name.
 pub const DEFAULT_BUCKET: &str = "interview-feedback-results";
@@ -28,18 +29,22 @@ pub struct Objects {
 impl Objects {
     /// `spec` is a directory path or `s3://<bucket>`; S3 settings come from the standard
     /// `AWS_*` variables (`AWS_ENDPOINT` for R2 or another S3-compatible service).
-    pub fn from_spec(spec: &str) -> Result<Objects, StorageError> {
+    /// A bucket acknowledges a put once it is stored, whatever `durability` says.
+    pub fn from_spec(spec: &str, durability: Durability) -> Result<Objects, StorageError> {
         match spec.strip_prefix("s3://") {
             Some(bucket) => Objects::s3(bucket.trim_end_matches('/')),
-            None => Objects::local(Path::new(spec)),
+            None => Objects::local(Path::new(spec), durability),
         }
     }
 
-    pub fn local(dir: &Path) -> Result<Objects, StorageError> {
+    /// A directory; with [`Durability::Power`] every put fsyncs the file and its directory
+    /// before it returns.
+    pub fn local(dir: &Path, durability: Durability) -> Result<Objects, StorageError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError(format!("cannot create the objects directory: {e}")))?;
         let store = LocalFileSystem::new_with_prefix(dir)
-            .map_err(|e| StorageError(format!("cannot use the objects directory: {e}")))?;
+            .map_err(|e| StorageError(format!("cannot use the objects directory: {e}")))?
+            .with_fsync(durability == Durability::Power);
         Ok(Objects {
             store: Arc::new(store),
             description: format!("directory {}", dir.display()),

@@ -29,11 +29,33 @@ impl ChildGateway {
     /// Starts `gateway serve --listen 127.0.0.1:0 --data-dir DIR` and waits for its startup line.
     /// `log_dir` holds the child's stderr (one file per start, so a restart keeps the earlier log).
     pub async fn start(data_dir: &Path, log_dir: &Path) -> ChildGateway {
+        ChildGateway::start_under(&[], &[], data_dir, log_dir).await
+    }
+
+    /// As [`ChildGateway::start`], with more `serve` flags, run under `wrapper` (a program and
+    /// its arguments, e.g. `strace -o FILE`) when that is not empty. Signals then reach the
+    /// wrapper, not the gateway: use [`ChildGateway::signal_group`].
+    pub async fn start_under(
+        wrapper: &[&str],
+        flags: &[&str],
+        data_dir: &Path,
+        log_dir: &Path,
+    ) -> ChildGateway {
         let stderr_log = log_dir.join(format!("gateway-{}.log", unique_suffix()));
         let stderr = std::fs::File::create(&stderr_log).expect("create the child's log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
+        let gateway = env!("CARGO_BIN_EXE_gateway");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(gateway);
+                command
+            }
+            None => Command::new(gateway),
+        };
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flags)
+            .arg("--data-dir")
             .arg(data_dir)
             // Settings the test does not choose must not leak in from the developer's shell.
             .env_remove("GATEWAY_OBJECTS")
@@ -92,6 +114,14 @@ impl ChildGateway {
         // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
         let result = unsafe { libc::kill(self.pid(), signal) };
         assert_eq!(result, 0, "kill({}, {signal}) failed", self.pid());
+    }
+
+    /// Sends `signal` to the child's whole process group (a wrapper and the gateway under it).
+    #[cfg(unix)]
+    pub fn signal_group(&self, signal: i32) {
+        // SAFETY: kill(2) on the process group we created for the child.
+        let result = unsafe { libc::kill(-self.pid(), signal) };
+        assert_eq!(result, 0, "kill(-{}, {signal}) failed", self.pid());
     }
 
     /// Waits until the child has exited, failing the test after the deadline.
