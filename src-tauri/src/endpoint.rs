@@ -11,6 +11,8 @@ use gateway::protocol::ErrorBody;
 use reqwest::{Method, Url};
 use serde::Serialize;
 
+use crate::stream::Stream;
+
 /// Header carrying the gateway API key, on HTTP requests and on the WebSocket upgrade.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -131,6 +133,16 @@ impl GatewayEndpoint {
         url
     }
 
+    /// The socket of one of the session's streams: the mic's is [`audio_ws`](Self::audio_ws)
+    /// unchanged (what seed gateways know), any other adds `?stream=<name>`.
+    pub fn stream_ws(&self, session_id: &str, stream: Stream) -> Url {
+        let mut url = self.audio_ws(session_id);
+        if stream != Stream::Mic {
+            url.query_pairs_mut().append_pair("stream", stream.as_str());
+        }
+        url
+    }
+
     /// `…/v1/sessions/{session_id}/{action}` (`resolve`, `finalize`, `audio.wav`, `state`).
     pub fn session(&self, session_id: &str, action: &str) -> Url {
         self.url(&["v1", "sessions", session_id, action])
@@ -160,6 +172,19 @@ mod tests {
         assert_eq!(
             gw.session("s-1", "resolve").as_str(),
             "http://127.0.0.1:8787/v1/sessions/s-1/resolve"
+        );
+    }
+
+    #[test]
+    fn the_mic_socket_is_unchanged_and_system_audio_names_its_stream() {
+        let gw = GatewayEndpoint::parse("http://127.0.0.1:8787", None).unwrap();
+        assert_eq!(
+            gw.stream_ws("s 1", Stream::Mic).as_str(),
+            "ws://127.0.0.1:8787/v1/audio/ws/s%201"
+        );
+        assert_eq!(
+            gw.stream_ws("s 1", Stream::System).as_str(),
+            "ws://127.0.0.1:8787/v1/audio/ws/s%201?stream=system"
         );
     }
 

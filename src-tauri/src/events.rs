@@ -7,10 +7,17 @@
 //!
 //! Events serialize as JSON objects tagged by `"type"` (`level`, `uplink`, `connection`,
 //! `speaker`, `resolve_unavailable`, `error`, `finished`), ready to forward to a web view.
+//!
+//! A recording has a `mic` stream and may have a `system` stream (meeting audio); the events of
+//! one stream (`level`, `uplink`, `connection`, and `error`s from its source, local copy, spool
+//! or uplink) say which in a `"stream"` field. The fields the mic's events had before streams
+//! existed are unchanged, and the [`Summary`]'s top-level counters are the mic's.
 
 use gateway::protocol::ResolveAnswer;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use tokio::sync::broadcast;
+
+pub use crate::stream::Stream;
 
 /// How many events a slow consumer may fall behind before it starts losing the oldest.
 const CAPACITY: usize = 1024;
@@ -19,12 +26,24 @@ const CAPACITY: usize = 1024;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    /// Input level of the normalized stream, about 20 times a second.
-    Level { rms_dbfs: f32, peak_dbfs: f32 },
-    /// Uplink counters, at most a few times a second and whenever they matter.
-    Uplink(UplinkCounters),
-    /// The uplink's connection changed state.
+    /// Input level of a stream's normalized audio, about 20 times a second.
+    Level {
+        #[serde(serialize_with = "stream_name")]
+        stream: Stream,
+        rms_dbfs: f32,
+        peak_dbfs: f32,
+    },
+    /// A stream's uplink counters, at most a few times a second and whenever they matter.
+    Uplink {
+        #[serde(serialize_with = "stream_name")]
+        stream: Stream,
+        #[serde(flatten)]
+        counters: UplinkCounters,
+    },
+    /// A stream's uplink connection changed state.
     Connection {
+        #[serde(serialize_with = "stream_name")]
+        stream: Stream,
         state: ConnectionState,
         /// Frames held in the spool, not yet ACKed.
         holding: u64,
@@ -40,6 +59,12 @@ pub enum Event {
     Error {
         origin: ErrorOrigin,
         message: String,
+        /// The stream it concerns; absent for errors of the whole recording (resolution).
+        #[serde(
+            serialize_with = "optional_stream_name",
+            skip_serializing_if = "Option::is_none"
+        )]
+        stream: Option<Stream>,
     },
     /// The recording ended.
     Finished(Summary),
@@ -116,7 +141,8 @@ pub struct UplinkCounters {
     pub latency: Latency,
 }
 
-/// The end of a recording.
+/// The end of a recording. The top-level counters are the mic stream's (as before streams
+/// existed); `system` holds the meeting audio's, when it was recorded.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Summary {
     pub session_id: String,
@@ -127,10 +153,43 @@ pub struct Summary {
     /// Seq of the last frame produced, 0 if none.
     pub last_seq: u64,
     pub uplink: UplinkCounters,
-    /// Whether every frame was ACKed before the stop finished waiting.
+    /// Whether every frame of every stream was ACKed before the stop finished waiting.
     pub drained: bool,
     /// The normalized local WAV copy.
     pub local_copy: Option<String>,
+    /// The system (meeting audio) stream, if this recording had one.
+    /// (Boxed: most recordings have none, and events stay small.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<Box<StreamSummary>>,
+}
+
+/// One stream's part of a [`Summary`], with the same meaning as the mic's top-level fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StreamSummary {
+    pub frames: u64,
+    pub samples: u64,
+    pub last_seq: u64,
+    pub uplink: UplinkCounters,
+    /// Whether every frame of this stream was ACKed.
+    pub drained: bool,
+    pub local_copy: Option<String>,
+    /// Why this stream's audio stopped early, if it did (the recording itself went on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn stream_name<S: Serializer>(stream: &Stream, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(stream.as_str())
+}
+
+fn optional_stream_name<S: Serializer>(
+    stream: &Option<Stream>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match stream {
+        Some(stream) => stream_name(stream, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// Where the engine's parts publish events; cheap to clone.
@@ -157,11 +216,21 @@ impl EventSink {
         let _ = self.tx.send(event);
     }
 
-    /// Shorthand for [`Event::Error`].
+    /// Shorthand for an [`Event::Error`] of the whole recording.
     pub fn error(&self, origin: ErrorOrigin, message: impl Into<String>) {
         self.emit(Event::Error {
             origin,
             message: message.into(),
+            stream: None,
+        });
+    }
+
+    /// Shorthand for an [`Event::Error`] of one stream.
+    pub fn stream_error(&self, stream: Stream, origin: ErrorOrigin, message: impl Into<String>) {
+        self.emit(Event::Error {
+            origin,
+            message: message.into(),
+            stream: Some(stream),
         });
     }
 
@@ -184,21 +253,60 @@ mod tests {
             },
             holding: 7,
             detail: Some("connection refused".into()),
+            stream: Stream::Mic,
         })
         .unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"type":"connection","state":{"state":"reconnecting","attempt":2,"retry_in_ms":400},"holding":7,"detail":"connection refused"})
+            serde_json::json!({"type":"connection","stream":"mic","state":{"state":"reconnecting","attempt":2,"retry_in_ms":400},"holding":7,"detail":"connection refused"})
         );
         let json = serde_json::to_value(Event::Level {
+            stream: Stream::System,
             rms_dbfs: -20.0,
             peak_dbfs: -6.0,
         })
         .unwrap();
-        assert_eq!(json["type"], "level");
-        let json = serde_json::to_value(Event::Uplink(UplinkCounters::default())).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type":"level","stream":"system","rms_dbfs":-20.0,"peak_dbfs":-6.0})
+        );
+        let json = serde_json::to_value(Event::Uplink {
+            stream: Stream::System,
+            counters: UplinkCounters::default(),
+        })
+        .unwrap();
         assert_eq!(json["type"], "uplink");
+        assert_eq!(json["stream"], "system");
         assert_eq!(json["pending"], 0);
+    }
+
+    #[test]
+    fn errors_name_their_stream_only_when_they_have_one() {
+        let sink = EventSink::new();
+        let mut rx = sink.subscribe();
+        sink.error(ErrorOrigin::Resolve, "no inference");
+        sink.stream_error(Stream::System, ErrorOrigin::Source, "output gone");
+        let json = |e: Event| serde_json::to_value(e).unwrap();
+        assert_eq!(
+            json(rx.try_recv().unwrap()),
+            serde_json::json!({"type":"error","origin":"resolve","message":"no inference"})
+        );
+        assert_eq!(
+            json(rx.try_recv().unwrap()),
+            serde_json::json!({"type":"error","origin":"source","message":"output gone","stream":"system"})
+        );
+    }
+
+    #[test]
+    fn a_summary_without_system_audio_has_no_system_field() {
+        let json = serde_json::to_value(Summary::default()).unwrap();
+        assert!(json.get("system").is_none());
+        let json = serde_json::to_value(Summary {
+            system: Some(Box::default()),
+            ..Summary::default()
+        })
+        .unwrap();
+        assert_eq!(json["system"]["frames"], 0);
     }
 
     #[test]

@@ -23,4 +23,5 @@ pub mod events;
 pub mod pipeline;
 pub mod resolve;
 pub mod spool;
+pub mod stream;
 pub mod uplink;

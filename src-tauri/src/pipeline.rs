@@ -14,7 +14,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::framer::{Frame, Framer};
 use crate::level::{Level, LevelMeter};
@@ -31,22 +31,33 @@ pub struct PipelineConfig {
     /// Where to write the normalized WAV; `None` for no local copy.
     pub local_copy: Option<PathBuf>,
     /// A source that delivers nothing for this long is treated as failed (a device that
-    /// vanished without an error callback).
-    pub stall_timeout: Duration,
-    /// Wall clock (epoch ms) of the stream's first sample; `None` takes it from the first
-    /// block's capture time.
+    /// vanished without an error callback). `None`: silence from the source is normal (WASAPI
+    /// loopback delivers nothing while nothing plays).
+    pub stall_timeout: Option<Duration>,
+    /// Wall clock (epoch ms) of the stream's sample 0 (the first sample of frame 1); `None`
+    /// takes it from the first block's capture time, which then stamps frame `first_seq`.
     pub start_ms: Option<u64>,
     /// Seq of the first frame (greater than 1 when resuming a session).
     pub first_seq: u64,
+    /// When a block's capture time lies more than [`GAP_TOLERANCE`] after the time its
+    /// position in the stream implies, insert that much silence first, so later audio keeps
+    /// its place on the wall clock (frames are stamped from sample counts). For sources that
+    /// may pause (system audio); off for microphones, whose stream must stay sample-exact.
+    pub fill_gaps: bool,
 }
+
+/// How far a block may arrive behind its position before [`PipelineConfig::fill_gaps`] treats
+/// the difference as a gap. Well above callback jitter, well below what a listener notices.
+pub const GAP_TOLERANCE: Duration = Duration::from_millis(250);
 
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             local_copy: None,
-            stall_timeout: Duration::from_secs(5),
+            stall_timeout: Some(Duration::from_secs(5)),
             start_ms: None,
             first_seq: 1,
+            fill_gaps: false,
         }
     }
 }
@@ -163,11 +174,30 @@ pub fn run(
                     break EndReason::Stopped;
                 }
                 if stages.framer.is_none() {
-                    let start_ms = config
-                        .start_ms
-                        .unwrap_or_else(|| epoch_ms(block.captured_at));
-                    stages.framer = Some(Framer::resume(start_ms, config.first_seq));
+                    // Frame `first_seq` starts with this block's first sample.
+                    let start_ms = config.start_ms.unwrap_or_else(|| {
+                        epoch_ms(block.captured_at)
+                            .saturating_sub(stages.first_seq.saturating_sub(1) * 1000)
+                    });
+                    stages.framer = Some(Framer::resume(start_ms, stages.first_seq));
                     stages.start_ms = Some(start_ms);
+                    stages.first_capture = Some(block.captured_at);
+                }
+                let gap = if config.fill_gaps {
+                    stages.gap_before(block.captured_at)
+                } else {
+                    0
+                };
+                if gap > 0 {
+                    let silence = vec![0.0; gap * usize::from(format.channels)];
+                    match stages.push(&silence, &mut on_event) {
+                        Ok(ControlFlow::Continue(())) => {}
+                        Ok(ControlFlow::Break(())) => break EndReason::Stopped,
+                        Err(e) => {
+                            failure = Some(e);
+                            break EndReason::Stopped;
+                        }
+                    }
                 }
                 match stages.push(&block.samples, &mut on_event) {
                     Ok(ControlFlow::Continue(())) => {}
@@ -183,7 +213,10 @@ pub fn run(
                 failure = Some(e.into());
                 break EndReason::Stopped;
             }
-            None if last_audio.elapsed() >= config.stall_timeout => {
+            None if config
+                .stall_timeout
+                .is_some_and(|limit| last_audio.elapsed() >= limit) =>
+            {
                 failure = Some(
                     SourceError::Stalled {
                         seconds: last_audio.elapsed().as_secs_f64(),
@@ -215,6 +248,8 @@ struct Stages {
     /// Created at the first block, when the start time is known.
     framer: Option<Framer>,
     start_ms: Option<u64>,
+    /// Capture time of the first block: position 0 of the source's clock, for gap filling.
+    first_capture: Option<SystemTime>,
     level: LevelMeter,
     local_copy: Option<LocalCopy>,
     first_seq: u64,
@@ -234,12 +269,28 @@ impl Stages {
             resampler: Resampler::new(format.rate, format.channels)?,
             framer: None,
             start_ms: None,
+            first_capture: None,
             level: LevelMeter::new(),
             local_copy,
             first_seq: config.first_seq.max(1),
             frames: 0,
             out: Vec::new(),
         })
+    }
+
+    /// Source frames of silence that belong before a block captured at `captured_at`: how far
+    /// it lies behind the position the frames so far give it, if that exceeds
+    /// [`GAP_TOLERANCE`].
+    fn gap_before(&self, captured_at: SystemTime) -> usize {
+        let Some(first) = self.first_capture else {
+            return 0;
+        };
+        let rate = f64::from(self.format.rate);
+        let expected = first + Duration::from_secs_f64(self.resampler.input_frames() as f64 / rate);
+        match captured_at.duration_since(expected) {
+            Ok(late) if late > GAP_TOLERANCE => (late.as_secs_f64() * rate).round() as usize,
+            _ => 0,
+        }
     }
 
     fn push(
@@ -315,8 +366,114 @@ impl Stages {
     }
 }
 
-fn epoch_ms(time: std::time::SystemTime) -> u64 {
+fn epoch_ms(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::source::AudioBlock;
+
+    /// A 16 kHz mono source that delivers `blocks` (value, frames, captured at start + ms)
+    /// and then ends.
+    fn scripted(start: SystemTime, blocks: &[(i16, usize, u64)]) -> Capture {
+        let (tx, rx) = mpsc::channel();
+        for &(value, frames, at_ms) in blocks {
+            tx.send(SourceEvent::Block(AudioBlock {
+                samples: vec![crate::pcm::i16_to_f32(value); frames],
+                channels: 1,
+                rate: 16_000,
+                captured_at: start + Duration::from_millis(at_ms),
+            }))
+            .unwrap();
+        }
+        tx.send(SourceEvent::End).unwrap();
+        Capture::new(
+            AudioFormat {
+                rate: 16_000,
+                channels: 1,
+            },
+            "scripted".into(),
+            rx,
+            Arc::new(AtomicBool::new(false)),
+            None,
+            std::thread::spawn(|| {}),
+        )
+    }
+
+    fn frames_of(capture: Capture, config: &PipelineConfig) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        run(capture, config, &StopHandle::new(), |event| {
+            if let PipelineEvent::Frame(frame) = event {
+                frames.push(frame);
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        frames
+    }
+
+    fn samples(frames: &[Frame]) -> Vec<i16> {
+        frames
+            .iter()
+            .flat_map(|f| crate::pcm::le_bytes_to_i16(&f.pcm))
+            .collect()
+    }
+
+    #[test]
+    fn a_resumed_streams_first_frame_carries_the_capture_time_of_its_first_sample() {
+        let start = UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+        let config = PipelineConfig {
+            first_seq: 5,
+            ..PipelineConfig::default()
+        };
+        let frames = frames_of(scripted(start, &[(100, 32_000, 0)]), &config);
+        let stamps: Vec<(u64, u64)> = frames.iter().map(|f| (f.seq, f.timestamp_ms)).collect();
+        assert_eq!(stamps, [(5, 1_700_000_000_250), (6, 1_700_000_001_250)]);
+    }
+
+    #[test]
+    fn a_gap_in_a_pausing_source_becomes_silence_that_keeps_later_audio_in_its_place() {
+        let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        // Half a second of audio, nothing for a second, then half a second more.
+        let blocks = [(1000, 8_000, 0), (2000, 8_000, 1_500)];
+        let config = PipelineConfig {
+            fill_gaps: true,
+            ..PipelineConfig::default()
+        };
+        let got = samples(&frames_of(scripted(start, &blocks), &config));
+        assert_eq!(got.len(), 2 * 16_000);
+        assert!(got[..8_000].iter().all(|&s| s == 1000));
+        assert!(got[8_000..24_000].iter().all(|&s| s == 0));
+        assert!(got[24_000..].iter().all(|&s| s == 2000));
+    }
+
+    #[test]
+    fn jitter_below_the_tolerance_and_sources_without_gap_filling_stay_sample_exact() {
+        let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        // The second block is 200 ms late: jitter for a pausing source, ignored by a mic.
+        let late = [(1000, 8_000, 0), (2000, 8_000, 700)];
+        for fill_gaps in [true, false] {
+            let config = PipelineConfig {
+                fill_gaps,
+                ..PipelineConfig::default()
+            };
+            let got = samples(&frames_of(scripted(start, &late), &config));
+            assert_eq!(got.len(), 16_000, "fill_gaps {fill_gaps}");
+            assert!(got[..8_000].iter().all(|&s| s == 1000));
+            assert!(got[8_000..].iter().all(|&s| s == 2000));
+        }
+        let gap = [(1000, 8_000, 0), (2000, 8_000, 1_500)];
+        let got = samples(&frames_of(
+            scripted(start, &gap),
+            &PipelineConfig::default(),
+        ));
+        assert_eq!(got.len(), 16_000);
+    }
 }

@@ -1,7 +1,9 @@
 //! `recorder-cli`: the recorder engine from a terminal, no display needed.
 //!
-//! `devices` lists inputs; `stream` records from a device, a WAV file or a tone to a gateway,
-//! with live counters on one line; `finalize` asks the gateway to write the session's result.
+//! `devices` lists inputs (and the outputs whose audio `--system` can record); `stream` records
+//! from a device, a WAV file or a tone to a gateway — and, with `--system`, the meeting audio as
+//! the session's second stream — with live counters on one line; `finalize` asks the gateway to
+//! write the session's result.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -15,6 +17,7 @@ use recorder::endpoint::GatewayEndpoint;
 use recorder::engine::{self, Recorder, RecorderConfig, ResolveSettings};
 use recorder::events::{ConnectionState, Event, UplinkCounters};
 use recorder::source::{self, InputSpec, Pacing};
+use recorder::stream::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 #[derive(Parser)]
@@ -30,7 +33,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List audio input devices and their configurations.
+    /// List audio input devices and their configurations, and the outputs `--system` can record.
     Devices,
     /// Record from an input and stream it to the gateway until it ends or Ctrl-C.
     Stream(StreamArgs),
@@ -53,9 +56,17 @@ struct StreamArgs {
     /// Session id (1..128 characters).
     #[arg(long)]
     session: String,
-    /// `default`, a device name, a .wav file, or `tone:FREQ`.
+    /// `default`, a device name, a .wav file (or `file:PATH`), or `tone:FREQ`.
     #[arg(long, default_value = "default")]
     input: String,
+    /// Also record the system (meeting) audio as the session's `system` stream: `default` (what
+    /// the default output plays), an output's name, a .wav file (or `file:PATH`), or
+    /// `tone:FREQ`. Off unless given.
+    #[arg(long, conflicts_with = "no_system")]
+    system: Option<String>,
+    /// Record the microphone alone (the default).
+    #[arg(long)]
+    no_system: bool,
     /// Tone length; for devices and files, stop after this many seconds of wall clock.
     #[arg(long)]
     duration: Option<f64>,
@@ -117,6 +128,7 @@ fn main() -> ExitCode {
 }
 
 fn devices() -> anyhow::Result<ExitCode> {
+    let outputs = source::system::list_outputs();
     let devices = source::list_devices()?;
     if devices.is_empty() {
         println!("no input devices");
@@ -134,6 +146,15 @@ fn devices() -> anyhow::Result<ExitCode> {
             );
         }
     }
+    match outputs {
+        Ok(outputs) => {
+            println!("system audio (--system NAME) of the outputs:");
+            for name in outputs {
+                println!("    {name}");
+            }
+        }
+        Err(e) => println!("system audio: not available ({e})"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -146,6 +167,10 @@ async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
     let endpoint = GatewayEndpoint::parse(&args.gateway, args.api_key)?;
     let input: InputSpec = args.input.parse()?;
     let mut config = RecorderConfig::new(endpoint, &args.session, input, &args.spool_dir);
+    config.system = match (&args.system, args.no_system) {
+        (Some(spec), false) => Some(spec.parse::<InputSpec>()?),
+        _ => None,
+    };
     config.pacing = if args.fast {
         Pacing::AsFastAsPossible
     } else {
@@ -214,6 +239,9 @@ async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
         }
     };
     line.counters = summary.uplink.clone();
+    if let Some(system) = &summary.system {
+        line.system = Some(system.uplink.clone());
+    }
     line.draw();
     eprintln!();
     let u = &summary.uplink;
@@ -238,12 +266,37 @@ async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
         fmt_ms(u.latency.p99_ms),
         summary.local_copy.as_deref().unwrap_or("-"),
     );
+    if let Some(system) = &summary.system {
+        let u = &system.uplink;
+        println!(
+            "system audio: {} frames ({:.1} s of audio), last seq {}; sent {} (resent {}), acked \
+             {} (stored {}, duplicate {}), errors {}, rejected {}, reconnects {}; gateway missing \
+             {}; local copy {}{}",
+            system.frames,
+            system.samples as f64 / 16_000.0,
+            system.last_seq,
+            u.sent,
+            u.resent,
+            u.acked,
+            u.stored,
+            u.duplicate,
+            u.errors,
+            u.rejected,
+            u.reconnects,
+            u.gateway_missing,
+            system.local_copy.as_deref().unwrap_or("-"),
+            system
+                .error
+                .as_deref()
+                .map_or(String::new(), |e| format!("; stopped early: {e}")),
+        );
+    }
     if summary.drained {
         Ok(ExitCode::SUCCESS)
     } else {
+        let pending = u.pending + summary.system.as_ref().map_or(0, |s| s.uplink.pending);
         eprintln!(
-            "{} frames are still held in {}; run the same command again to send them",
-            u.pending,
+            "{pending} frames are still held in {}; run the same command again to send them",
             handle_dir(&args.spool_dir, &args.session)
         );
         Ok(ExitCode::from(3))
@@ -263,7 +316,10 @@ fn fmt_ms(value: Option<f64>) -> String {
 /// The one-line live display.
 #[derive(Default)]
 struct Line {
+    /// The mic's.
     counters: UplinkCounters,
+    /// The system stream's, once it reported.
+    system: Option<UplinkCounters>,
     state: String,
     level: Option<f32>,
 }
@@ -271,14 +327,28 @@ struct Line {
 impl Line {
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Level { rms_dbfs, .. } => self.level = Some(rms_dbfs),
-            Event::Uplink(counters) => self.counters = counters,
+            Event::Level {
+                stream: Stream::Mic,
+                rms_dbfs,
+                ..
+            } => self.level = Some(rms_dbfs),
+            Event::Level { .. } => {}
+            Event::Uplink {
+                stream: Stream::Mic,
+                counters,
+            } => self.counters = counters,
+            Event::Uplink { counters, .. } => self.system = Some(counters),
             Event::Connection {
+                stream,
                 state,
                 holding,
                 detail,
             } => {
-                self.state = match state {
+                let which = match stream {
+                    Stream::Mic => "",
+                    Stream::System => "system audio: ",
+                };
+                let text = match state {
                     ConnectionState::Connecting => "connecting".into(),
                     ConnectionState::Connected => "connected".into(),
                     ConnectionState::Reconnecting { retry_in_ms, .. } => format!(
@@ -287,10 +357,13 @@ impl Line {
                     ),
                     ConnectionState::Offline => format!("offline, holding {holding} frames"),
                 };
+                if stream == Stream::Mic {
+                    self.state = text;
+                }
                 if let (Some(detail), ConnectionState::Reconnecting { attempt: 1, .. }) =
                     (&detail, state)
                 {
-                    self.note(&format!("connection problem: {detail}"));
+                    self.note(&format!("{which}connection problem: {detail}"));
                 }
             }
             Event::Speaker(answer) => self.note(&format!(
@@ -302,7 +375,14 @@ impl Line {
             Event::ResolveUnavailable { detail } => {
                 self.note(&format!("speaker resolution unavailable: {detail}"))
             }
-            Event::Error { origin, message } => self.note(&format!("{origin:?} error: {message}")),
+            Event::Error {
+                origin,
+                message,
+                stream,
+            } => {
+                let which = stream.map_or(String::new(), |s| format!("{s} "));
+                self.note(&format!("{which}{origin:?} error: {message}"))
+            }
             Event::Finished(_) => {}
         }
     }
@@ -316,8 +396,14 @@ impl Line {
     fn draw(&self) {
         let c = &self.counters;
         let level = self.level.map_or("   -".into(), |l| format!("{l:4.0}"));
+        let system = self.system.as_ref().map_or(String::new(), |s| {
+            format!(
+                " | system acked {} pending {} missing {}",
+                s.acked, s.pending, s.gateway_missing
+            )
+        });
         eprint!(
-            "\r\x1b[K{level} dBFS | sent {} acked {} pending {} dup {} err {} | missing {} | ack {} ms | {}",
+            "\r\x1b[K{level} dBFS | sent {} acked {} pending {} dup {} err {} | missing {} | ack {} ms{system} | {}",
             c.sent,
             c.acked,
             c.pending,

@@ -18,10 +18,13 @@ use crate::pipeline::{self, PipelineConfig, PipelineEvent, StopHandle};
 use crate::resolve::ResolveFeed;
 use crate::source::Capture;
 use crate::spool::SpooledFrame;
+use crate::stream::Stream;
 use crate::uplink::FrameSender;
 
 /// Where the audio thread sends its results.
 pub struct Outputs {
+    /// The stream this thread produces; its events carry the name.
+    pub stream: Stream,
     pub local_copy: LocalCopy,
     pub frames: FrameSender,
     pub resolve: Option<ResolveFeed>,
@@ -55,6 +58,7 @@ pub fn run(
     let result = pipeline::run(capture, &config, &stop, |event| {
         match event {
             PipelineEvent::Level(level) => out.events.emit(Event::Level {
+                stream: out.stream,
                 rms_dbfs: level.rms_dbfs,
                 peak_dbfs: level.peak_dbfs,
             }),
@@ -71,7 +75,8 @@ pub fn run(
                     .write(&samples)
                     .and_then(|()| out.local_copy.flush());
                 if let Err(e) = written {
-                    out.events.error(ErrorOrigin::LocalCopy, e.to_string());
+                    out.events
+                        .stream_error(out.stream, ErrorOrigin::LocalCopy, e.to_string());
                 }
                 if let Some(feed) = &out.resolve {
                     feed.push(frame.seq, frame.pcm.clone());
@@ -82,7 +87,8 @@ pub fn run(
                     pcm: frame.pcm,
                 });
                 if !queued {
-                    out.events.error(
+                    out.events.stream_error(
+                        out.stream,
                         ErrorOrigin::Uplink,
                         format!("the uplink has stopped; frame {} was not queued", frame.seq),
                     );
@@ -98,13 +104,16 @@ pub fn run(
             report.samples = summary.samples;
         }
         Err(e) => {
-            out.events.error(ErrorOrigin::Source, e.to_string());
+            out.events
+                .stream_error(out.stream, ErrorOrigin::Source, e.to_string());
             report.error = Some(e.to_string());
         }
     }
     match out.local_copy.finish() {
         Ok(path) => report.local_copy = Some(path),
-        Err(e) => out.events.error(ErrorOrigin::LocalCopy, e.to_string()),
+        Err(e) => out
+            .events
+            .stream_error(out.stream, ErrorOrigin::LocalCopy, e.to_string()),
     }
     report
 }

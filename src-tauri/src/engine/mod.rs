@@ -1,17 +1,26 @@
 //! The recorder: one call starts source → convert → frame (+ local copy, + level) → spool →
 //! uplink, plus speaker resolution; one call stops it. No window, no Tauri.
 //!
-//! Layout of a session's directory (`<spool root>/<safe session id>/`):
-//! `spool.json` and `frames/` (the [`Spool`]), `local.wav` (the normalized local copy of every
-//! run so far) and `local.run.wav` (the running one's, merged in when it stops; see `resume.rs`).
-//! Starting again with the same session and root resumes: frames left in the spool are sent
-//! first, numbering continues, and the local copy is extended.
+//! A recording has one or two streams: the `mic` and, when [`RecorderConfig::system`] is set,
+//! the `system` (meeting) audio. Each stream runs the same machinery on its own: source, audio
+//! thread (convert, frame, local copy, level), [`Spool`] with its own seq space from 1, and
+//! [`Uplink`] on its own socket (`?stream=system`). Live speaker resolution uses the mic.
+//! Both streams stamp frames with the capture time (epoch ms, the system clock) of their first
+//! sample, which is what the gateway aligns the two by.
+//!
+//! Layout of a session's directory (`<spool root>/<safe session id>/`), the mic's as it always
+//! was: `spool.json` and `frames/` (the [`Spool`]), `local.wav` (the normalized local copy of
+//! every run so far) and `local.run.wav` (the running one's, merged in when it stops; see
+//! `resume.rs`). The system stream has the same files under `streams/system/` (see
+//! [`stream_dir`]), so its local copy is `streams/system/local.wav`.
+//! Starting again with the same session and root resumes each stream: frames left in its spool
+//! are sent first, numbering continues, and its local copy is extended.
 
 mod audio;
 mod resume;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use gateway::core::session_id::SessionId;
@@ -19,12 +28,13 @@ use gateway::protocol::{FinalizeResponse, RosterEntry};
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::endpoint::GatewayEndpoint;
-use crate::events::{ErrorOrigin, Event, EventSink, Summary, UplinkCounters};
+use crate::events::{ErrorOrigin, Event, EventSink, StreamSummary, Summary, UplinkCounters};
 use crate::local_copy::LocalCopy;
 use crate::pipeline::{PipelineConfig, StopHandle};
-use crate::resolve::{ResolveConfig, Resolver};
+use crate::resolve::{ResolveConfig, ResolveFeed, Resolver};
 use crate::source::{self, InputSpec, OpenOptions, Pacing};
 use crate::spool::{Durability, Spool};
+use crate::stream::{Stream, stream_dir};
 use crate::uplink::{Backoff, Uplink, UplinkConfig};
 
 pub use audio::AudioReport;
@@ -60,6 +70,10 @@ pub struct RecorderConfig {
     pub endpoint: GatewayEndpoint,
     pub session_id: String,
     pub input: InputSpec,
+    /// The system (meeting) audio, recorded as the session's `system` stream; `None` records
+    /// the mic alone. `default` and device names mean an output's audio (see
+    /// [`source::system`]).
+    pub system: Option<InputSpec>,
     /// Files and tones: real time or as fast as possible. Devices are always real time.
     pub pacing: Pacing,
     /// Length of a tone; for devices and files, wall-clock time after which the recording
@@ -74,8 +88,8 @@ pub struct RecorderConfig {
 }
 
 impl RecorderConfig {
-    /// A config with defaults: real time, no duration limit, fsynced spool, resolution every
-    /// 5 s over 10 s, backoff 200 ms → 5 s.
+    /// A config with defaults: mic only, real time, no duration limit, fsynced spool,
+    /// resolution every 5 s over 10 s, backoff 200 ms → 5 s.
     pub fn new(
         endpoint: GatewayEndpoint,
         session_id: impl Into<String>,
@@ -86,6 +100,7 @@ impl RecorderConfig {
             endpoint,
             session_id: session_id.into(),
             input,
+            system: None,
             pacing: Pacing::RealTime,
             duration: None,
             spool_root: spool_root.into(),
@@ -112,33 +127,18 @@ pub fn session_dir(spool_root: &Path, session_id: &str) -> anyhow::Result<PathBu
 pub struct Recorder;
 
 impl Recorder {
-    /// Opens the spool and the source and starts every task. Must run inside a tokio runtime.
+    /// Opens the spools and the sources and starts every task. Must run inside a tokio runtime.
+    ///
+    /// Every source is opened before anything starts, so a system-audio source that cannot be
+    /// opened fails the start cleanly (the error says which stream).
     pub fn start(config: RecorderConfig) -> anyhow::Result<RecorderHandle> {
         let dir = config.session_dir()?;
-        let spool = Spool::open(&dir, &config.session_id, config.durability)
-            .context("cannot open the spool")?;
-        let first_seq = spool.next_seq();
         let events = EventSink::new();
-        // Earlier runs' audio into `local.wav`, cut or padded to the frames already numbered.
-        resume::consolidate(
-            &dir.join(LOCAL_COPY),
-            &dir.join(RUN_COPY),
-            Some(resume::frames_total(first_seq)),
-        )
-        .context("cannot prepare the local copy")?;
-        let is_tone = matches!(config.input, InputSpec::Tone { .. });
-        let capture = source::open(
-            &config.input,
-            OpenOptions {
-                pacing: config.pacing,
-                tone_duration: config.duration.filter(|_| is_tone),
-            },
-        )
-        .with_context(|| format!("cannot open input {}", config.input))?;
-
-        let mut uplink_config = UplinkConfig::new(config.endpoint.clone(), &config.session_id);
-        uplink_config.backoff = config.backoff;
-        let uplink = Uplink::start(uplink_config, spool, events.clone());
+        let mic = Prepared::open(&config, Stream::Mic, &config.input, &dir)?;
+        let system = match &config.system {
+            Some(spec) => Some(Prepared::open(&config, Stream::System, spec, &dir)?),
+            None => None,
+        };
         let resolver = config.resolve.as_ref().map(|r| {
             let mut rc = ResolveConfig::new(config.endpoint.clone(), &config.session_id);
             rc.every = r.every;
@@ -147,49 +147,151 @@ impl Recorder {
             rc.asr_text = r.asr_text.clone();
             Resolver::start(rc, events.clone())
         });
-        let run_copy =
-            LocalCopy::create(dir.join(RUN_COPY)).context("cannot create the local copy")?;
-        let outputs = audio::Outputs {
-            local_copy: run_copy,
-            frames: uplink.frames(),
-            resolve: resolver.as_ref().map(Resolver::feed),
-            events: events.clone(),
-        };
-        let pipeline_config = PipelineConfig {
-            // Written from the frames by the audio thread instead (see `audio.rs`).
-            local_copy: None,
-            // A resumed stream's sample 0 lies `first_seq - 1` seconds before this run's first.
-            start_ms: (first_seq > 1)
-                .then(|| now_ms().saturating_sub((first_seq - 1).saturating_mul(1000))),
-            first_seq,
-            ..PipelineConfig::default()
-        };
         let stop = StopHandle::new();
-        if let Some(limit) = config.duration.filter(|_| !is_tone) {
+        if let Some(limit) = config.duration.filter(|_| !is_tone(&config.input)) {
             let stop = stop.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(limit).await;
                 stop.stop();
             });
         }
+        let mic = mic.start(
+            &config,
+            &events,
+            &stop,
+            resolver.as_ref().map(Resolver::feed),
+        )?;
+        let system = match system {
+            Some(system) => Some(system.start(&config, &events, &stop, None)?),
+            None => None,
+        };
+        Ok(RecorderHandle {
+            session_id: config.session_id,
+            session_dir: dir,
+            events,
+            stop,
+            mic,
+            system,
+            resolver,
+        })
+    }
+}
+
+fn is_tone(spec: &InputSpec) -> bool {
+    matches!(spec, InputSpec::Tone { .. })
+}
+
+/// A stream whose spool and source are open, not yet running.
+struct Prepared {
+    stream: Stream,
+    dir: PathBuf,
+    spool: Spool,
+    first_seq: u64,
+    capture: source::Capture,
+}
+
+impl Prepared {
+    fn open(
+        config: &RecorderConfig,
+        stream: Stream,
+        spec: &InputSpec,
+        session_dir: &Path,
+    ) -> anyhow::Result<Prepared> {
+        let dir = stream_dir(session_dir, stream);
+        let spool = Spool::open(&dir, &config.session_id, config.durability)
+            .with_context(|| format!("cannot open the {stream} stream's spool"))?;
+        let first_seq = spool.next_seq();
+        // Earlier runs' audio into `local.wav`, cut or padded to the frames already numbered.
+        resume::consolidate(
+            &dir.join(LOCAL_COPY),
+            &dir.join(RUN_COPY),
+            Some(resume::frames_total(first_seq)),
+        )
+        .with_context(|| format!("cannot prepare the {stream} stream's local copy"))?;
+        let options = OpenOptions {
+            pacing: config.pacing,
+            tone_duration: config.duration.filter(|_| is_tone(spec)),
+        };
+        let capture = match stream {
+            Stream::Mic => source::open(spec, options),
+            Stream::System => source::open_system(spec, options),
+        }
+        .with_context(|| match stream {
+            Stream::Mic => format!("cannot open input {spec}"),
+            Stream::System => format!("cannot open system audio {spec}"),
+        })?;
+        Ok(Prepared {
+            stream,
+            dir,
+            spool,
+            first_seq,
+            capture,
+        })
+    }
+
+    /// Starts the stream's uplink and its audio thread.
+    fn start(
+        self,
+        config: &RecorderConfig,
+        events: &EventSink,
+        stop: &StopHandle,
+        resolve: Option<ResolveFeed>,
+    ) -> anyhow::Result<StreamRun> {
+        let Prepared {
+            stream,
+            dir,
+            spool,
+            first_seq,
+            capture,
+        } = self;
+        let mut uplink_config = UplinkConfig::new(config.endpoint.clone(), &config.session_id);
+        uplink_config.stream = stream;
+        uplink_config.backoff = config.backoff;
+        let uplink = Uplink::start(uplink_config, spool, events.clone());
+        let run_copy = LocalCopy::create(dir.join(RUN_COPY))
+            .with_context(|| format!("cannot create the {stream} stream's local copy"))?;
+        let outputs = audio::Outputs {
+            stream,
+            local_copy: run_copy,
+            frames: uplink.frames(),
+            resolve,
+            events: events.clone(),
+        };
+        let system_device = stream == Stream::System
+            && matches!(
+                config.system,
+                Some(InputSpec::DefaultDevice | InputSpec::Device(_))
+            );
+        let pipeline_config = PipelineConfig {
+            // Written from the frames by the audio thread instead (see `audio.rs`).
+            local_copy: None,
+            // Frame `first_seq` is stamped with the capture time of this run's first sample.
+            start_ms: None,
+            first_seq,
+            // System audio may pause (WASAPI loopback sends nothing while nothing plays):
+            // silence in its place keeps it aligned with the mic, and is no failure.
+            fill_gaps: system_device,
+            stall_timeout: if system_device && cfg!(windows) {
+                None
+            } else {
+                PipelineConfig::default().stall_timeout
+            },
+        };
         let (done_tx, done_rx) = oneshot::channel();
         let thread_stop = stop.clone();
         std::thread::Builder::new()
-            .name("recorder-audio".into())
+            .name(format!("recorder-audio-{stream}"))
             .spawn(move || {
                 let report = audio::run(capture, pipeline_config, thread_stop, outputs);
                 let _ = done_tx.send(report);
             })
             .context("cannot start the audio thread")?;
-        Ok(RecorderHandle {
-            session_id: config.session_id,
-            session_dir: dir,
+        Ok(StreamRun {
+            stream,
+            dir,
             first_seq,
-            events,
-            stop,
             audio: AudioState::Running(done_rx),
             uplink,
-            resolver,
         })
     }
 }
@@ -199,15 +301,73 @@ enum AudioState {
     Done(AudioReport),
 }
 
+impl AudioState {
+    /// Waits for the audio thread's report. Cancel-safe.
+    async fn finished(&mut self) {
+        if let AudioState::Running(rx) = self {
+            let report = rx.await.unwrap_or_else(|_| AudioReport {
+                error: Some("the audio thread ended unexpectedly".into()),
+                ..AudioReport::default()
+            });
+            *self = AudioState::Done(report);
+        }
+    }
+}
+
+/// One running stream of a recording: its own audio thread, spool and uplink.
+struct StreamRun {
+    stream: Stream,
+    /// The stream's directory (spool and local copy), see [`stream_dir`].
+    dir: PathBuf,
+    first_seq: u64,
+    audio: AudioState,
+    uplink: Uplink,
+}
+
+impl StreamRun {
+    fn local_copy(&self) -> PathBuf {
+        self.dir.join(LOCAL_COPY)
+    }
+
+    /// Waits for the audio (already told to stop), completes the local copy, then waits up to
+    /// `drain_timeout` for the uplink.
+    async fn finish(mut self, events: &EventSink, drain_timeout: Duration) -> StreamSummary {
+        self.audio.finished().await;
+        let AudioState::Done(report) = self.audio else {
+            unreachable!("finished leaves Done")
+        };
+        let local_copy = self.dir.join(LOCAL_COPY);
+        let merged = tokio::task::spawn_blocking({
+            let run = self.dir.join(RUN_COPY);
+            let local = local_copy.clone();
+            move || resume::consolidate(&local, &run, None)
+        })
+        .await;
+        if let Ok(Err(e)) | Err(e) = merged.map_err(anyhow::Error::from) {
+            events.stream_error(self.stream, ErrorOrigin::LocalCopy, format!("{e:#}"));
+        }
+        let outcome = self.uplink.finish(drain_timeout).await;
+        StreamSummary {
+            frames: report.frames,
+            samples: report.samples,
+            last_seq: report.last_seq,
+            uplink: outcome.counters,
+            drained: outcome.drained,
+            local_copy: Some(local_copy.display().to_string()),
+            error: report.error,
+        }
+    }
+}
+
 /// A running recording.
 pub struct RecorderHandle {
     session_id: String,
     session_dir: PathBuf,
-    first_seq: u64,
     events: EventSink,
+    /// Stops every stream's audio.
     stop: StopHandle,
-    audio: AudioState,
-    uplink: Uplink,
+    mic: StreamRun,
+    system: Option<StreamRun>,
     resolver: Option<Resolver>,
 }
 
@@ -217,82 +377,86 @@ impl RecorderHandle {
         self.events.subscribe()
     }
 
-    /// The latest uplink counters.
+    /// The latest uplink counters of the mic stream.
     pub fn counters(&self) -> watch::Receiver<UplinkCounters> {
-        self.uplink.counters()
+        self.mic.uplink.counters()
     }
 
-    /// The session's directory (spool and local copy).
+    /// The latest uplink counters of `stream`, if the recording has it.
+    pub fn stream_counters(&self, stream: Stream) -> Option<watch::Receiver<UplinkCounters>> {
+        self.run(stream).map(|run| run.uplink.counters())
+    }
+
+    /// The session's directory (the mic's spool and local copy, and `streams/`).
     pub fn session_dir(&self) -> &Path {
         &self.session_dir
     }
 
-    /// The local copy's path.
+    /// The mic's local copy.
     pub fn local_copy(&self) -> PathBuf {
-        self.session_dir.join(LOCAL_COPY)
+        self.mic.local_copy()
     }
 
-    /// Seq of this run's first frame (greater than 1 when resuming).
+    /// The local copy of `stream`, if the recording has it.
+    pub fn stream_local_copy(&self, stream: Stream) -> Option<PathBuf> {
+        self.run(stream).map(StreamRun::local_copy)
+    }
+
+    /// Seq of this run's first mic frame (greater than 1 when resuming).
     pub fn first_seq(&self) -> u64 {
-        self.first_seq
+        self.mic.first_seq
     }
 
-    /// Waits until the audio stops by itself (a file or timed tone ended, the duration was
-    /// reached, or the source failed). Cancel-safe.
-    pub async fn audio_finished(&mut self) {
-        if let AudioState::Running(rx) = &mut self.audio {
-            let report = rx.await.unwrap_or_else(|_| AudioReport {
-                error: Some("the audio thread ended unexpectedly".into()),
-                ..AudioReport::default()
-            });
-            self.audio = AudioState::Done(report);
+    /// Seq of this run's first frame of `stream`, if the recording has it.
+    pub fn stream_first_seq(&self, stream: Stream) -> Option<u64> {
+        self.run(stream).map(|run| run.first_seq)
+    }
+
+    fn run(&self, stream: Stream) -> Option<&StreamRun> {
+        match stream {
+            Stream::Mic => Some(&self.mic),
+            Stream::System => self.system.as_ref(),
         }
     }
 
-    /// Stops the audio (flushing the last partial frame, padded with silence), then waits up to
-    /// `drain_timeout` for the gateway to ACK everything. Frames not ACKed by then stay in the
-    /// spool for the next start.
+    /// Waits until the mic's audio stops by itself (a file or timed tone ended, the duration
+    /// was reached, or the source failed). The system stream follows the mic: it ends with
+    /// [`stop`](Self::stop), and its own failure is reported as an event without ending the
+    /// recording. Cancel-safe.
+    pub async fn audio_finished(&mut self) {
+        self.mic.audio.finished().await;
+    }
+
+    /// Stops the audio of every stream (flushing each last partial frame, padded with
+    /// silence), then waits up to `drain_timeout` for the gateway to ACK everything. Frames not
+    /// ACKed by then stay in the spools for the next start.
     pub async fn stop(mut self, drain_timeout: Duration) -> Summary {
         self.stop.stop();
-        self.audio_finished().await;
-        let AudioState::Done(report) =
-            std::mem::replace(&mut self.audio, AudioState::Done(AudioReport::default()))
-        else {
-            unreachable!("audio_finished leaves Done")
+        let events = self.events.clone();
+        let mic = self.mic.finish(&events, drain_timeout);
+        let system = async {
+            match self.system.take() {
+                Some(run) => Some(run.finish(&events, drain_timeout).await),
+                None => None,
+            }
         };
-        let local_copy = self.local_copy();
-        let merged = tokio::task::spawn_blocking({
-            let run = self.session_dir.join(RUN_COPY);
-            let local = local_copy.clone();
-            move || resume::consolidate(&local, &run, None)
-        })
-        .await;
-        if let Ok(Err(e)) | Err(e) = merged.map_err(anyhow::Error::from) {
-            self.events.error(ErrorOrigin::LocalCopy, format!("{e:#}"));
-        }
-        let outcome = self.uplink.finish(drain_timeout).await;
+        let (mic, system) = tokio::join!(mic, system);
         if let Some(resolver) = self.resolver.take() {
             resolver.stop().await;
         }
         let summary = Summary {
             session_id: self.session_id.clone(),
-            frames: report.frames,
-            samples: report.samples,
-            last_seq: report.last_seq,
-            uplink: outcome.counters,
-            drained: outcome.drained,
-            local_copy: Some(local_copy.display().to_string()),
+            frames: mic.frames,
+            samples: mic.samples,
+            last_seq: mic.last_seq,
+            drained: mic.drained && system.as_ref().is_none_or(|s| s.drained),
+            uplink: mic.uplink,
+            local_copy: mic.local_copy,
+            system: system.map(Box::new),
         };
         self.events.emit(Event::Finished(summary.clone()));
         summary
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// `POST /v1/sessions/{id}/finalize`: writes the session's `result.json` on the gateway.

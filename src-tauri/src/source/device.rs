@@ -11,6 +11,10 @@
 //! stream invalidated) arrive through cpal's error callback and are forwarded as
 //! [`SourceEvent::Error`]; a device that goes quiet without an error is caught by the
 //! consumer's stall timeout ([`Capture::recv_timeout`]).
+//!
+//! Microphones come from [`mic_host`]: on Linux always ALSA (cpal's PulseAudio host is compiled
+//! in for the system-audio source, and would otherwise become the default host). The opening
+//! and the callbacks are shared with [`system`](super::system) through [`open_with`].
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -57,7 +61,7 @@ pub struct SupportedConfig {
 /// A device that fails to report its configs is still listed (with empty `configs`): the user
 /// should see it exists even if it is busy right now.
 pub fn list_devices() -> Result<Vec<DeviceInfo>, SourceError> {
-    let host = cpal::default_host();
+    let host = mic_host()?;
     // Compared by id: the default device's description may not match its listed twin's.
     let default_id = host.default_input_device().and_then(|d| d.id().ok());
     let devices = host.input_devices().map_err(|e| SourceError::Device {
@@ -96,27 +100,80 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, SourceError> {
         .collect())
 }
 
+/// The host microphones are opened on: ALSA on Linux (as before the PulseAudio host was
+/// compiled in), the platform's default elsewhere.
+pub(crate) fn mic_host() -> Result<cpal::Host, SourceError> {
+    #[cfg(target_os = "linux")]
+    {
+        cpal::host_from_id(cpal::HostId::Alsa).map_err(|e| SourceError::Device {
+            device: "(all)".into(),
+            message: e.to_string(),
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Ok(cpal::default_host())
+    }
+}
+
 /// Opens the default input device (`None`) or the one named `name`, and starts capturing.
 pub fn open(name: Option<&str>) -> Result<Capture, SourceError> {
     let label = name.unwrap_or("default").to_string();
     let wanted = name.map(str::to_string);
+    open_with(label, move || {
+        let host = mic_host()?;
+        let device = find_device(&host, wanted.as_deref())?;
+        let label = device_name(&device);
+        let config = device
+            .default_input_config()
+            .map_err(|e| SourceError::Device {
+                device: label.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Opened {
+            device,
+            config,
+            label,
+        })
+    })
+}
+
+/// A device chosen and the config to capture it with (an input stream is built on it, even
+/// when it is an output device: that is how cpal offers loopback).
+pub(crate) struct Opened {
+    pub device: cpal::Device,
+    pub config: cpal::SupportedStreamConfig,
+    /// Name for descriptions and errors.
+    pub label: String,
+}
+
+/// Starts a capture thread that runs `pick` (cpal devices and streams are not `Send` on every
+/// platform, so everything happens on that thread), builds an input stream on what it picked,
+/// and parks until the [`Capture`] is dropped. `label` names the device in errors before
+/// `pick` has found it.
+pub(crate) fn open_with(
+    label: String,
+    pick: impl FnOnce() -> Result<Opened, SourceError> + Send + 'static,
+) -> Result<Capture, SourceError> {
     let (init_tx, init_rx) = mpsc::sync_channel(1);
     let (events_tx, events_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("capture-device".into())
-        .spawn(move || match start_stream(wanted.as_deref(), events_tx) {
-            Ok((stream, format, description)) => {
-                let _ = init_tx.send(Ok((format, description)));
-                // Park until the Capture drops its sender; then the stream is dropped here,
-                // on the thread that created it.
-                let _ = stop_rx.recv();
-                drop(stream);
-            }
-            Err(error) => {
-                let _ = init_tx.send(Err(error));
-            }
-        })
+        .spawn(
+            move || match pick().and_then(|opened| start_stream(opened, events_tx)) {
+                Ok((stream, format, description)) => {
+                    let _ = init_tx.send(Ok((format, description)));
+                    // Park until the Capture drops its sender; then the stream is dropped here,
+                    // on the thread that created it.
+                    let _ = stop_rx.recv();
+                    drop(stream);
+                }
+                Err(error) => {
+                    let _ = init_tx.send(Err(error));
+                }
+            },
+        )
         .map_err(|e| SourceError::Device {
             device: label.clone(),
             message: format!("cannot start capture thread: {e}"),
@@ -141,7 +198,7 @@ pub fn open(name: Option<&str>) -> Result<Capture, SourceError> {
     ))
 }
 
-fn device_name(device: &cpal::Device) -> String {
+pub(crate) fn device_name(device: &cpal::Device) -> String {
     device
         .description()
         .map(|d| d.name().to_string())
@@ -175,18 +232,16 @@ fn find_device(host: &cpal::Host, name: Option<&str>) -> Result<cpal::Device, So
 
 type Started = (cpal::Stream, AudioFormat, String);
 
-fn start_stream(
-    name: Option<&str>,
-    events: mpsc::Sender<SourceEvent>,
-) -> Result<Started, SourceError> {
-    let host = cpal::default_host();
-    let device = find_device(&host, name)?;
-    let label = device_name(&device);
+fn start_stream(opened: Opened, events: mpsc::Sender<SourceEvent>) -> Result<Started, SourceError> {
+    let Opened {
+        device,
+        config: supported,
+        label,
+    } = opened;
     let backend = |e: cpal::Error| SourceError::Device {
         device: label.clone(),
         message: e.to_string(),
     };
-    let supported = device.default_input_config().map_err(backend)?;
     let config = supported.config();
     let format = AudioFormat {
         rate: config.sample_rate,

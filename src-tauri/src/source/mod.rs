@@ -5,12 +5,14 @@
 //! capture callback. A running source is a [`Capture`]; dropping it stops the source.
 //!
 //! - [`device`]: a cpal input device (default or by name) at its default config;
+//! - [`system`]: what an output device plays (monitor, loopback or tap, per OS);
 //! - [`wav`]: a WAV file, paced in real time or as fast as the consumer takes it;
 //! - [`tone`]: a generated sine, for demos and tests;
-//! - [`spec`]: the `--input` string that picks one of them.
+//! - [`spec`]: the `--input` / `--system` string that picks one of them.
 
 pub mod device;
 pub mod spec;
+pub mod system;
 pub mod tone;
 pub mod wav;
 
@@ -87,6 +89,20 @@ pub enum SourceError {
         /// Names that do exist, to help the user pick one.
         available: Vec<String>,
     },
+    /// The system has no default output device, so there is no system audio to record.
+    #[error("no default audio output device is available to record system audio from")]
+    NoDefaultOutput,
+    /// No output device has the requested name.
+    #[error("no audio output named `{name}` to record system audio from; available: {}", available.join(", "))]
+    OutputNotFound {
+        /// Requested name.
+        name: String,
+        /// Outputs that do exist.
+        available: Vec<String>,
+    },
+    /// This OS (version) offers no way to record system audio.
+    #[error("{0}")]
+    SystemAudioUnsupported(String),
     /// The device offers a sample format this engine does not convert.
     #[error("device `{device}` delivers {format} samples, which are not supported")]
     UnsupportedSampleFormat {
@@ -248,6 +264,16 @@ pub fn open(spec: &InputSpec, options: OpenOptions) -> Result<Capture, SourceErr
             },
             options.pacing,
         ),
+    }
+}
+
+/// Starts the system-audio source an [`InputSpec`] names: `default` and device names mean an
+/// output's audio ([`system`]); files and tones are the same as for [`open`].
+pub fn open_system(spec: &InputSpec, options: OpenOptions) -> Result<Capture, SourceError> {
+    match spec {
+        InputSpec::DefaultDevice => system::open(None),
+        InputSpec::Device(name) => system::open(Some(name)),
+        InputSpec::Wav(_) | InputSpec::Tone { .. } => open(spec, options),
     }
 }
 

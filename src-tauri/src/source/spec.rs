@@ -1,4 +1,9 @@
-//! The input spec string (`--input`): `default`, a device name, a `*.wav` path or `tone:FREQ`.
+//! The input spec string (`--input`, `--system`): `default`, a device name, a `*.wav` path (or
+//! `file:PATH` for any name) or `tone:FREQ`.
+//!
+//! The same string names the microphone and the system-audio source; what `default` and a device
+//! name mean differs (an input device for the mic, an output device's loopback or monitor for
+//! the system stream, see [`system`](super::system)), files and tones are the same.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -12,7 +17,7 @@ pub enum InputSpec {
     DefaultDevice,
     /// An input device by its name as [`list_devices`](super::list_devices) shows it.
     Device(String),
-    /// A WAV file (any string ending in `.wav`, case-insensitive).
+    /// A WAV file (`file:PATH`, or any string ending in `.wav`, case-insensitive).
     Wav(PathBuf),
     /// A generated sine of `freq` Hz (`tone:440`).
     Tone {
@@ -48,6 +53,12 @@ impl FromStr for InputSpec {
             }
             return Ok(Self::Tone { freq });
         }
+        if let Some(path) = trimmed.strip_prefix("file:") {
+            if path.trim().is_empty() {
+                return Err(invalid("file: needs a path, e.g. file:meeting.wav"));
+            }
+            return Ok(Self::Wav(PathBuf::from(path.trim())));
+        }
         if trimmed.to_ascii_lowercase().ends_with(".wav") {
             return Ok(Self::Wav(PathBuf::from(trimmed)));
         }
@@ -60,7 +71,16 @@ impl std::fmt::Display for InputSpec {
         match self {
             Self::DefaultDevice => f.write_str("default"),
             Self::Device(name) => f.write_str(name),
-            Self::Wav(path) => write!(f, "{}", path.display()),
+            // A name that would not read back as a file gets the explicit prefix.
+            Self::Wav(path)
+                if path
+                    .to_string_lossy()
+                    .to_ascii_lowercase()
+                    .ends_with(".wav") =>
+            {
+                write!(f, "{}", path.display())
+            }
+            Self::Wav(path) => write!(f, "file:{}", path.display()),
             Self::Tone { freq } => write!(f, "tone:{freq}"),
         }
     }
@@ -92,12 +112,16 @@ mod tests {
             "USB Audio Device".parse::<InputSpec>().unwrap(),
             InputSpec::Device("USB Audio Device".into())
         );
+        assert_eq!(
+            "file:/tmp/meeting.raw.WAVE".parse::<InputSpec>().unwrap(),
+            InputSpec::Wav(PathBuf::from("/tmp/meeting.raw.WAVE"))
+        );
     }
 
     #[test]
     fn rejects_bad_tones_and_empty_specs() {
         for bad in [
-            "", "  ", "tone:", "tone:abc", "tone:-5", "tone:0", "tone:inf",
+            "", "  ", "tone:", "tone:abc", "tone:-5", "tone:0", "tone:inf", "file:", "file: ",
         ] {
             let err = bad.parse::<InputSpec>().unwrap_err();
             assert!(matches!(err, SourceError::InvalidSpec { .. }), "{bad}");
@@ -107,7 +131,7 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for spec in ["default", "tone:440", "a.wav", "Mic 2"] {
+        for spec in ["default", "tone:440", "a.wav", "file:a.pcm", "Mic 2"] {
             assert_eq!(spec.parse::<InputSpec>().unwrap().to_string(), spec);
         }
     }

@@ -33,6 +33,7 @@ pub use connection::{Connection, ConnectionError, Incoming};
 use crate::endpoint::GatewayEndpoint;
 use crate::events::{ConnectionState, ErrorOrigin, Event, EventSink, UplinkCounters};
 use crate::spool::{Spool, SpooledFrame};
+use crate::stream::Stream;
 use stats::LatencyStats;
 
 /// How the uplink behaves; [`UplinkConfig::new`] gives the defaults.
@@ -40,6 +41,8 @@ use stats::LatencyStats;
 pub struct UplinkConfig {
     pub endpoint: GatewayEndpoint,
     pub session_id: String,
+    /// The session's stream this uplink carries; each has its own socket and seq space.
+    pub stream: Stream,
     /// Chunks sent and not yet answered, at most. Bounds the gateway's and the socket's buffers.
     pub max_in_flight: usize,
     /// A `ping` goes out after this much time without one.
@@ -63,6 +66,7 @@ impl UplinkConfig {
         UplinkConfig {
             endpoint,
             session_id: session_id.into(),
+            stream: Stream::Mic,
             max_in_flight: 32,
             ping_interval: Duration::from_secs(10),
             answer_timeout: Duration::from_secs(15),
@@ -218,7 +222,10 @@ impl Worker {
                 },
                 None,
             );
-            let url = self.config.endpoint.audio_ws(&self.config.session_id);
+            let url = self
+                .config
+                .endpoint
+                .stream_ws(&self.config.session_id, self.config.stream);
             let key = self.config.endpoint.api_key().map(str::to_owned);
             let timeout = self.config.answer_timeout;
             let open = async move { Connection::open(&url, key.as_deref(), timeout).await };
@@ -304,7 +311,8 @@ impl Worker {
                 self.counters.queued += 1;
                 self.dirty = true;
             }
-            Err(e) => self.events.error(
+            Err(e) => self.events.stream_error(
+                self.config.stream,
                 ErrorOrigin::Spool,
                 format!("frame {} could not be spooled and is lost: {e}", frame.seq),
             ),
@@ -401,7 +409,8 @@ impl Worker {
             let frame = match self.spool.read(seq) {
                 Ok(frame) => frame,
                 Err(e) => {
-                    self.events.error(
+                    self.events.stream_error(
+                        self.config.stream,
                         ErrorOrigin::Spool,
                         format!("frame {seq} cannot be read back and is set aside: {e}"),
                     );
@@ -447,7 +456,11 @@ impl Worker {
                         }
                     }
                     Ok(false) => {}
-                    Err(e) => self.events.error(ErrorOrigin::Spool, e.to_string()),
+                    Err(e) => self.events.stream_error(
+                        self.config.stream,
+                        ErrorOrigin::Spool,
+                        e.to_string(),
+                    ),
                 }
                 self.sends.remove(&ack.seq);
                 self.refusals.remove(&ack.seq);
@@ -474,7 +487,8 @@ impl Worker {
                     self.sends.remove(&seq);
                     let moved = self.spool.reject(seq);
                     self.counters.rejected += 1;
-                    self.events.error(
+                    self.events.stream_error(
+                        self.config.stream,
                         ErrorOrigin::Gateway,
                         format!(
                             "frame {seq} refused {} times, set aside ({}): {detail}",
@@ -486,7 +500,8 @@ impl Worker {
                         ),
                     );
                 } else {
-                    self.events.error(
+                    self.events.stream_error(
+                        self.config.stream,
                         ErrorOrigin::Gateway,
                         format!("frame {seq} refused, retrying: {detail}"),
                     );
@@ -506,6 +521,7 @@ impl Worker {
 
     fn set_state(&mut self, state: ConnectionState, detail: Option<String>) {
         self.events.emit(Event::Connection {
+            stream: self.config.stream,
             state,
             holding: self.spool.len() as u64,
             detail,
@@ -525,7 +541,10 @@ impl Worker {
         }
         let counters = self.snapshot();
         self.counters_tx.send_replace(counters.clone());
-        self.events.emit(Event::Uplink(counters));
+        self.events.emit(Event::Uplink {
+            stream: self.config.stream,
+            counters,
+        });
         self.last_report = Instant::now();
         self.dirty = false;
     }

@@ -1,0 +1,348 @@
+//! Meeting audio as the session's second stream, against the real gateway: the mic and the
+//! system stream each arrive complete and byte-identical to their local copies, across a
+//! gateway restart, and the gateway's stereo mix lines them up by capture time.
+//!
+//! Both sources are WAV files played in real time, so the restart lands mid-stream. The two
+//! files carry the same irregular noise bursts at the same sample positions (over different
+//! tones), so in the mix the bursts coincide exactly when both streams' `timestamp_ms` are the
+//! capture times of their frames' first samples; the files start playing within a few ms of
+//! each other.
+
+mod e2e_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use e2e_support::*;
+use recorder::endpoint::GatewayEndpoint;
+use recorder::engine::{Recorder, RecorderConfig};
+use recorder::events::UplinkCounters;
+use recorder::source::InputSpec;
+use recorder::spool::Durability;
+use recorder::stream::Stream;
+use recorder::uplink::Backoff;
+use serde_json::Value;
+use tokio::sync::watch;
+
+const SECONDS: u32 = 8;
+const RATE: u32 = 48_000;
+/// Where the shared bursts start (seconds): irregular, so no lag but the true one lines them up.
+const BURSTS: [f64; 10] = [0.3, 1.1, 1.45, 2.6, 3.05, 4.4, 5.2, 5.35, 6.7, 7.3];
+const BURST_SECONDS: f64 = 0.08;
+
+/// Deterministic noise in `[-1, 1)` for sample `n` (splitmix64).
+fn noise(n: u64) -> f64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+}
+
+/// A tone of `freq` Hz plus the shared bursts, on `channels` identical channels.
+fn write_source(path: &Path, channels: u16, freq: f64) {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for n in 0..u64::from(RATE * SECONDS) {
+        let t = n as f64 / f64::from(RATE);
+        let tone = 0.1 * (2.0 * std::f64::consts::PI * freq * t).sin();
+        let burst = if BURSTS.iter().any(|&s| (s..s + BURST_SECONDS).contains(&t)) {
+            0.5 * noise(n)
+        } else {
+            0.0
+        };
+        let sample = ((tone + burst) * 32767.0) as i16;
+        for _ in 0..channels {
+            writer.write_sample(sample).unwrap();
+        }
+    }
+    writer.finalize().unwrap();
+}
+
+/// Waits until the counters satisfy `check`.
+async fn counters_reach(
+    counters: &mut watch::Receiver<UplinkCounters>,
+    what: &str,
+    check: impl FnMut(&UplinkCounters) -> bool,
+) {
+    let deadline = Duration::from_secs(30);
+    tokio::time::timeout(deadline, counters.wait_for(check))
+        .await
+        .unwrap_or_else(|_| panic!("not within {deadline:?}: {what}"))
+        .unwrap();
+}
+
+/// `GET {path}` on the gateway: status and body.
+async fn get(base: &str, path: &str) -> (u16, bytes::Bytes) {
+    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+    (response.status().as_u16(), response.bytes().await.unwrap())
+}
+
+/// The PCM of a 16-bit WAV the gateway served, and its channel count.
+fn wav_body(body: &[u8]) -> (u16, Vec<i16>) {
+    let mut reader = hound::WavReader::new(std::io::Cursor::new(body)).unwrap();
+    let spec = reader.spec();
+    assert_eq!((spec.sample_rate, spec.bits_per_sample), (16_000, 16));
+    let samples = reader.samples::<i16>().map(Result::unwrap).collect();
+    (spec.channels, samples)
+}
+
+fn as_bytes(samples: &[i16]) -> Vec<u8> {
+    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+/// The lag (in samples) at which `b` best matches `a`, searched over `±max_lag` around
+/// `around`: positive when `b`'s content comes later than `a`'s.
+fn best_lag(a: &[f64], b: &[f64], around: i64, max_lag: i64) -> i64 {
+    (around - max_lag..=around + max_lag)
+        .max_by(|&x, &y| {
+            let score = |lag: i64| -> f64 {
+                a.iter()
+                    .enumerate()
+                    .filter_map(|(i, &va)| {
+                        let j = i as i64 + lag;
+                        (0..b.len() as i64).contains(&j).then(|| va * b[j as usize])
+                    })
+                    .sum()
+            };
+            score(x).total_cmp(&score(y))
+        })
+        .unwrap()
+}
+
+/// Energy per millisecond (16 samples), mean removed: a coarse view for a wide lag search.
+fn envelope(samples: &[f64]) -> Vec<f64> {
+    let e: Vec<f64> = samples
+        .chunks(16)
+        .map(|c| c.iter().map(|s| s * s).sum())
+        .collect();
+    let mean = e.iter().sum::<f64>() / e.len() as f64;
+    e.into_iter().map(|v| v - mean).collect()
+}
+
+/// The offset of the right channel's content against the left's, in ms: a wide search (±1 s)
+/// on the envelopes, then a sample-exact one around it.
+fn mix_lag_ms(left: &[i16], right: &[i16]) -> f64 {
+    let to_f64 = |s: &[i16]| s.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+    let (l, r) = (to_f64(left), to_f64(right));
+    let coarse_ms = best_lag(&envelope(&l), &envelope(&r), 0, 1000);
+    let fine = best_lag(&l, &r, coarse_ms * 16, 32);
+    fine as f64 / 16.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mic_and_system_audio_arrive_whole_across_a_gateway_restart_and_line_up_in_the_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mic_wav, system_wav) = (dir.path().join("mic.wav"), dir.path().join("meeting.wav"));
+    write_source(&mic_wav, 2, 440.0);
+    write_source(&system_wav, 1, 1000.0);
+    let data = dir.path().join("gateway");
+    let gw = start_gateway(&data, any_port()).await;
+    let (addr, base) = (gw.addr(), gw.http_url());
+    let session = "two-streams";
+
+    let endpoint = GatewayEndpoint::parse(&base, None).unwrap();
+    let mut config = RecorderConfig::new(
+        endpoint,
+        session,
+        InputSpec::Wav(mic_wav),
+        dir.path().join("spool"),
+    );
+    config.system = Some(InputSpec::Wav(system_wav));
+    config.resolve = None;
+    config.durability = Durability::Flush;
+    config.backoff = Backoff {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(400),
+        jitter: 0.2,
+    };
+    let mut handle = Recorder::start(config).unwrap();
+    let mut mic = handle.counters();
+    let mut system = handle.stream_counters(Stream::System).unwrap();
+    assert!(handle.stream_counters(Stream::Mic).is_some());
+
+    // Both streams flowing, then the gateway goes away while frames keep coming.
+    counters_reach(&mut mic, "2 mic ACKs", |c| c.acked >= 2).await;
+    counters_reach(&mut system, "2 system ACKs", |c| c.acked >= 2).await;
+    gw.shutdown().await.unwrap();
+    counters_reach(&mut mic, "mic frames held", |c| c.pending >= 2).await;
+    counters_reach(&mut system, "system frames held", |c| c.pending >= 2).await;
+    let gw = start_gateway(&data, addr).await;
+
+    handle.audio_finished().await;
+    let mic_copy = handle.local_copy();
+    assert_eq!(mic_copy, handle.session_dir().join("local.wav"));
+    let system_copy = handle.stream_local_copy(Stream::System).unwrap();
+    assert_eq!(
+        system_copy,
+        handle.session_dir().join("streams/system/local.wav")
+    );
+    let summary = handle.stop(Duration::from_secs(60)).await;
+
+    assert!(summary.drained, "{summary:?}");
+    let sys = summary.system.as_deref().expect("a system stream summary");
+    for (name, frames, samples, uplink) in [
+        ("mic", summary.frames, summary.samples, &summary.uplink),
+        ("system", sys.frames, sys.samples, &sys.uplink),
+    ] {
+        // The system stream may be stopped a little before its file's end, with the mic's.
+        assert!(
+            samples > u64::from(SECONDS - 1) * 16_000 && samples <= u64::from(SECONDS) * 16_000,
+            "{name}: {samples} samples"
+        );
+        assert_eq!(frames, samples.div_ceil(16_000), "{name}");
+        assert_eq!(uplink.pending, 0, "{name}");
+        assert_eq!(uplink.errors, 0, "{name}");
+        assert!(uplink.reconnects >= 1, "{name}: {uplink:?}");
+        assert_eq!(uplink.stored + uplink.duplicate, uplink.acked, "{name}");
+        println!(
+            "{name}: {frames} frames, sent {} (resent {}), acked {} (stored {}, duplicate {}), \
+             reconnects {}",
+            uplink.sent,
+            uplink.resent,
+            uplink.acked,
+            uplink.stored,
+            uplink.duplicate,
+            uplink.reconnects
+        );
+    }
+    assert_eq!(summary.local_copy.as_deref(), mic_copy.to_str());
+    assert_eq!(sys.local_copy.as_deref(), system_copy.to_str());
+
+    // Each stream as stored is its local copy, byte for byte (plus the last frame's padding).
+    for (stream, local, frames) in [
+        ("mic", summary.local_copy.clone().unwrap(), summary.frames),
+        ("system", sys.local_copy.clone().unwrap(), sys.frames),
+    ] {
+        let (status, body) = get(
+            &base,
+            &format!("/v1/sessions/{session}/audio.wav?stream={stream}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{stream}: {}", String::from_utf8_lossy(&body));
+        let (channels, pcm) = wav_body(&body);
+        assert_eq!(channels, 1, "{stream}");
+        assert_eq!(pcm.len() as u64, frames * 16_000, "{stream}");
+        assert_same_audio(&as_bytes(&pcm), &wav_pcm(Path::new(&local)));
+    }
+
+    // The gateway's counters: both streams complete.
+    let (status, body) = get(&base, &format!("/v1/sessions/{session}/state")).await;
+    assert_eq!(status, 200);
+    let state: Value = serde_json::from_slice(&body).unwrap();
+    for (stream, frames) in [("mic", summary.frames), ("system", sys.frames)] {
+        let ingest = &state["streams"][stream];
+        assert_eq!(ingest["missing_chunks"], 0, "{stream}: {state}");
+        assert_eq!(ingest["last_seq"], frames, "{stream}: {state}");
+        assert_eq!(ingest["received_chunks"], frames, "{stream}: {state}");
+    }
+    assert_eq!(
+        state["ingest"]["last_seq"], summary.frames,
+        "the seed's field is the mic's"
+    );
+
+    // The mix: left the mic, right the meeting audio, the shared bursts at the same moment.
+    let (status, body) = get(
+        &base,
+        &format!("/v1/sessions/{session}/audio.wav?stream=mix"),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (channels, pcm) = wav_body(&body);
+    assert_eq!(channels, 2);
+    let left: Vec<i16> = pcm.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = pcm.iter().skip(1).step_by(2).copied().collect();
+    let lag = mix_lag_ms(&left, &right);
+    println!("mix: the meeting audio's bursts lie {lag:+.2} ms from the mic's");
+    assert!(lag.abs() <= 20.0, "streams misaligned by {lag} ms");
+    gw.shutdown().await.unwrap();
+}
+
+#[test]
+fn the_lag_search_finds_a_known_offset() {
+    // 30 ms of delay between two copies of the same bursts.
+    let signal: Vec<i16> = (0..48_000u64)
+        .map(|n| {
+            let t = n as f64 / 16_000.0;
+            let on = BURSTS.iter().any(|&s| (s..s + BURST_SECONDS).contains(&t));
+            if on { (noise(n) * 10_000.0) as i16 } else { 0 }
+        })
+        .collect();
+    let mut delayed = vec![0i16; 480];
+    delayed.extend_from_slice(&signal[..signal.len() - 480]);
+    assert_eq!(mix_lag_ms(&signal, &delayed), 30.0);
+    assert_eq!(mix_lag_ms(&delayed, &signal), -30.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorder_cli_records_system_audio_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mic_wav, system_wav) = (dir.path().join("mic.wav"), dir.path().join("meeting.wav"));
+    write_source(&mic_wav, 2, 440.0);
+    write_source(&system_wav, 1, 1000.0);
+    let gw = start_gateway(&dir.path().join("gateway"), any_port()).await;
+    let base = gw.http_url();
+    let run = |session: &'static str, system: Option<PathBuf>| {
+        let (base, mic_wav, spool) = (base.clone(), mic_wav.clone(), dir.path().join("spool"));
+        tokio::task::spawn_blocking(move || {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_recorder-cli"));
+            command
+                .args(["stream", "--gateway", &base, "--session", session, "--fast"])
+                .args(["--resolve-every", "0", "--input"])
+                .arg(&mic_wav)
+                .arg("--spool-dir")
+                .arg(&spool);
+            if let Some(path) = system {
+                command
+                    .arg("--system")
+                    .arg(format!("file:{}", path.display()));
+            }
+            command.output().expect("recorder-cli runs")
+        })
+    };
+    let with = run("cli-both", Some(system_wav)).await.unwrap();
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&with.stdout);
+    assert!(
+        stdout.contains("system audio: 8 frames (8.0 s of audio)"),
+        "{stdout}"
+    );
+    let without = run("cli-mic", None).await.unwrap();
+    assert!(
+        without.status.success(),
+        "{}",
+        String::from_utf8_lossy(&without.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&without.stdout).contains("system audio"));
+
+    let state = |session: &'static str| {
+        let base = base.clone();
+        async move {
+            let (_, body) = get(&base, &format!("/v1/sessions/{session}/state")).await;
+            serde_json::from_slice::<Value>(&body).unwrap()
+        }
+    };
+    let both = state("cli-both").await;
+    assert_eq!(both["streams"]["system"]["last_seq"], 8, "{both}");
+    assert_eq!(both["streams"]["system"]["missing_chunks"], 0, "{both}");
+    assert_eq!(both["ingest"]["last_seq"], 8, "{both}");
+    let mic_only = state("cli-mic").await;
+    assert_eq!(mic_only["ingest"]["last_seq"], 8, "{mic_only}");
+    assert!(
+        mic_only
+            .get("streams")
+            .is_none_or(|s| s.get("system").is_none()),
+        "{mic_only}"
+    );
+    gw.shutdown().await.unwrap();
+}
