@@ -39,6 +39,16 @@ pub enum CallError {
     Refused { status: u16, detail: String },
 }
 
+/// The recorder's HTTP client for gateway calls. It follows no redirects: a redirect would
+/// carry the API key and the session's audio to an address nobody configured, so a 3xx is
+/// an answer like any other non-2xx.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client without redirects builds")
+}
+
 /// A gateway and the credentials to talk to it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct GatewayEndpoint {
@@ -95,7 +105,7 @@ impl GatewayEndpoint {
         body: &impl Serialize,
         timeout: Duration,
     ) -> Result<Bytes, CallError> {
-        let mut request = reqwest::Client::new()
+        let mut request = http_client()
             .request(method, self.session(session_id, action))
             .timeout(timeout)
             .json(body);

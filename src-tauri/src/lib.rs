@@ -17,10 +17,12 @@ pub mod resample;
 pub mod source;
 
 // The network half: spool → uplink to the gateway, speaker resolution, events for the UI.
+pub mod bundled;
 pub mod endpoint;
 pub mod engine;
 pub mod events;
 pub mod pipeline;
+pub mod private_file;
 pub mod resolve;
 pub mod spool;
 pub mod stream;

@@ -113,7 +113,7 @@ async fn run(
     mut frames: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
     events: EventSink,
 ) {
-    let client = reqwest::Client::new();
+    let client = crate::endpoint::http_client();
     let url = config.endpoint.session(&config.session_id, "resolve");
     let capacity = config.window_frames();
     let mut window: VecDeque<(u64, Vec<u8>)> = VecDeque::with_capacity(capacity + 1);

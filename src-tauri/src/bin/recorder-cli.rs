@@ -43,9 +43,29 @@ enum Command {
         gateway: String,
         #[arg(long)]
         session: String,
-        #[arg(long, env = "RECORDER_API_KEY", hide_env_values = true)]
-        api_key: Option<String>,
+        #[command(flatten)]
+        key: KeyArgs,
     },
+}
+
+/// The gateway's API key, given directly or as a file (so it does not show in `ps`).
+#[derive(clap::Args)]
+struct KeyArgs {
+    #[arg(long, env = "RECORDER_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Read the API key from this file.
+    #[arg(long, env = "RECORDER_API_KEY_FILE", conflicts_with = "api_key")]
+    api_key_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    fn key(self) -> anyhow::Result<Option<String>> {
+        gateway::config::secret(
+            self.api_key,
+            self.api_key_file.as_deref(),
+            "RECORDER_API_KEY_FILE",
+        )
+    }
 }
 
 #[derive(clap::Args)]
@@ -76,8 +96,8 @@ struct StreamArgs {
     /// Read files and tones as fast as possible.
     #[arg(long)]
     fast: bool,
-    #[arg(long, env = "RECORDER_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
+    #[command(flatten)]
+    key: KeyArgs,
     /// Seconds between speaker resolutions; 0 turns resolution off.
     #[arg(long, default_value_t = 5.0)]
     resolve_every: f64,
@@ -109,9 +129,9 @@ fn main() -> ExitCode {
             Command::Finalize {
                 gateway,
                 session,
-                api_key,
+                key,
             } => {
-                let endpoint = GatewayEndpoint::parse(&gateway, api_key)?;
+                let endpoint = GatewayEndpoint::parse(&gateway, key.key()?)?;
                 let answer = engine::finalize(&endpoint, &session).await?;
                 println!(
                     "finalized {}: {} ({} events) at {}",
@@ -164,7 +184,7 @@ fn seconds(value: f64, what: &str) -> anyhow::Result<Duration> {
 }
 
 async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
-    let endpoint = GatewayEndpoint::parse(&args.gateway, args.api_key)?;
+    let endpoint = GatewayEndpoint::parse(&args.gateway, args.key.key()?)?;
     let input: InputSpec = args.input.parse()?;
     let mut config = RecorderConfig::new(endpoint, &args.session, input, &args.spool_dir);
     config.system = match (&args.system, args.no_system) {
