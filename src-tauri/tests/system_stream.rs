@@ -346,3 +346,180 @@ async fn recorder_cli_records_system_audio_only_when_asked() {
     );
     gw.shutdown().await.unwrap();
 }
+
+/// A PulseAudio daemon of the test's own, with a null sink as the default output, stopped on
+/// drop.
+struct NullSink {
+    daemon: std::process::Child,
+    /// `unix:<runtime dir>/pulse/native`, for the clients' `PULSE_SERVER`.
+    server: String,
+}
+
+impl NullSink {
+    /// Starts the daemon in `dir`; `None` when PulseAudio is not installed.
+    fn start(dir: &Path) -> Option<NullSink> {
+        let runtime = dir.join("run");
+        std::fs::create_dir_all(&runtime).unwrap();
+        std::fs::write(
+            dir.join("null.pa"),
+            "load-module module-native-protocol-unix auth-anonymous=1\n\
+             load-module module-null-sink sink_name=nullsink rate=48000\n\
+             set-default-sink nullsink\n\
+             set-default-source nullsink.monitor\n",
+        )
+        .unwrap();
+        let daemon = Command::new("pulseaudio")
+            .args(["--daemonize=no", "--exit-idle-time=-1", "-n", "-F"])
+            .arg(dir.join("null.pa"))
+            .arg(format!(
+                "--log-target=file:{}",
+                dir.join("pa.log").display()
+            ))
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("HOME", dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let daemon = match daemon {
+            Ok(daemon) => daemon,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => panic!("cannot start pulseaudio: {e}"),
+        };
+        let socket = runtime.join("pulse/native");
+        let mut sink = NullSink {
+            daemon,
+            server: format!("unix:{}", socket.display()),
+        };
+        let started = std::time::Instant::now();
+        while !socket.exists() {
+            if let Some(status) = sink.daemon.try_wait().unwrap() {
+                panic!(
+                    "pulseaudio exited ({status}): {}",
+                    std::fs::read_to_string(dir.join("pa.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "pulseaudio's socket did not appear"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(sink)
+    }
+}
+
+impl Drop for NullSink {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+/// The loudest 100 ms of `samples`, as RMS in full-scale units.
+fn loudest_rms(samples: &[i16]) -> f64 {
+    samples
+        .chunks(1600)
+        .map(|c| {
+            let power: f64 = c.iter().map(|&s| (f64::from(s) / 32768.0).powi(2)).sum();
+            (power / c.len() as f64).sqrt()
+        })
+        .fold(0.0, f64::max)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_null_sink_plays_is_recorded_as_the_system_stream_and_stored_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sink) = NullSink::start(dir.path()) else {
+        println!(
+            "SKIPPED: pulseaudio is not installed (Debian: pulseaudio pulseaudio-utils), so there \
+             is no null sink to record system audio from; the file-source tests above still ran"
+        );
+        return;
+    };
+    // A 0.5-amplitude 1 kHz tone to play into the sink while the mic records 12 s of a tone.
+    let meeting = dir.path().join("meeting.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&meeting, spec).unwrap();
+    for n in 0..48_000 * 3 {
+        let v = 0.5 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(n) / 48_000.0).sin();
+        for _ in 0..2 {
+            writer.write_sample((v * 32767.0) as i16).unwrap();
+        }
+    }
+    writer.finalize().unwrap();
+    let gw = start_gateway(&dir.path().join("gateway"), any_port()).await;
+    let base = gw.http_url();
+    let spool = dir.path().join("spool");
+    let session = "null-sink";
+
+    let recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_recorder-cli"))
+        .args(["stream", "--gateway", &base, "--session", session])
+        .args(["--resolve-every", "0", "--system", "default"])
+        .args(["--input", "tone:440", "--duration", "12", "--spool-dir"])
+        .arg(&spool)
+        .env("PULSE_SERVER", &sink.server)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Play once the monitor delivers (its first frame reached the gateway).
+    wait_until(
+        "the system stream's first frame",
+        Duration::from_secs(20),
+        || {
+            let base = base.clone();
+            async move {
+                let (_, body) = get(&base, &format!("/v1/sessions/{session}/state")).await;
+                let state: Value = serde_json::from_slice(&body).unwrap();
+                state["streams"]["system"]["last_seq"].as_u64() >= Some(1)
+            }
+        },
+    )
+    .await;
+    let played = tokio::process::Command::new("paplay")
+        .args(["--device=nullsink", "--latency-msec=20"])
+        .arg(&meeting)
+        .env("PULSE_SERVER", &sink.server)
+        .status()
+        .await
+        .expect("paplay (pulseaudio-utils) runs");
+    assert!(played.success());
+    let output = tokio::time::timeout(Duration::from_secs(60), recorder.wait_with_output())
+        .await
+        .expect("recorder-cli ends with its 12 s mic tone")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("{stdout}");
+
+    let local = spool.join(session).join("streams/system/local.wav");
+    let (status, body) = get(
+        &base,
+        &format!("/v1/sessions/{session}/audio.wav?stream=system"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, stored) = wav_body(&body);
+    assert_same_audio(&as_bytes(&stored), &wav_pcm(&local));
+    let rms = loudest_rms(&stored);
+    assert!(
+        (0.33..0.38).contains(&rms),
+        "the tone played into the sink is in the system stream (RMS {rms:.3}, expected 0.354)"
+    );
+    let (_, body) = get(&base, &format!("/v1/sessions/{session}/state")).await;
+    let state: Value = serde_json::from_slice(&body).unwrap();
+    for stream in ["mic", "system"] {
+        assert_eq!(state["streams"][stream]["missing_chunks"], 0, "{state}");
+    }
+    println!("null sink: loudest 100 ms of the system stream at RMS {rms:.4} (0.3536 played)");
+    gw.shutdown().await.unwrap();
+}
