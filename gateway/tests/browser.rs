@@ -527,3 +527,41 @@ async fn item_10_a_redirecting_inference_backend_is_not_followed() {
     let (_, state) = gw.get_json("/v1/sessions/rd/state").await;
     assert_eq!(state["event_count"], 0);
 }
+
+/// The accept loop that brings the header deadline (item 8) must still stop gracefully: a
+/// request in flight when the gateway stops is finished (its event committed) before
+/// `shutdown` returns.
+#[tokio::test]
+async fn item_8_shutdown_waits_for_the_request_in_flight() {
+    use support::inference::{Behaviour, FakeInference};
+
+    let inference = FakeInference::start(None).await;
+    inference.set(Behaviour::Slow(Duration::from_millis(1500)));
+    let url = inference.url();
+    let mut gw = TestGateway::start_with(|c| {
+        c.inference = Some(InferenceConfig {
+            base_url: url,
+            api_key: None,
+            timeout: Duration::from_secs(10),
+            resolve_path: "/speaker/resolve".into(),
+        })
+    })
+    .await;
+    let request = reqwest::Client::new()
+        .post(gw.http("/v1/sessions/late/resolve"))
+        .json(&json!({"audio": {"content_b64": "AAAA", "format": "pcm_s16le"}}))
+        .send();
+    let answer = tokio::spawn(request);
+    let asked = Instant::now();
+    while inference.bodies().is_empty() {
+        assert!(asked.elapsed() < DEADLINE, "inference was never asked");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.gateway.take().unwrap().shutdown().await.unwrap();
+    let db = rusqlite::Connection::open(gw.data.path().join("gateway.sqlite3")).unwrap();
+    let events: i64 = db
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(events, 1, "shutdown returned before the request finished");
+    assert_eq!(answer.await.unwrap().unwrap().status(), 200);
+}

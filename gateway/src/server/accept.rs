@@ -27,8 +27,9 @@ pub async fn serve(
     app: Router,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    // Every connection task holds a clone of `open`; `closed` resolves when the last is gone.
-    let (open, closed) = watch::channel(());
+    // Every connection task holds a receiver of `all_closed`, which nobody sends on: its
+    // `closed()` resolves once the last of them is dropped, that is once every connection ended.
+    let (all_closed, open) = watch::channel(());
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -51,8 +52,8 @@ pub async fn serve(
         });
     }
     drop(listener);
-    drop(closed);
-    open.closed().await;
+    drop(open);
+    all_closed.closed().await;
     Ok(())
 }
 
