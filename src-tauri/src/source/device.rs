@@ -12,9 +12,9 @@
 //! [`SourceEvent::Error`]; a device that goes quiet without an error is caught by the
 //! consumer's stall timeout ([`Capture::recv_timeout`]).
 //!
-//! Microphones come from [`mic_host`]: on Linux always ALSA (cpal's PulseAudio host is compiled
+//! Microphones come from `mic_host`: on Linux always ALSA (cpal's PulseAudio host is compiled
 //! in for the system-audio source, and would otherwise become the default host). The opening
-//! and the callbacks are shared with [`system`](super::system) through [`open_with`].
+//! and the callbacks are shared with [`system`](super::system) through `open_with`.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

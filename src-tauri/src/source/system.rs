@@ -1,7 +1,7 @@
 //! System audio (what the computer plays: the remote side of a call) as a source.
 //!
 //! Each OS offers it differently; all of them end in the same cpal input stream and the same
-//! callbacks as a microphone ([`device::open_with`]), so errors, timestamps and sample formats
+//! callbacks as a microphone (`device::open_with`), so errors, timestamps and sample formats
 //! are handled in one place:
 //!
 //! - **Linux**: the monitor source of the default output, through cpal's native PulseAudio host
