@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::actor::{Registry, SessionHandle};
+use crate::actor::{Registry, ServerSession, SessionHandle};
 use crate::attribution::{AttributionQueue, Stretch, next_stretch};
 use crate::core::clock::EpochMs;
 use crate::core::ingest::CaptureOrigin;
@@ -19,7 +19,8 @@ use crate::core::speakers::{AttributionUpdate, ResolveInput};
 use crate::core::stream::Stream;
 use crate::inference::{Inference, InferenceError};
 use crate::protocol::{
-    Ack, AckStatus, FRAME_BYTES, FinalizeResponse, IngestStatus, Ready, StateResponse, TimelineTurn,
+    Ack, AckStatus, FRAME_BYTES, FinalizeResponse, IngestStatus, Ready, SAMPLE_RATE, SessionState,
+    StateResponse, TimelineTurn,
 };
 use crate::storage::{Database, Objects};
 
@@ -136,10 +137,7 @@ impl Sessions {
         let ack = handle
             .run(move |s| Box::pin(async move { s.chunk(stream, chunk, now_ms()).await }))
             .await?;
-        // Attribution covers the mic stream so far.
-        if let (Some(queue), AckStatus::Stored, Stream::Mic) =
-            (&self.attribution, ack.status, stream)
-        {
+        if let (Some(queue), AckStatus::Stored) = (&self.attribution, ack.status) {
             queue.notify(handle.id());
         }
         Ok(ack)
@@ -259,45 +257,81 @@ impl Sessions {
         }
     }
 
-    /// Attributes one stretch of the session's stored audio after its cursor (all of it when
-    /// `finished`, else whole blocks); answers whether more is waiting. Does nothing without the
-    /// built-in engine.
+    /// Attributes one stretch of each stream's stored audio after its cursor (all of it when
+    /// `finished`, else whole blocks); answers whether more is waiting. Each stream is diarized
+    /// on its own, against its own voices. Does nothing without the built-in engine.
     pub async fn attribute(&self, id: &SessionId, finished: bool) -> Result<bool, ResolveError> {
+        let mut more = false;
+        for stream in Stream::ALL {
+            more |= self.attribute_stream(id, stream, finished).await?;
+        }
+        Ok(more)
+    }
+
+    async fn attribute_stream(
+        &self,
+        id: &SessionId,
+        stream: Stream,
+        finished: bool,
+    ) -> Result<bool, ResolveError> {
         let Some(engine) = self.inference.builtin().cloned() else {
             return Ok(false);
         };
         let handle = self.handle(id);
         let _one_at_a_time = handle.resolve_lock.lock().await;
-        let (through_ms, stored, state) = handle
-            .run(|s| {
-                Box::pin(async move {
-                    let speakers = s.speakers();
-                    Ok((
-                        speakers.attributed_through_ms(),
-                        s.stored_seqs(Stream::Mic).cloned(),
-                        speakers.state.clone(),
-                    ))
-                })
-            })
+        let snapshot = handle
+            .run(move |s| Box::pin(async move { Ok(StreamSnapshot::of(s, stream)) }))
             .await?;
+        let StreamSnapshot {
+            through_ms,
+            stored,
+            state,
+            shift_ms,
+            far,
+        } = snapshot;
         let Some(stretch) = stored.and_then(|seqs| next_stretch(through_ms, &seqs, finished))
         else {
             return Ok(false);
         };
+        let start_ms = (stretch.first_seq as i64 - 1) * 1000 + stretch.skip_ms as i64;
+        let end_ms = stretch.last_seq as i64 * 1000;
+        // The mic waits for the meeting audio of the same moments: its echo is removed first.
+        if let Some(far) = &far {
+            if !finished && far.end_ms() < end_ms {
+                return Ok(false);
+            }
+        }
         // A region crossing the end of a cut stretch is kept for the next pass.
         let finished = finished && !stretch.more;
-        let samples = self.read_stretch(id, stretch).await?;
+        let mut samples = self.read_stretch(id, stream, stretch).await?;
+        if let Some(far) = far {
+            let far_samples = self
+                .read_span(
+                    id,
+                    Stream::System,
+                    &far.seqs,
+                    start_ms - far.shift_ms,
+                    samples.len(),
+                )
+                .await?;
+            let report = speakers::echo::EchoGate::new().apply(&mut samples, &far_samples);
+            if report.gated + report.cancelled > 0 {
+                tracing::debug!(session = %id, ?report, "meeting audio removed from the mic");
+            }
+        }
         let offset_ms = through_ms;
         let (clusters, attribution) = engine
             .compute(move |engine| {
-                let mut clusters = crate::inference::engine_clusters(&state);
+                let mut clusters = crate::inference::engine_clusters(&state, stream);
                 let attribution = engine.attribute(&samples, offset_ms, &mut clusters, finished);
                 (clusters, attribution)
             })
             .await?;
         let attribution = attribution
             .map_err(|e| ResolveError::Inference(InferenceError::Unavailable(e.to_string())))?;
+        let on_timeline = |ms: u64| (ms as i64 + shift_ms).max(0) as u64;
         let update = AttributionUpdate {
+            stream,
             clusters: clusters
                 .clusters
                 .iter()
@@ -308,10 +342,10 @@ impl Sessions {
                 .turns
                 .into_iter()
                 .map(|t| TimelineTurn {
-                    start_ms: t.start_ms,
-                    end_ms: t.end_ms,
+                    start_ms: on_timeline(t.start_ms),
+                    end_ms: on_timeline(t.end_ms),
                     cluster_id: t.cluster,
-                    stream: Stream::Mic.to_string(),
+                    stream: stream.to_string(),
                 })
                 .collect(),
             through_ms: offset_ms + speakers::samples_to_ms(attribution.consumed),
@@ -322,21 +356,119 @@ impl Sessions {
         Ok(stretch.more)
     }
 
-    /// The samples of a stretch; a frame that cannot be read counts as silence.
+    /// `len` samples of `stream` from its sample `from` (which may be before its start); what
+    /// was never stored or cannot be read is silence.
+    async fn read_span(
+        &self,
+        id: &SessionId,
+        stream: Stream,
+        seqs: &SeqSet,
+        from_ms: i64,
+        len: usize,
+    ) -> Result<Vec<f32>, SessionError> {
+        const PER_MS: i64 = SAMPLE_RATE as i64 / 1000;
+        const PER_FRAME: i64 = FRAME_BYTES as i64 / 2;
+        let mut out = vec![0f32; len];
+        let from = from_ms * PER_MS;
+        let end = from + len as i64;
+        if end <= 0 {
+            return Ok(out);
+        }
+        for index in from.max(0) / PER_FRAME..=(end - 1) / PER_FRAME {
+            let seq = index as u64 + 1;
+            if !seqs.contains(seq) {
+                continue;
+            }
+            let Some(bytes) = self.objects.get(&id.stream_chunk_key(stream, seq)).await? else {
+                continue;
+            };
+            if bytes.len() != FRAME_BYTES {
+                continue;
+            }
+            let frame = speakers::pcm_s16le_to_f32(&bytes);
+            let frame_start = index * PER_FRAME;
+            for (i, sample) in frame.iter().enumerate() {
+                let at = frame_start + i as i64 - from;
+                if (0..len as i64).contains(&at) {
+                    out[at as usize] = *sample;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The samples of a stretch of `stream`; a frame that cannot be read counts as silence.
     async fn read_stretch(
         &self,
         id: &SessionId,
+        stream: Stream,
         stretch: Stretch,
     ) -> Result<Vec<f32>, SessionError> {
         let mut pcm =
             Vec::with_capacity((stretch.last_seq - stretch.first_seq + 1) as usize * FRAME_BYTES);
         for seq in stretch.first_seq..=stretch.last_seq {
-            match self.objects.get(&id.chunk_key(seq)).await? {
+            match self.objects.get(&id.stream_chunk_key(stream, seq)).await? {
                 Some(bytes) if bytes.len() == FRAME_BYTES => pcm.extend_from_slice(&bytes),
                 _ => pcm.resize(pcm.len() + FRAME_BYTES, 0),
             }
         }
         let skip = (stretch.skip_ms as usize * FRAME_BYTES / 1000).min(pcm.len()) & !1;
         Ok(speakers::pcm_s16le_to_f32(&pcm[skip..]))
+    }
+}
+
+/// What attributing one stream needs from its session, taken in one actor call.
+struct StreamSnapshot {
+    /// The stream's attribution cursor (ms from its start).
+    through_ms: u64,
+    stored: Option<SeqSet>,
+    state: SessionState,
+    /// Where the stream's start sits on the mic's clock (ms; 0 for the mic itself).
+    shift_ms: i64,
+    /// For the mic, the meeting audio that may echo into it.
+    far: Option<FarEnd>,
+}
+
+/// The meeting audio, as the mic's echo gate reads it.
+struct FarEnd {
+    seqs: SeqSet,
+    /// Its start on the mic's clock (ms).
+    shift_ms: i64,
+}
+
+impl FarEnd {
+    /// Where its stored audio ends, on the mic's clock (ms).
+    fn end_ms(&self) -> i64 {
+        self.shift_ms + self.seqs.max() as i64 * 1000
+    }
+}
+
+impl StreamSnapshot {
+    fn of(session: &ServerSession, stream: Stream) -> StreamSnapshot {
+        // The timeline runs on the mic's clock: another stream's turns move by the difference
+        // of the two streams' capture starts (0 when either is unknown).
+        let shift = |other: Stream| match (session.origin(other), session.origin(Stream::Mic)) {
+            (Some(own), Some(mic)) => own.start_ms() - mic.start_ms(),
+            _ => 0,
+        };
+        let far = match stream {
+            Stream::Mic => session.stored_seqs(Stream::System).map(|seqs| FarEnd {
+                seqs: seqs.clone(),
+                shift_ms: shift(Stream::System),
+            }),
+            Stream::System => None,
+        };
+        let speakers = session.speakers();
+        StreamSnapshot {
+            through_ms: speakers.attributed_through_ms(stream),
+            stored: session.stored_seqs(stream).cloned(),
+            state: speakers.state.clone(),
+            shift_ms: if stream == Stream::Mic {
+                0
+            } else {
+                shift(stream)
+            },
+            far,
+        }
     }
 }

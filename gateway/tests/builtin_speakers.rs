@@ -74,7 +74,12 @@ async fn resolve(gw: &TestGateway, session: &str, body: Value) -> (u16, Value) {
 
 /// Streams `pcm` as frames `first_seq..` (the last one padded with silence).
 async fn stream(gw: &TestGateway, session: &str, pcm: &[u8], first_seq: u64) -> u64 {
-    let mut socket = gw.connect(session).await;
+    stream_to(&gw.ws(session), session, pcm, first_seq).await
+}
+
+/// As [`stream`], on the socket at `url` (a stream other than the mic).
+async fn stream_to(url: &str, session: &str, pcm: &[u8], first_seq: u64) -> u64 {
+    let mut socket = connect(url).await;
     hello(&mut socket).await;
     let mut seq = first_seq;
     for frame in pcm.chunks(32_000) {
@@ -364,4 +369,121 @@ async fn stored_audio_is_attributed_into_a_timeline_and_a_rename_survives_more_a
     );
     assert_eq!(report.hyp_speakers, 2);
     assert_eq!(state["state"]["attribution"]["through_ms"], end * 1000);
+}
+
+/// `pcm` with every labelled turn of `speaker` silenced.
+fn without(pcm: &[u8], labels: &[Turn], speaker: &str) -> Vec<u8> {
+    let mut out = pcm.to_vec();
+    for turn in labels.iter().filter(|t| t.speaker == speaker) {
+        let at = |ms: u64| ((ms * 32) as usize).min(out.len());
+        let (from, to) = (at(turn.start_ms), at(turn.end_ms));
+        out[from..to].fill(0);
+    }
+    out
+}
+
+#[tokio::test]
+async fn each_stream_is_diarized_on_its_own_and_the_mic_is_the_interviewer() {
+    let gw = TestGateway::start().await;
+    let (pcm, labels) = two_voices();
+    // A remote interview: voice a on the microphone, voice b in the meeting audio.
+    stream(&gw, "split", &without(&pcm, &labels, "b"), 1).await;
+    let system_url = format!("{}?stream=system", gw.ws("split"));
+    let last = stream_to(&system_url, "split", &without(&pcm, &labels, "a"), 1).await;
+    let (code, _) = gw
+        .send_json("POST", "/v1/sessions/split/finalize", json!({}))
+        .await;
+    assert_eq!(code, 200);
+    let (_, state) = gw.get_json("/v1/sessions/split/state").await;
+    let clusters = state["state"]["clusters"].as_array().unwrap();
+    let of = |stream: &str| -> Vec<&Value> {
+        clusters.iter().filter(|c| c["stream"] == stream).collect()
+    };
+    assert_eq!(of("mic").len(), 1, "{state}");
+    assert_eq!(of("system").len(), 1, "{state}");
+    assert_eq!(of("mic")[0]["role"], "interviewer");
+    assert_eq!(of("system")[0]["role"], "remote");
+    let remote = of("system")[0]["cluster_id"].as_str().unwrap().to_owned();
+    assert!(remote.starts_with("sys_"), "{remote}");
+    assert_eq!(
+        state["state"]["attribution"]["streams"]["system"]["through_ms"],
+        last * 1000
+    );
+    let turns = state["state"]["timeline"].as_array().unwrap();
+    assert!(
+        turns
+            .iter()
+            .all(|t| (t["stream"] == "system") == (t["cluster_id"] == remote.as_str())),
+        "a stream's turns name only its own voices: {turns:?}"
+    );
+    let report = der::score(&labels, &timeline(&state), 250);
+    assert!(report.der() <= 0.15, "DER {:.3}: {report:?}", report.der());
+}
+
+#[tokio::test]
+async fn meeting_audio_leaking_into_the_mic_is_not_attributed_to_the_interviewer() {
+    let gw = TestGateway::start().await;
+    let (pcm, labels) = two_voices();
+    let remote = without(&pcm, &labels, "a");
+    // No headphones: the remote voice comes out of the speakers and back into the mic 40 ms
+    // later at half the level (-6 dB against the interviewer's voice).
+    let own = without(&pcm, &labels, "b");
+    let delay = 40 * 32;
+    let mic: Vec<u8> = own
+        .chunks_exact(2)
+        .enumerate()
+        .flat_map(|(i, s)| {
+            let echo = (i * 2)
+                .checked_sub(delay)
+                .map_or(0, |at| i16::from_le_bytes([remote[at], remote[at + 1]]) / 2);
+            i16::from_le_bytes([s[0], s[1]])
+                .saturating_add(echo)
+                .to_le_bytes()
+        })
+        .collect();
+    stream(&gw, "echo", &mic, 1).await;
+    let system_url = format!("{}?stream=system", gw.ws("echo"));
+    stream_to(&system_url, "echo", &remote, 1).await;
+    gw.send_json("POST", "/v1/sessions/echo/finalize", json!({}))
+        .await;
+    let (_, state) = gw.get_json("/v1/sessions/echo/state").await;
+    let turns = state["state"]["timeline"].as_array().unwrap();
+    // Remote speech (b's labelled turns) covered by turns on the mic.
+    let overlap = |start: u64, end: u64| -> u64 {
+        labels
+            .iter()
+            .filter(|l| l.speaker == "b")
+            .map(|l| end.min(l.end_ms).saturating_sub(start.max(l.start_ms)))
+            .sum()
+    };
+    let on_mic: u64 = turns
+        .iter()
+        .filter(|t| t["stream"] == "mic")
+        .map(|t| {
+            overlap(
+                t["start_ms"].as_u64().unwrap(),
+                t["end_ms"].as_u64().unwrap(),
+            )
+        })
+        .sum();
+    let remote_ms: u64 = labels
+        .iter()
+        .filter(|l| l.speaker == "b")
+        .map(|l| l.end_ms - l.start_ms)
+        .sum();
+    eprintln!("remote speech attributed to the mic: {on_mic} ms of {remote_ms} ms");
+    assert!(
+        on_mic * 10 <= remote_ms,
+        "{on_mic} ms of {remote_ms} ms of remote speech attributed to the mic: {turns:?}"
+    );
+    let mic_voices = state["state"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["stream"] == "mic")
+        .count();
+    assert_eq!(
+        mic_voices, 1,
+        "the echo is no second voice on the mic: {state}"
+    );
 }

@@ -66,9 +66,13 @@ pub struct Clusters {
     pub clusters: Vec<SpeakerCluster>,
     pub config: ClusterConfig,
     pending: Option<Pending>,
-    /// Numbers ids: `spk_<n>` with n one past the highest seen.
+    /// New ids are `<prefix><n>`, n one past the highest seen with this prefix.
+    prefix: String,
     next_number: u64,
 }
+
+/// The prefix of cluster ids unless another is chosen.
+pub const DEFAULT_ID_PREFIX: &str = "spk_";
 
 impl Default for Clusters {
     fn default() -> Self {
@@ -78,9 +82,19 @@ impl Default for Clusters {
 
 impl Clusters {
     pub fn new(clusters: Vec<SpeakerCluster>, config: ClusterConfig) -> Clusters {
+        Clusters::with_id_prefix(clusters, config, DEFAULT_ID_PREFIX)
+    }
+
+    /// As [`Clusters::new`], naming new clusters `<prefix><n>`: voices clustered apart (one
+    /// recording's two streams) then never share an id.
+    pub fn with_id_prefix(
+        clusters: Vec<SpeakerCluster>,
+        config: ClusterConfig,
+        prefix: &str,
+    ) -> Clusters {
         let next_number = clusters
             .iter()
-            .filter_map(|c| c.id.strip_prefix("spk_")?.parse::<u64>().ok())
+            .filter_map(|c| c.id.strip_prefix(prefix)?.parse::<u64>().ok())
             .max()
             .unwrap_or(0)
             + 1;
@@ -88,6 +102,7 @@ impl Clusters {
             clusters,
             config,
             pending: None,
+            prefix: prefix.to_owned(),
             next_number,
         }
     }
@@ -132,7 +147,7 @@ impl Clusters {
                 normalize(&mut centroid);
                 count = 2;
             }
-            let id = format!("spk_{}", self.next_number);
+            let id = format!("{}{}", self.prefix, self.next_number);
             self.next_number += 1;
             self.clusters.push(SpeakerCluster {
                 id,

@@ -13,6 +13,7 @@
 pub mod cluster;
 pub mod der;
 pub mod diarize;
+pub mod echo;
 pub mod encoder;
 pub mod mel;
 pub mod naming;

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::core::clock::{EpochMs, rfc3339};
 use crate::core::session_id::SessionId;
+use crate::core::stream::Stream;
 use crate::protocol::{
     ATTRIBUTION_KEY, Cluster, Decision, ResolveAnswer, RosterEntry, SessionState, SpeakerEvent,
     TIMELINE_KEY, TimelineTurn,
@@ -34,9 +35,12 @@ pub struct ResolveInput {
     pub roster: Option<Vec<RosterEntry>>,
 }
 
-/// What the built-in engine learned from a stretch of stored audio, to merge into the state.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// What the built-in engine learned from a stretch of one stream's stored audio, to merge into
+/// the state.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AttributionUpdate {
+    /// The stream the stretch came from; its clusters and cursor are the ones updated.
+    pub stream: Stream,
     /// Clusters as the engine left them: `(id, centroid, sample_count)`. New ids are added;
     /// known ones get the new centroid and count and keep their names.
     pub clusters: Vec<(String, Vec<f64>, u64)>,
@@ -44,7 +48,7 @@ pub struct AttributionUpdate {
     pub merged: Vec<(String, String)>,
     /// New turns, in time order, after every turn already in the timeline.
     pub turns: Vec<TimelineTurn>,
-    /// The audio up to here (ms from the start of the stream) is attributed.
+    /// The stream's audio up to here (ms from its start) is attributed.
     pub through_ms: u64,
 }
 
@@ -213,12 +217,18 @@ impl SpeakerRecord {
         Some((self.next(state, now), event))
     }
 
-    /// How far the built-in engine has attributed this session's audio (ms).
-    pub fn attributed_through_ms(&self) -> u64 {
-        self.state
-            .extra
-            .get(ATTRIBUTION_KEY)
-            .and_then(|a| a.get("through_ms"))
+    /// How far the built-in engine has attributed `stream` (ms from its start). The mic's
+    /// cursor is `attribution.through_ms`, another stream's `attribution.streams.<name>.through_ms`.
+    pub fn attributed_through_ms(&self, stream: Stream) -> u64 {
+        let attribution = self.state.extra.get(ATTRIBUTION_KEY);
+        let cursor = match stream {
+            Stream::Mic => attribution,
+            other => attribution
+                .and_then(|a| a.get("streams"))
+                .and_then(|s| s.get(other.as_str())),
+        };
+        cursor
+            .and_then(|c| c.get("through_ms"))
             .and_then(Value::as_u64)
             .unwrap_or(0)
     }
@@ -234,28 +244,45 @@ impl SpeakerRecord {
     /// timeline is the record of attributions.
     pub fn with_attribution(&self, update: &AttributionUpdate, now: EpochMs) -> SpeakerRecord {
         let mut state = self.state.clone();
-        merge_engine_clusters(&mut state, &update.clusters, &update.merged);
+        merge_engine_clusters(&mut state, &update.clusters, &update.merged, update.stream);
         let mut timeline = timeline_of(&state);
         for turn in &update.turns {
-            match timeline.last_mut() {
+            // A turn continues its stream's last one when the same voice goes on.
+            let last = timeline.iter_mut().rev().find(|t| t.stream == turn.stream);
+            match last {
                 Some(last)
-                    if last.cluster_id == turn.cluster_id
-                        && last.stream == turn.stream
-                        && last.end_ms >= turn.start_ms =>
+                    if last.cluster_id == turn.cluster_id && last.end_ms >= turn.start_ms =>
                 {
                     last.end_ms = last.end_ms.max(turn.end_ms);
                 }
                 _ => timeline.push(turn.clone()),
             }
         }
+        // The streams' turns interleave in time.
+        timeline.sort_by_key(|t| t.start_ms);
         state.extra.insert(
             TIMELINE_KEY.to_owned(),
             serde_json::to_value(&timeline).expect("turns serialize"),
         );
-        state.extra.insert(
-            ATTRIBUTION_KEY.to_owned(),
-            json!({"through_ms": update.through_ms.max(self.attributed_through_ms())}),
-        );
+        let through_ms = update
+            .through_ms
+            .max(self.attributed_through_ms(update.stream));
+        let attribution = state
+            .extra
+            .entry(ATTRIBUTION_KEY.to_owned())
+            .or_insert_with(|| json!({}));
+        if !attribution.is_object() {
+            *attribution = json!({});
+        }
+        match update.stream {
+            Stream::Mic => attribution["through_ms"] = json!(through_ms),
+            other => {
+                if !attribution["streams"].is_object() {
+                    attribution["streams"] = json!({});
+                }
+                attribution["streams"][other.as_str()] = json!({ "through_ms": through_ms });
+            }
+        }
         SpeakerRecord {
             state,
             event_count: self.event_count,
@@ -281,14 +308,27 @@ fn timeline_of(state: &SessionState) -> Vec<TimelineTurn> {
         .unwrap_or_default()
 }
 
-/// Brings the built-in engine's clusters into `state`: `clusters` as `(id, centroid,
-/// sample_count)` (new ids added, known ones updated, names kept) and `merged` as `(removed,
-/// kept)` pairs: the removed cluster goes, its name moves to the kept one unless that one has
-/// its own, and its turns in the timeline are relabelled.
+/// The stream a cluster's voice was heard on (`extra.stream`); clusters from before streams,
+/// or from an inference service, are the mic's.
+pub fn cluster_stream(cluster: &Cluster) -> Stream {
+    cluster
+        .extra
+        .get("stream")
+        .and_then(Value::as_str)
+        .and_then(|name| Stream::parse(name).ok())
+        .unwrap_or(Stream::Mic)
+}
+
+/// Brings the built-in engine's clusters of `stream` into `state`: `clusters` as `(id,
+/// centroid, sample_count)` (new ids added, tagged with the stream and its default role; known
+/// ones updated, names kept) and `merged` as `(removed, kept)` pairs: the removed cluster goes,
+/// its name moves to the kept one unless that one has its own, and its turns in the timeline
+/// are relabelled.
 pub fn merge_engine_clusters(
     state: &mut SessionState,
     clusters: &[(String, Vec<f64>, u64)],
     merged: &[(String, String)],
+    stream: Stream,
 ) {
     let mut timeline = timeline_of(state);
     for (removed, kept) in merged {
@@ -321,7 +361,10 @@ pub fn merge_engine_clusters(
                 centroid: centroid.clone(),
                 sample_count: *count,
                 bound_name: None,
-                extra: Map::new(),
+                extra: Map::from_iter([
+                    ("stream".to_owned(), json!(stream.as_str())),
+                    ("role".to_owned(), json!(stream.role())),
+                ]),
             }),
         }
     }
@@ -439,6 +482,7 @@ mod tests {
     #[test]
     fn an_attribution_adds_clusters_and_turns_and_moves_the_cursor() {
         let update = AttributionUpdate {
+            stream: Stream::Mic,
             clusters: vec![("spk_1".into(), vec![1.0, 0.0], 3)],
             merged: vec![],
             turns: vec![turn(0, 2000, "spk_1"), turn(2500, 4000, "spk_1")],
@@ -449,7 +493,8 @@ mod tests {
         assert_eq!(record.updated_at, Some(9));
         assert_eq!(record.state.clusters[0].sample_count, 3);
         assert_eq!(record.timeline().len(), 2);
-        assert_eq!(record.attributed_through_ms(), 5000);
+        assert_eq!(record.attributed_through_ms(Stream::Mic), 5000);
+        assert_eq!(record.state.clusters[0].extra["role"], "interviewer");
         // A turn that continues the last one extends it.
         let more = AttributionUpdate {
             turns: vec![turn(4000, 6000, "spk_1")],
@@ -463,17 +508,19 @@ mod tests {
     #[test]
     fn a_manual_name_survives_attribution_and_a_merge_keeps_it() {
         let update = AttributionUpdate {
+            stream: Stream::Mic,
             clusters: vec![
                 ("spk_1".into(), vec![1.0, 0.0], 3),
                 ("spk_2".into(), vec![0.0, 1.0], 2),
             ],
             turns: vec![turn(0, 1000, "spk_1"), turn(1000, 2000, "spk_2")],
             through_ms: 2000,
-            ..Default::default()
+            merged: vec![],
         };
         let record = SpeakerRecord::default().with_attribution(&update, 1);
         let (record, _) = record.with_binding("spk_2", "Grace", 2).unwrap();
         let again = AttributionUpdate {
+            stream: Stream::Mic,
             clusters: vec![("spk_2".into(), vec![0.1, 0.9], 5)],
             turns: vec![],
             through_ms: 3000,
@@ -487,6 +534,7 @@ mod tests {
         assert_eq!(record.state.clusters[1].sample_count, 5);
         // spk_2 turns out to be spk_1's voice: its name and turns move over.
         let merge = AttributionUpdate {
+            stream: Stream::Mic,
             clusters: vec![("spk_1".into(), vec![0.7, 0.7], 8)],
             merged: vec![("spk_2".into(), "spk_1".into())],
             turns: vec![],
@@ -496,6 +544,40 @@ mod tests {
         assert_eq!(record.state.clusters.len(), 1);
         assert_eq!(record.state.bindings["spk_1"], "Grace");
         assert!(record.timeline().iter().all(|t| t.cluster_id == "spk_1"));
+    }
+
+    #[test]
+    fn each_stream_keeps_its_own_clusters_cursor_and_turns_in_one_timeline() {
+        let mic = AttributionUpdate {
+            stream: Stream::Mic,
+            clusters: vec![("spk_1".into(), vec![1.0, 0.0], 3)],
+            merged: vec![],
+            turns: vec![turn(0, 2000, "spk_1"), turn(5000, 6000, "spk_1")],
+            through_ms: 6000,
+        };
+        let mut remote = turn(2000, 5000, "sys_1");
+        remote.stream = "system".into();
+        let system = AttributionUpdate {
+            stream: Stream::System,
+            clusters: vec![("sys_1".into(), vec![0.0, 1.0], 2)],
+            merged: vec![],
+            turns: vec![remote.clone()],
+            through_ms: 5500,
+        };
+        let record = SpeakerRecord::default()
+            .with_attribution(&mic, 1)
+            .with_attribution(&system, 2);
+        assert_eq!(record.attributed_through_ms(Stream::Mic), 6000);
+        assert_eq!(record.attributed_through_ms(Stream::System), 5500);
+        let remote_cluster = &record.state.clusters[1];
+        assert_eq!(cluster_stream(remote_cluster), Stream::System);
+        assert_eq!(remote_cluster.extra["role"], "remote");
+        assert_eq!(cluster_stream(&record.state.clusters[0]), Stream::Mic);
+        assert_eq!(
+            record.timeline(),
+            vec![turn(0, 2000, "spk_1"), remote, turn(5000, 6000, "spk_1")],
+            "in time order across streams"
+        );
     }
 
     #[test]

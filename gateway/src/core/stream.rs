@@ -38,6 +38,24 @@ impl Stream {
             Stream::System => "system",
         }
     }
+
+    /// Who speaks on this stream unless named: the microphone hears the interviewer, the
+    /// meeting audio the other side of the call.
+    pub fn role(self) -> &'static str {
+        match self {
+            Stream::Mic => "interviewer",
+            Stream::System => "remote",
+        }
+    }
+
+    /// How the built-in engine's cluster ids on this stream begin, so the voices of the two
+    /// streams, clustered apart, never share an id.
+    pub fn cluster_prefix(self) -> &'static str {
+        match self {
+            Stream::Mic => "spk_",
+            Stream::System => "sys_",
+        }
+    }
 }
 
 impl fmt::Display for Stream {

@@ -19,7 +19,8 @@ use speakers::encoder::{EMBEDDING_DIM, Ge2eEncoder, ModelError, cosine, normaliz
 use tokio::sync::oneshot;
 
 use super::InferenceError;
-use crate::core::speakers::merge_engine_clusters;
+use crate::core::speakers::{cluster_stream, merge_engine_clusters};
+use crate::core::stream::Stream;
 use crate::protocol::{Decision, FORMAT, SAMPLE_RATE, SessionState};
 
 /// Name of the shipped model, for `/health` and the startup line.
@@ -123,7 +124,8 @@ impl ResolveRequest {
     /// Attributes the window against the session's voices and decides who is speaking.
     fn answer(self, engine: &Engine) -> Result<Value, InferenceError> {
         let mut state = self.state;
-        let mut clusters = engine_clusters(&state);
+        // A resolve window is the microphone's (the seed's only stream).
+        let mut clusters = engine_clusters(&state, Stream::Mic);
         let attribution = engine
             .attribute(&self.samples, 0, &mut clusters, true)
             .map_err(|e| refused(500, e.to_string()))?;
@@ -169,7 +171,7 @@ impl ResolveRequest {
             .iter()
             .map(|c| (c.id.clone(), to_f64(&c.centroid), c.count))
             .collect();
-        merge_engine_clusters(&mut state, &engine_state, &attribution.merged);
+        merge_engine_clusters(&mut state, &engine_state, &attribution.merged, Stream::Mic);
         let naming = name_voice(&mut state, &cluster_id, score, self.asr_text.as_deref());
         Ok(json!({
             "session_id": self.session_id,
@@ -286,20 +288,21 @@ fn name_voice(
     }
 }
 
-/// The state's clusters the engine can compare with: those with an embedding of its size (a
-/// state written by another engine keeps its clusters, untouched).
-pub fn engine_clusters(state: &SessionState) -> Clusters {
+/// The state's clusters of `stream` the engine can compare with: those with an embedding of
+/// its size (a state written by another engine keeps its clusters, untouched). Each stream's
+/// voices are clustered apart: the interviewer on the mic never absorbs a remote voice.
+pub fn engine_clusters(state: &SessionState, stream: Stream) -> Clusters {
     let usable = state
         .clusters
         .iter()
-        .filter(|c| c.centroid.len() == EMBEDDING_DIM)
+        .filter(|c| c.centroid.len() == EMBEDDING_DIM && cluster_stream(c) == stream)
         .map(|c| SpeakerCluster {
             id: c.cluster_id.clone(),
             centroid: c.centroid.iter().map(|&v| v as f32).collect(),
             count: c.sample_count,
         })
         .collect();
-    Clusters::new(usable, ClusterConfig::default())
+    Clusters::with_id_prefix(usable, ClusterConfig::default(), stream.cluster_prefix())
 }
 
 pub fn to_f64(values: &[f32]) -> Vec<f64> {
