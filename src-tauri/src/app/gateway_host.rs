@@ -1,7 +1,8 @@
 //! Which gateway the app streams to, and the lifecycle of the bundled one.
 //!
 //! With the default setting the app runs the `gateway` library in-process on 127.0.0.1 (a free
-//! port), its data in the app's data directory, and stops it on exit. Its inference service is a
+//! port) with a random key for this launch that only the app knows (see [`BundledGateway`]),
+//! its data in the app's data directory, and stops it on exit. Its inference service is a
 //! setting: when that changes the bundled gateway restarts with the new config (never while
 //! recording; the caller checks). A remote gateway is only a URL and a key; the app asks its
 //! `/health` so the window can say whether it is reachable.
@@ -9,7 +10,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gateway::server::{GatewayConfig, RunningGateway};
+use gateway::server::GatewayConfig;
+use recorder::bundled::BundledGateway;
 use recorder::endpoint::GatewayEndpoint;
 use serde::Serialize;
 
@@ -40,7 +42,7 @@ pub struct GatewayHost {
 }
 
 struct Bundled {
-    running: RunningGateway,
+    running: BundledGateway,
     /// The inference settings it was started with, to know when a restart is due.
     inference_key: Option<(String, String, u64)>,
 }
@@ -109,7 +111,7 @@ impl GatewayHost {
                     .unwrap_or_default()
             )
         })?;
-        Ok(GatewayEndpoint::parse(&bundled.running.http_url(), None)?)
+        Ok(bundled.running.endpoint().clone())
     }
 
     /// Where the bundled gateway keeps an object, if it is the one in use.
@@ -139,7 +141,7 @@ impl GatewayHost {
             data_dir: Some(self.data_dir.display().to_string()),
             error: None,
         };
-        match gateway::server::start(config).await {
+        match BundledGateway::start(config).await {
             Ok(running) => {
                 self.status.url = Some(running.http_url());
                 self.status.running = true;
@@ -191,7 +193,7 @@ async fn health(endpoint: &GatewayEndpoint) -> Result<Option<bool>, String> {
         .map_err(|_| "the gateway URL cannot have a path".to_owned())?
         .pop_if_empty()
         .push("health");
-    let answer = reqwest::Client::new()
+    let answer = recorder::endpoint::http_client()
         .get(url)
         .timeout(Duration::from_secs(4))
         .send()

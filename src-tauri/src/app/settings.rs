@@ -1,7 +1,8 @@
 //! The user's settings: what to record, where to send it, and who is in the room.
 //!
 //! Persisted as `settings.json` in the config directory, written whole through a temporary file
-//! and a rename so a crash never leaves half a file. A missing file means defaults; an unreadable
+//! and a rename so a crash never leaves half a file, readable by the user alone (it holds API
+//! keys; see [`recorder::private_file`]). A missing file means defaults; an unreadable
 //! one also means defaults, plus a warning the window shows (the bad file is kept until the user
 //! saves over it).
 
@@ -114,12 +115,11 @@ impl Settings {
         }
     }
 
-    /// Writes the file atomically (temporary file, then rename).
+    /// Writes the file atomically (temporary file, then rename), mode 0600 on unix.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let json = serde_json::to_vec_pretty(self).context("cannot serialize settings")?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+        recorder::private_file::write(path, &json)
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// Trims what the user typed and refuses what would fail later, in words for the window.
