@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use gateway::server::GatewayConfig;
+use gateway::storage::Durability;
 use recorder::bundled::BundledGateway;
 use recorder::endpoint::GatewayEndpoint;
 use serde::Serialize;
@@ -133,6 +134,9 @@ impl GatewayHost {
         let mut config = GatewayConfig::local(&self.data_dir);
         // Without a service URL the bundled gateway resolves speakers with its built-in engine.
         config.inference = settings.inference_config();
+        // One session writes one frame a second here, and the recorder deletes its spooled
+        // copy on the ACK: the ACK must survive the laptop's battery dying.
+        config.durability = Durability::Power;
         self.status = GatewayStatus {
             mode: GatewayMode::Bundled,
             url: None,
