@@ -29,7 +29,7 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEWAY_API_KEY_FILE", conflicts_with = "api_key")]
     pub api_key_file: Option<PathBuf>,
     /// Web origins allowed to open the socket and send writes (comma-separated, e.g.
-    /// https://app.example.com); requests from any other web page are refused with 403.
+    /// `https://app.example.com`); requests from any other web page are refused with 403.
     #[arg(
         long = "allow-origin",
         env = "GATEWAY_ALLOW_ORIGINS",

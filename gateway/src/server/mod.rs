@@ -46,7 +46,7 @@ pub struct GatewayConfig {
     pub objects: Option<String>,
     pub api_key: Option<String>,
     /// Web origins (`https://app.example.com`) allowed to open sockets and send writes; a
-    /// request from any other page is refused (see [`browser`]).
+    /// request from any other page is refused (README, Security).
     pub allow_origins: Vec<String>,
     /// The external inference service, when one is configured.
     pub inference: Option<InferenceConfig>,
