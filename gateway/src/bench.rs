@@ -18,6 +18,7 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::protocol::{AckStatus, FRAME_BYTES, ServerMessage};
+use crate::storage::Durability;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Pace {
@@ -43,6 +44,9 @@ pub struct BenchArgs {
     /// Data directory for the child gateway (default: a fresh temporary one, removed after).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// What the child gateway's ACK promises (`--durability` of `serve`).
+    #[arg(long, value_enum, default_value_t = Durability::Process)]
+    pub durability: Durability,
     /// Load an already running gateway at this address (HOST:PORT) instead of starting one,
     /// e.g. to profile it; its CPU and memory are then not reported.
     #[arg(long)]
@@ -61,14 +65,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (mut child, addr) = match &args.target {
         Some(addr) => (None, addr.clone()),
         None => {
-            let (child, addr) = start_child(&data_dir).await?;
+            let (child, addr) = start_child(&data_dir, args.durability).await?;
             (Some(child), addr)
         }
     };
     let pid = child.as_ref().and_then(Child::id);
     println!(
-        "bench: {} sessions x {} frames, pace {:?}, window {}, gateway {addr}",
-        args.sessions, args.frames, args.pace, args.window
+        "bench: {} sessions x {} frames, pace {:?}, window {}, durability {}, gateway {addr}",
+        args.sessions,
+        args.frames,
+        args.pace,
+        args.window,
+        args.durability.as_str()
     );
 
     let content = base64::engine::general_purpose::STANDARD.encode(test_pcm());
@@ -211,10 +219,15 @@ fn test_pcm() -> Vec<u8> {
         .collect()
 }
 
-async fn start_child(data_dir: &std::path::Path) -> anyhow::Result<(Child, String)> {
+async fn start_child(
+    data_dir: &std::path::Path,
+    durability: Durability,
+) -> anyhow::Result<(Child, String)> {
     let exe = std::env::current_exe().context("cannot find the gateway binary")?;
     let mut child = Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--durability"])
+        .arg(durability.as_str())
+        .arg("--data-dir")
         .arg(data_dir)
         .env_remove("GATEWAY_OBJECTS")
         .env_remove("GATEWAY_API_KEY")
