@@ -188,6 +188,8 @@ struct Prepared {
     spool: Spool,
     first_seq: u64,
     capture: source::Capture,
+    /// See [`StreamRun::ends_by_itself`].
+    ends_by_itself: bool,
 }
 
 impl Prepared {
@@ -212,6 +214,7 @@ impl Prepared {
             pacing: config.pacing,
             tone_duration: config.duration.filter(|_| is_tone(spec)),
         };
+        let ends_by_itself = matches!(spec, InputSpec::Wav(_)) || options.tone_duration.is_some();
         let capture = match stream {
             Stream::Mic => source::open(spec, options),
             Stream::System => source::open_system(spec, options),
@@ -226,6 +229,7 @@ impl Prepared {
             spool,
             first_seq,
             capture,
+            ends_by_itself,
         })
     }
 
@@ -243,6 +247,7 @@ impl Prepared {
             spool,
             first_seq,
             capture,
+            ends_by_itself,
         } = self;
         let mut uplink_config = UplinkConfig::new(config.endpoint.clone(), &config.session_id);
         uplink_config.stream = stream;
@@ -292,6 +297,7 @@ impl Prepared {
             first_seq,
             audio: AudioState::Running(done_rx),
             uplink,
+            ends_by_itself,
         })
     }
 }
@@ -322,6 +328,8 @@ struct StreamRun {
     first_seq: u64,
     audio: AudioState,
     uplink: Uplink,
+    /// A file or a timed tone: its audio ends on its own, and is waited for whole.
+    ends_by_itself: bool,
 }
 
 impl StreamRun {
@@ -420,11 +428,15 @@ impl RecorderHandle {
     }
 
     /// Waits until the mic's audio stops by itself (a file or timed tone ended, the duration
-    /// was reached, or the source failed). The system stream follows the mic: it ends with
+    /// was reached, or the source failed). A live system stream follows the mic: it ends with
     /// [`stop`](Self::stop), and its own failure is reported as an event without ending the
-    /// recording. Cancel-safe.
+    /// recording. A system stream that ends on its own (a file) is waited for too, so stopping
+    /// never cuts it short. Cancel-safe.
     pub async fn audio_finished(&mut self) {
         self.mic.audio.finished().await;
+        if let Some(system) = self.system.as_mut().filter(|s| s.ends_by_itself) {
+            system.audio.finished().await;
+        }
     }
 
     /// Stops the audio of every stream (flushing each last partial frame, padded with
