@@ -16,6 +16,12 @@
 //! A third test records with nothing configured: the bundled gateway's built-in speaker
 //! engine must put a speaker in the speakers panel.
 //!
+//! A fourth records the meeting audio too ("Also record meeting audio", on by default; its
+//! source a second tone through `RECORDER_SYSTEM`, as the mic's is through `RECORDER_INPUT`,
+//! since the test machine has no sound card): both meters must move, both streams' counters
+//! rise, the meeting audio's speaker shows as `remote`, and Finalize must deliver both streams
+//! (per-stream counters in `result.json`, none missing).
+//!
 //! Needs a DISPLAY, `tauri-driver` and `WebKitWebDriver`, and the app binary built; without
 //! them it FAILS and says what to do. `scripts/e2e.sh` provides all of it.
 
@@ -194,6 +200,157 @@ async fn built_in_speakers(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+const SYSTEM_SESSION: &str = "e2e-meeting-audio";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_records_the_meeting_audio_as_a_second_stream_and_finalizes_both() {
+    e2e::require_display();
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    let home = tempdir(&artifacts, "meeting");
+    std::fs::create_dir_all(home.join("config")).unwrap();
+    // Saved before the toggle existed: meeting audio must be on by default.
+    let settings = json!({
+        "input": "tone:440",
+        "gateway": {"mode": "bundled", "remote_url": "", "remote_api_key": ""},
+        "session_id": SYSTEM_SESSION,
+        "resolve_every_secs": 2.0,
+    });
+    std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+    let data_dir = home.join("data");
+    let driver = TauriDriver::start(
+        "meeting",
+        &[
+            ("RECORDER_CONFIG_DIR", &home.join("config")),
+            ("RECORDER_DATA_DIR", &data_dir),
+            ("RECORDER_INPUT", Path::new("tone:440")),
+            ("RECORDER_SYSTEM", Path::new("tone:660")),
+        ],
+        &artifacts,
+    );
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(240),
+        meeting_audio(&client, &artifacts, &data_dir, &home.join("config")),
+    )
+    .await;
+    finish(
+        client,
+        driver,
+        outcome,
+        &artifacts.join("meeting-failure.png"),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+async fn meeting_audio(
+    client: &Client,
+    artifacts: &Path,
+    data_dir: &Path,
+    config_dir: &Path,
+) -> anyhow::Result<()> {
+    let page = wait_for(client, "the bundled gateway", 30, |page| {
+        page["gateway"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Bundled gateway ·"))
+    })
+    .await?;
+    anyhow::ensure!(
+        page["recordSystem"] == true,
+        "\"Also record meeting audio\" is not on by default: {page:#}"
+    );
+    start_recording(client).await?;
+    // A meter moves when the page paints a level above its floor (−60 dBFS) for its stream.
+    let page = wait_for(
+        client,
+        "both meters to move and both streams to be acked",
+        60,
+        |page| {
+            number_f64(&page["micLevel"]) > -60.0
+                && number_f64(&page["systemLevel"]) > -60.0
+                && number(&page["acked"]) >= 3
+                && number(&page["systemAcked"]) >= 3
+        },
+    )
+    .await?;
+    anyhow::ensure!(
+        page["systemState"]
+            .as_str()
+            .is_some_and(|s| s.contains("recording"))
+            && page["systemWarning"].is_null(),
+        "the meeting audio is not shown as recording: {page:#}"
+    );
+    let saved: Value = serde_json::from_slice(&std::fs::read(config_dir.join("settings.json"))?)?;
+    anyhow::ensure!(
+        saved["record_system"] == true,
+        "settings.json after Start: {saved}"
+    );
+    // The built-in engine diarizes each stream: the meeting audio's cluster is the remote side.
+    let page = wait_for(
+        client,
+        "a remote speaker in the speakers panel",
+        60,
+        |page| {
+            page["speakers"].as_array().is_some_and(|rows| {
+                rows.iter().any(|r| {
+                    r["role"] == "remote"
+                        && r["cluster"].as_str().is_some_and(|c| c.starts_with("sys_"))
+                })
+            })
+        },
+    )
+    .await?;
+    anyhow::ensure!(
+        page["speakers"]
+            .as_array()
+            .is_some_and(|rows| rows.iter().all(|r| (r["role"] == "remote")
+                == r["cluster"].as_str().is_some_and(|c| c.starts_with("sys_")))),
+        "roles in the speakers panel: {}",
+        page["speakers"]
+    );
+    save_screenshot(client, &artifacts.join("meeting-audio.png")).await;
+
+    // Finalize while recording: it stops and waits until both streams are delivered.
+    let page = finalize(client).await?;
+    let key = format!("sessions/{SYSTEM_SESSION}/result.json");
+    anyhow::ensure!(
+        page["resultKey"] == key.as_str(),
+        "finalize failed: {} / {}",
+        page["finalizeStatus"],
+        page["error"]
+    );
+    anyhow::ensure!(
+        page["pending"] == "0" && page["systemPending"] == "0" && page["systemMissing"] == "0",
+        "after finalize the page shows {page:#}"
+    );
+    let path = data_dir.join("gateway/objects").join(&key);
+    let result: Value = serde_json::from_slice(
+        &std::fs::read(&path)
+            .map_err(|e| anyhow::anyhow!("result.json at {}: {e}", path.display()))?,
+    )?;
+    for stream in ["mic", "system"] {
+        let counters = &result["streams"][stream];
+        anyhow::ensure!(
+            counters["missing_chunks"] == 0
+                && number(&counters["received_chunks"]) >= 3
+                && counters["last_seq"] == counters["received_chunks"],
+            "the {stream} stream in result.json: {counters} (streams: {})",
+            result["streams"]
+        );
+    }
+    let wav = page["systemWav"].as_str().unwrap_or_default();
+    anyhow::ensure!(
+        wav.ends_with("streams/system/local.wav") && Path::new(wav).is_file(),
+        "meeting audio's local WAV {wav:?}"
+    );
+    println!(
+        "finalized {key}: mic {} and system {} frames stored, none missing",
+        result["streams"]["mic"]["received_chunks"], result["streams"]["system"]["received_chunks"]
+    );
+    Ok(())
+}
+
 const OUTAGE_SESSION: &str = "e2e-outage";
 
 async fn outage(
@@ -314,12 +471,24 @@ async fn drive(
     type_into(client, "#inference-url", inference_url).await?;
     type_into(client, "#inference-key", INFERENCE_KEY).await?;
     click(client, "#save-settings").await?;
+    // Leaving the URL field already saved once (its change event), before the key was typed:
+    // wait for the save that holds both, not just for the first restart.
+    let saved_both = || {
+        std::fs::read(config_dir.join("settings.json"))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .is_some_and(|saved| {
+                saved["inference"]["base_url"] == inference_url
+                    && saved["inference"]["api_key"] == INFERENCE_KEY
+            })
+    };
     let status = wait_for(client, "the bundled gateway with inference", 30, |page| {
         page["gateway"]
             .as_str()
             .is_some_and(|t| t.starts_with("Bundled gateway ·"))
             && page["gateway"] != builtin["gateway"]
             && page["inference"] == "Speaker names: on"
+            && saved_both()
     })
     .await?;
     let saved: Value = serde_json::from_slice(&std::fs::read(config_dir.join("settings.json"))?)?;
@@ -493,7 +662,9 @@ const rows = [...document.querySelectorAll('#speakers-body tr')].map((row) => ({
   cluster: row.dataset.cluster,
   name: row.querySelector('.speaker-name').textContent.trim(),
   decision: row.querySelector('.badge').textContent.trim(),
+  role: row.querySelector('.role').textContent.trim(),
 }));
+const level = (id) => document.getElementById(id).getAttribute('aria-valuenow');
 const result = document.getElementById('finalize-result');
 return {
   gateway: text('chip-gateway'),
@@ -506,6 +677,15 @@ return {
   sent: text('count-sent'),
   pending: text('count-pending'),
   missing: text('count-missing'),
+  micLevel: level('meter'),
+  systemLevel: level('system-meter'),
+  recordSystem: document.getElementById('record-system').checked,
+  systemState: text('system-state'),
+  systemWarning: document.getElementById('system-warning').hidden ? null : text('system-warning'),
+  systemAcked: text('system-count-acked'),
+  systemPending: text('system-count-pending'),
+  systemMissing: text('system-count-missing'),
+  systemWav: text('result-system-wav'),
   speakers: rows,
   finalizeStatus: text('finalize-status'),
   resultKey: result.hidden ? '' : text('result-key'),
@@ -604,6 +784,14 @@ async fn save_screenshot(client: &Client, path: &Path) -> bool {
         .arg(path)
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// A level the page shows (`aria-valuenow`, a string); absent is below every floor.
+fn number_f64(value: &Value) -> f64 {
+    value
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(f64::NEG_INFINITY)
 }
 
 fn number(value: &Value) -> u64 {

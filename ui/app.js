@@ -15,14 +15,24 @@ const ui = {
   recording: null,
   startedAtMs: 0,
   endedAtMs: 0,
+  /** The mic stream's uplink counters (the big counters) and connection (the chip). */
   counters: null,
   connection: null,
+  /** The meeting audio (`system` stream): counters, connection, and the recording's
+   *  `meeting_audio` ({state: recording|off|unavailable, ...}); error: why it stopped. */
+  systemCounters: null,
+  systemConnection: null,
+  meetingAudio: null,
+  systemError: null,
+  /** RECORDER_SYSTEM, when set, and whether this OS can record meeting audio. */
+  systemOverride: null,
+  systemSupported: true,
   /** Highest number of frames held while the gateway was unreachable. */
   heldMax: 0,
   holdingNow: false,
-  /** cluster_id → {name, decision, score, lastHeard, color} */
+  /** cluster_id → {name, decision, score, lastHeard, color, stream} */
   speakers: new Map(),
-  /** [{from, to, cluster}] in seconds since the start */
+  /** [{from, to, cluster, stream}] in seconds since the start */
   timeline: [],
   resolveUnavailable: null,
   /** Whether this session has audio the gateway stored (Finalize is then useful). */
@@ -116,8 +126,10 @@ function fillSettings(settings) {
   fill("inference-key", settings.inference.api_key || "");
   fill("session-id", settings.session_id);
   fill("roster", rosterText(settings.roster));
+  $("record-system").checked = !!settings.record_system;
   selectInput(settings.input);
   showModeFields();
+  drawSystemState();
 }
 
 function readSettings() {
@@ -125,6 +137,7 @@ function readSettings() {
   return {
     ...base,
     input: $("input-select").value || base.input || "default",
+    record_system: $("record-system").checked,
     gateway: {
       mode: $("mode-remote").checked ? "remote" : "bundled",
       remote_url: $("remote-url").value.trim(),
@@ -206,6 +219,8 @@ async function refreshDevices() {
 // ---------- status ----------
 
 function applyStatus(status) {
+  ui.systemOverride = status.system_override || null;
+  ui.systemSupported = status.system_audio_supported !== false;
   fillSettings(status.settings);
   applyGateway(status.gateway);
   if (status.warning) {
@@ -274,6 +289,8 @@ function drawInference() {
 
 function startedRecording(info) {
   ui.recording = info;
+  ui.meetingAudio = info.meeting_audio || null;
+  drawSystemState();
   ui.phase = "recording";
   ui.startedAtMs = info.started_at_ms;
   ui.endedAtMs = 0;
@@ -284,6 +301,11 @@ function startedRecording(info) {
 function resetLive() {
   ui.counters = null;
   ui.connection = null;
+  ui.systemCounters = null;
+  ui.systemConnection = null;
+  ui.meetingAudio = null;
+  ui.systemError = null;
+  resetMeter("system");
   ui.heldMax = 0;
   ui.holdingNow = false;
   ui.speakers.clear();
@@ -296,6 +318,7 @@ function resetLive() {
   drawCounters();
   drawSpeakers();
   drawInference();
+  drawSystemState();
 }
 
 async function toggleRecording() {
@@ -332,18 +355,66 @@ function finished(summary) {
   if (ui.phase === "recording" || ui.phase === "stopping") ui.phase = "idle";
   if (!ui.endedAtMs) ui.endedAtMs = Date.now();
   ui.counters = summary.uplink;
+  if (summary.system) {
+    ui.systemCounters = summary.system.uplink;
+    if (summary.system.error) ui.systemError = `Meeting audio stopped early: ${summary.system.error}`;
+  }
   if (summary.uplink.stored > 0 || summary.last_seq > 0) ui.recorded = true;
   drawCounters();
   if (summary.drained) {
     ui.connection = null;
+    ui.systemConnection = null;
     $("chip-connection").textContent = "Not recording";
     $("chip-connection").className = "chip";
   }
-  if (!summary.drained && summary.uplink.pending > 0) {
-    showHeld(`${seconds(summary.uplink.pending)} of audio did not reach the gateway yet. ` +
+  // Both streams' seconds: the mic's and the meeting audio's.
+  const pending = summary.uplink.pending + (summary.system ? summary.system.uplink.pending : 0);
+  if (!summary.drained && pending > 0) {
+    showHeld(`${seconds(pending)} of audio did not reach the gateway yet. ` +
       "They are safe on this computer and are sent first when you press Start again for this session.");
   }
+  drawSystemState();
   drawPhase();
+}
+
+/** The meeting audio's line, its warning and whether its meter is dimmed. */
+function drawSystemState() {
+  const settingOn = ui.settings ? !!ui.settings.record_system : false;
+  const toggle = $("record-system");
+  toggle.disabled = !ui.systemSupported;
+  $("record-system-detail").textContent = !ui.systemSupported
+    ? "This system cannot record what the computer plays."
+    : ui.systemOverride
+      ? `Source: ${ui.systemOverride} (set by RECORDER_SYSTEM).`
+      : "What the computer plays (the other side of the call), from the default output.";
+  const m = ui.meetingAudio;
+  let text;
+  let warning = ui.systemError;
+  let off = false;
+  if (m && m.state === "recording") {
+    const c = ui.systemConnection;
+    const conn = c ? { connecting: "connecting…", connected: "connected", reconnecting: "reconnecting", offline: "offline" }[c.state.state] : null;
+    text = ui.phase === "recording" ? `· recording${conn ? `, ${conn}` : ""}` : "· recorded";
+  } else if (m && m.state === "unavailable") {
+    text = "· not recorded";
+    off = true;
+    warning = `Meeting audio is not being recorded: ${m.reason}. The microphone records as usual.`;
+  } else if (m && m.state === "off") {
+    text = "· off (turned off in Setup)";
+    off = true;
+  } else {
+    text = settingOn ? "· recorded when you press Start" : "· off: only the microphone is recorded";
+    off = !settingOn;
+  }
+  if ($("system-state").textContent !== text) $("system-state").textContent = text;
+  $("system-block").classList.toggle("off", off);
+  const banner = $("system-warning");
+  if (warning) {
+    if (banner.textContent !== warning) banner.textContent = warning;
+    banner.hidden = false;
+  } else {
+    banner.hidden = true;
+  }
 }
 
 function drawPhase() {
@@ -383,33 +454,54 @@ function drawElapsed() {
 // METER_INTERVAL_MS, on an animation frame, touching only what changed: a repaint of the web
 // view (software-rendered on many Linux desktops) costs far more than the event itself.
 const METER_INTERVAL_MS = 90;
-let pendingLevel = null;
+/** One meter per stream; the mic's keeps the ids it always had. */
+const METERS = {
+  mic: { meter: "meter", cover: "meter-cover", peak: "meter-peak", text: "level-text" },
+  system: { meter: "system-meter", cover: "system-meter-cover", peak: "system-meter-peak", text: "system-level-text" },
+};
+/** stream → the latest {rms, peak} not painted yet. */
+let pendingLevels = {};
+let levelPaintScheduled = false;
 let lastLevelPaint = 0;
-let lastLevelText = "";
+const lastLevelText = {};
 
-function drawLevel(rms, peak) {
-  const first = pendingLevel === null;
-  pendingLevel = { rms, peak };
-  if (!first) return;
+function drawLevel(stream, rms, peak) {
+  if (!METERS[stream]) return;
+  pendingLevels[stream] = { rms, peak };
+  if (levelPaintScheduled) return;
+  levelPaintScheduled = true;
   const wait = Math.max(0, lastLevelPaint + METER_INTERVAL_MS - performance.now());
   setTimeout(() => requestAnimationFrame(paintLevel), wait);
 }
 
 function paintLevel() {
+  levelPaintScheduled = false;
   lastLevelPaint = performance.now();
   flushDraws();
-  if (pendingLevel === null) return;
-  const { rms, peak } = pendingLevel;
-  pendingLevel = null;
+  const levels = pendingLevels;
+  pendingLevels = {};
   const pct = (db) => Math.max(0, Math.min(100, ((db + 60) / 60) * 100));
-  $("meter-cover").style.width = `${(100 - pct(rms)).toFixed(1)}%`;
-  $("meter-peak").style.left = `calc(${pct(peak).toFixed(1)}% - 3px)`;
-  const text = rms <= -100 ? "silence" : `${rms.toFixed(0)} dBFS`;
-  if (text !== lastLevelText) {
-    lastLevelText = text;
-    $("level-text").textContent = text;
-    $("meter").setAttribute("aria-valuenow", String(Math.round(rms)));
+  for (const [stream, { rms, peak }] of Object.entries(levels)) {
+    const ids = METERS[stream];
+    $(ids.cover).style.width = `${(100 - pct(rms)).toFixed(1)}%`;
+    $(ids.peak).style.left = `calc(${pct(peak).toFixed(1)}% - 3px)`;
+    const text = rms <= -100 ? "silence" : `${rms.toFixed(0)} dBFS`;
+    if (text !== lastLevelText[stream]) {
+      lastLevelText[stream] = text;
+      $(ids.text).textContent = text;
+      $(ids.meter).setAttribute("aria-valuenow", String(Math.round(rms)));
+    }
   }
+}
+
+function resetMeter(stream) {
+  const ids = METERS[stream];
+  delete pendingLevels[stream];
+  lastLevelText[stream] = "";
+  $(ids.cover).style.width = "100%";
+  $(ids.peak).style.left = "0";
+  $(ids.text).textContent = "— dBFS";
+  $(ids.meter).removeAttribute("aria-valuenow");
 }
 
 function drawCounters() {
@@ -427,6 +519,11 @@ function drawCounters() {
     `avg ${ms(latency.avg_ms)} · p99 ${ms(latency.p99_ms)} · min ${ms(latency.min_ms)}`);
   $("count-missing").parentElement.classList.toggle("alert", (c.gateway_missing || 0) > 0);
   $("count-pending").parentElement.classList.toggle("attention", (c.pending || 0) > 3);
+  const sys = ui.systemCounters || {};
+  set("system-count-sent", String(sys.sent || 0));
+  set("system-count-acked", String(sys.acked || 0));
+  set("system-count-pending", String(sys.pending || 0));
+  set("system-count-missing", String(sys.gateway_missing || 0));
 }
 
 function drawConnection() {
@@ -479,7 +576,10 @@ function updateHeldBanner() {
 function speakerFor(clusterId) {
   let s = ui.speakers.get(clusterId);
   if (!s) {
-    s = { name: null, decision: "unknown", score: null, lastHeard: null, color: COLORS[ui.speakers.size % COLORS.length] };
+    // Until the state says, the cluster id tells the stream: the built-in engine names the
+    // meeting audio's clusters `sys_N`.
+    const stream = clusterId.startsWith("sys_") ? "system" : "mic";
+    s = { name: null, decision: "unknown", score: null, lastHeard: null, color: COLORS[ui.speakers.size % COLORS.length], stream };
     ui.speakers.set(clusterId, s);
   }
   return s;
@@ -500,9 +600,9 @@ function onSpeaker(answer) {
   const turns = answer.updated_state && answer.updated_state.timeline;
   if (Array.isArray(turns)) {
     // The built-in engine attributes every stored second: its turns are the timeline.
-    ui.timeline = turns.map((t) => ({ from: t.start_ms / 1000, to: t.end_ms / 1000, cluster: t.cluster_id }));
+    ui.timeline = turns.map((t) => ({ from: t.start_ms / 1000, to: t.end_ms / 1000, cluster: t.cluster_id, stream: t.stream || "mic" }));
   } else {
-    ui.timeline.push({ from: Math.max(0, now - ui.resolveEvery), to: now, cluster: answer.cluster_id });
+    ui.timeline.push({ from: Math.max(0, now - ui.resolveEvery), to: now, cluster: answer.cluster_id, stream: s.stream });
   }
   drawSpeakers();
 }
@@ -512,6 +612,7 @@ function applyState(state) {
   if (!state) return;
   for (const cluster of state.clusters || []) {
     const s = speakerFor(cluster.cluster_id);
+    if (cluster.stream === "mic" || cluster.stream === "system") s.stream = cluster.stream;
     if (cluster.bound_name) { s.name = cluster.bound_name; }
   }
   for (const [clusterId, name] of Object.entries(state.bindings || {})) {
@@ -528,8 +629,12 @@ function drawSpeakers() {
       row = speakerRow(clusterId, s);
       body.appendChild(row);
     }
+    const role = row.querySelector(".role");
+    role.textContent = roleOf(s);
+    role.className = `role ${roleOf(s)}`;
     const name = row.querySelector(".speaker-name");
-    name.textContent = s.name || "unknown";
+    // Unnamed, the microphone's voices are the interviewer's side.
+    name.textContent = s.name || (s.stream === "system" ? "unknown" : "interviewer");
     name.classList.toggle("unknown", !s.name);
     const badge = row.querySelector(".badge");
     badge.textContent = s.decision;
@@ -544,11 +649,17 @@ function drawSpeakers() {
   drawTimeline();
 }
 
+/** The side of the call a cluster was heard on: the mic is the interviewer's, the meeting
+ *  audio the remote side's. */
+function roleOf(s) {
+  return s.stream === "system" ? "remote" : "interviewer";
+}
+
 function speakerRow(clusterId, s) {
   const row = document.createElement("tr");
   row.dataset.cluster = clusterId;
   row.innerHTML = `
-    <td><span class="swatch"></span><span class="num cluster-id"></span></td>
+    <td><span class="swatch"></span><span class="num cluster-id"></span><span class="role"></span></td>
     <td><span class="speaker-name"></span></td>
     <td><span class="badge"></span></td>
     <td class="num score"></td>
@@ -598,14 +709,16 @@ async function rename(clusterId, name) {
 function drawTimeline() {
   const total = Math.max(elapsedNow(), 1);
   const timeline = $("timeline");
+  timeline.classList.toggle("split", ui.timeline.some((seg) => seg.stream === "system"));
   timeline.replaceChildren(...ui.timeline.map((seg) => {
     const div = document.createElement("div");
-    div.className = "seg";
+    div.className = seg.stream === "system" ? "seg remote" : "seg";
     div.style.left = `${(seg.from / total) * 100}%`;
     div.style.width = `${Math.max(0.5, ((seg.to - seg.from) / total) * 100)}%`;
     const s = ui.speakers.get(seg.cluster);
     div.style.background = s ? s.color : "#888";
-    div.title = `${s && s.name ? s.name : seg.cluster} · ${clock(seg.from)}–${clock(seg.to)}`;
+    const side = seg.stream === "system" ? "remote" : "interviewer";
+    div.title = `${s && s.name ? s.name : seg.cluster} (${side}) · ${clock(seg.from)}–${clock(seg.to)}`;
     return div;
   }));
   $("timeline-end").textContent = clock(total);
@@ -624,7 +737,10 @@ async function finalize() {
   try {
     const result = await call("finalize_session");
     if (wasRecording && !ui.endedAtMs) ui.endedAtMs = Date.now();
-    if (result.summary) ui.counters = result.summary.uplink;
+    if (result.summary) {
+      ui.counters = result.summary.uplink;
+      if (result.summary.system) ui.systemCounters = result.summary.system.uplink;
+    }
     drawCounters();
     $("finalize-status").dataset.outcome = "1";
     $("finalize-status").textContent =
@@ -633,6 +749,7 @@ async function finalize() {
     $("result-path").textContent = result.result_path || result.result_location;
     $("open-result").hidden = !result.result_path;
     $("result-wav").textContent = result.local_wav || "none";
+    $("result-system-wav").textContent = result.system_wav || "none";
     $("open-recording").hidden = !result.local_wav;
     $("finalize-result").hidden = false;
   } catch (e) {
@@ -652,7 +769,7 @@ const drawQueue = new Set();
 
 function drawSoon(draw) {
   drawQueue.add(draw);
-  if (pendingLevel === null && drawQueue.size === 1) {
+  if (!levelPaintScheduled && drawQueue.size === 1) {
     const wait = Math.max(0, lastLevelPaint + METER_INTERVAL_MS - performance.now());
     setTimeout(() => requestAnimationFrame(flushDraws), wait);
   }
@@ -667,9 +784,14 @@ function flushDraws() {
 function onEvent(message) {
   switch (message.type) {
     case "level":
-      drawLevel(message.rms_dbfs, message.peak_dbfs);
+      drawLevel(message.stream || "mic", message.rms_dbfs, message.peak_dbfs);
       break;
     case "uplink":
+      if (message.stream === "system") {
+        ui.systemCounters = message;
+        drawSoon(drawCounters);
+        break;
+      }
       ui.counters = message;
       if (message.stored > 0 && !ui.recorded) {
         ui.recorded = true;
@@ -685,6 +807,11 @@ function onEvent(message) {
       updateHeldBanner();
       break;
     case "connection":
+      if (message.stream === "system") {
+        ui.systemConnection = message;
+        drawSoon(drawSystemState);
+        break;
+      }
       ui.connection = message;
       drawConnection();
       updateHeldBanner();
@@ -697,7 +824,11 @@ function onEvent(message) {
       drawInference();
       break;
     case "error":
-      if (message.origin === "resolve") {
+      if (message.stream === "system") {
+        // The meeting audio's trouble is said next to its meter; the mic records on.
+        ui.systemError = `Meeting audio: ${errorWords(message)}`;
+        drawSystemState();
+      } else if (message.origin === "resolve") {
         // Resolution retries by itself and never touches the audio: say it where the speakers
         // are, not in the alarm banner (and not at all while the held-frames banner explains).
         if (!ui.holdingNow) $("resolve-state").textContent = `Last speaker resolution failed: ${message.message}`;
@@ -762,6 +893,7 @@ async function main() {
     radio.addEventListener("change", () => { showModeFields(); saveSettings(); });
   }
   $("input-select").addEventListener("change", () => { selectInput($("input-select").value); saveSettings(); });
+  $("record-system").addEventListener("change", saveSettings);
   for (const id of ["remote-url", "remote-key", "inference-url", "inference-key", "roster"]) {
     $(id).addEventListener("change", saveSettings);
   }

@@ -5,13 +5,17 @@
 //! itself (a WAV input reached its end, the device vanished): in both cases it calls the engine's
 //! `stop`, which drains the spool for a while and emits `finished`. Owning the handle in a task
 //! keeps the commands short: they never hold the engine while waiting on the network.
+//!
+//! Meeting audio is best effort: when its source cannot be opened (no PulseAudio, no
+//! permission), the recording starts with the mic alone and [`MeetingAudio::Unavailable`] says
+//! why, so the window can tell the interviewer the remote side is not being recorded.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use recorder::engine::{Recorder, RecorderConfig};
-use recorder::events::Summary;
+use recorder::events::{Stream, Summary};
 use serde::Serialize;
 use tauri::async_runtime::JoinHandle;
 use tokio::sync::oneshot;
@@ -34,6 +38,20 @@ pub struct RecordingInfo {
     pub resolving: bool,
     /// Seq of this run's first frame; above 1 when the session is resumed.
     pub first_seq: u64,
+    /// Whether the meeting audio (the `system` stream) is being recorded, and if not why.
+    pub meeting_audio: MeetingAudio,
+}
+
+/// The meeting audio's part of a recording.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum MeetingAudio {
+    /// Recorded as the session's `system` stream from `source` (an input spec).
+    Recording { source: String, local_wav: String },
+    /// Turned off in the settings.
+    Off,
+    /// Asked for, but its source could not be opened; the mic records on its own.
+    Unavailable { reason: String },
 }
 
 pub struct Recording {
@@ -45,11 +63,36 @@ pub struct Recording {
 
 impl Recording {
     /// Starts the engine. Must be called inside the async runtime.
+    ///
+    /// If the engine cannot start with the meeting audio but can without it, the meeting audio
+    /// was the problem: the recording goes on with the mic and says so.
     pub fn start(config: RecorderConfig, events: UiEvents) -> anyhow::Result<Recording> {
         let resolving = config.resolve.is_some();
         let session_id = config.session_id.clone();
-        let mut handle = Recorder::start(config)?;
+        let system_source = config.system.as_ref().map(ToString::to_string);
+        let (mut handle, unavailable) = match Recorder::start(config.clone()) {
+            Ok(handle) => (handle, None),
+            Err(with_system) if config.system.is_some() => {
+                let mic_only = RecorderConfig {
+                    system: None,
+                    ..config
+                };
+                (Recorder::start(mic_only)?, Some(format!("{with_system:#}")))
+            }
+            Err(e) => return Err(e),
+        };
         tauri::async_runtime::spawn(events.forward(handle.subscribe()));
+        let meeting_audio = match (unavailable, system_source) {
+            (Some(reason), _) => MeetingAudio::Unavailable { reason },
+            (None, Some(source)) => MeetingAudio::Recording {
+                source,
+                local_wav: handle
+                    .stream_local_copy(Stream::System)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            },
+            (None, None) => MeetingAudio::Off,
+        };
         let info = RecordingInfo {
             session_id,
             started_at_ms: now_ms(),
@@ -57,6 +100,7 @@ impl Recording {
             local_wav: handle.local_copy().display().to_string(),
             resolving,
             first_seq: handle.first_seq(),
+            meeting_audio,
         };
         let (stop, stop_requested) = oneshot::channel::<Duration>();
         let task = tauri::async_runtime::spawn(async move {
@@ -95,10 +139,13 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The local copy of a session under a recordings root, if it exists.
-pub fn local_wav(recordings: &std::path::Path, session_id: &str) -> Option<PathBuf> {
-    let path = recorder::engine::session_dir(recordings, session_id)
-        .ok()?
-        .join(recorder::engine::LOCAL_COPY);
+/// The local copy of a session's `stream` under a recordings root, if it exists.
+pub fn local_wav(
+    recordings: &std::path::Path,
+    session_id: &str,
+    stream: Stream,
+) -> Option<PathBuf> {
+    let session = recorder::engine::session_dir(recordings, session_id).ok()?;
+    let path = recorder::stream::stream_dir(&session, stream).join(recorder::engine::LOCAL_COPY);
     path.exists().then_some(path)
 }

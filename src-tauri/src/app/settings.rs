@@ -17,6 +17,17 @@ use serde::{Deserialize, Serialize};
 
 /// Overrides the input for this run (`tone:440`, a `.wav` path, a device name); not saved.
 pub const INPUT_ENV: &str = "RECORDER_INPUT";
+/// Overrides the meeting audio's source for this run (`tone:660`, a `.wav` path, an output's
+/// name), when [`Settings::record_system`] is on; not saved. Without it: the default output.
+pub const SYSTEM_ENV: &str = "RECORDER_SYSTEM";
+
+/// Whether this OS can record what the computer plays (see [`recorder::source::system`]):
+/// the "Also record meeting audio" toggle starts on here.
+pub const SYSTEM_AUDIO_SUPPORTED: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "windows",
+    target_os = "macos"
+));
 
 /// Everything the setup area edits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +35,9 @@ pub const INPUT_ENV: &str = "RECORDER_INPUT";
 pub struct Settings {
     /// Input spec as the engine reads it: `default`, a device name, a `.wav` file, `tone:FREQ`.
     pub input: String,
+    /// "Also record meeting audio": the default output's audio (what the call plays) as the
+    /// session's `system` stream. On by default where the OS allows it.
+    pub record_system: bool,
     pub gateway: GatewaySetting,
     /// The bundled gateway's inference service (a remote gateway has its own).
     pub inference: InferenceSetting,
@@ -76,6 +90,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             input: "default".into(),
+            record_system: SYSTEM_AUDIO_SUPPORTED,
             gateway: GatewaySetting::default(),
             inference: InferenceSetting::default(),
             session_id: new_session_id(),
@@ -177,6 +192,18 @@ impl Settings {
             .map_err(|e| anyhow::anyhow!("The input {:?} is not usable: {e}.", self.input))
     }
 
+    /// The meeting audio's source, or `None` when the toggle is off: `override_spec` (from
+    /// [`SYSTEM_ENV`]) if given, else the default output's monitor/loopback (`default`).
+    pub fn system_spec(&self, override_spec: Option<&str>) -> anyhow::Result<Option<InputSpec>> {
+        if !self.record_system {
+            return Ok(None);
+        }
+        let spec = override_spec.unwrap_or("default");
+        spec.parse()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("The meeting audio source {spec:?} is not usable: {e}."))
+    }
+
     /// The remote gateway with its key.
     pub fn remote_endpoint(&self) -> anyhow::Result<GatewayEndpoint> {
         let key = Some(self.gateway.remote_api_key.clone()).filter(|k| !k.is_empty());
@@ -245,6 +272,35 @@ mod tests {
         let (settings, warning) = Settings::load(&path);
         assert_eq!(settings.input, "default");
         assert!(warning.unwrap().contains("damaged"));
+    }
+
+    #[test]
+    fn meeting_audio_is_on_by_default_and_a_file_without_the_field_keeps_it_on() {
+        assert_eq!(Settings::default().record_system, SYSTEM_AUDIO_SUPPORTED);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        std::fs::write(&path, r#"{"input": "tone:440", "session_id": "s1"}"#).unwrap();
+        let (settings, warning) = Settings::load(&path);
+        assert_eq!(warning, None);
+        assert_eq!(settings.record_system, SYSTEM_AUDIO_SUPPORTED);
+    }
+
+    #[test]
+    fn the_meeting_audio_source_is_the_default_output_unless_overridden_or_off() {
+        let mut settings = Settings {
+            record_system: true,
+            ..Settings::default()
+        };
+        assert_eq!(
+            settings.system_spec(None).unwrap(),
+            Some(InputSpec::DefaultDevice)
+        );
+        assert_eq!(
+            settings.system_spec(Some("tone:660")).unwrap(),
+            Some("tone:660".parse().unwrap())
+        );
+        settings.record_system = false;
+        assert_eq!(settings.system_spec(Some("tone:660")).unwrap(), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use recorder::engine::{self, RecorderConfig, ResolveSettings};
-use recorder::events::Summary;
+use recorder::events::{Stream, Summary};
 use recorder::source;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -37,6 +37,8 @@ pub struct AppState {
     settings_warning: Mutex<Option<String>>,
     /// `RECORDER_INPUT`, if set: shown as an input choice and selected at launch.
     input_override: Option<String>,
+    /// `RECORDER_SYSTEM`, if set: the meeting audio's source instead of the default output.
+    system_override: Option<String>,
     gateway: tokio::sync::Mutex<GatewayHost>,
     recording: tokio::sync::Mutex<Option<Recording>>,
     /// The end of the most recent recording in this run of the app.
@@ -52,6 +54,9 @@ pub struct StatusView {
     recording: Option<RecordingInfo>,
     last_summary: Option<Summary>,
     input_override: Option<String>,
+    system_override: Option<String>,
+    /// Whether this OS can record meeting audio at all.
+    system_audio_supported: bool,
     warning: Option<String>,
     config_dir: String,
     data_dir: String,
@@ -78,7 +83,22 @@ pub struct FinalizeView {
     /// Where the result is on a remote gateway.
     result_location: String,
     local_wav: Option<String>,
+    /// The meeting audio's local copy, if the session has one.
+    system_wav: Option<String>,
     summary: Option<Summary>,
+}
+
+/// A run-only override from the environment (trimmed; empty means unset).
+fn env_override(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Seconds of audio, of every stream, still waiting in the spools.
+fn undelivered(summary: &Summary) -> u64 {
+    summary.uplink.pending + summary.system.as_ref().map_or(0, |s| s.uplink.pending)
 }
 
 /// The folders "open folder" may show.
@@ -95,10 +115,8 @@ impl AppState {
     /// Loads the settings and starts the gateway they ask for.
     pub async fn open(paths: Paths) -> AppState {
         let (mut settings, warning) = Settings::load(&paths.settings_file());
-        let input_override = std::env::var(settings::INPUT_ENV)
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty());
+        let input_override = env_override(settings::INPUT_ENV);
+        let system_override = env_override(settings::SYSTEM_ENV);
         if let Some(input) = &input_override {
             settings.input = input.clone();
         }
@@ -109,6 +127,7 @@ impl AppState {
             settings: Mutex::new(settings),
             settings_warning: Mutex::new(warning),
             input_override,
+            system_override,
             gateway: tokio::sync::Mutex::new(gateway),
             recording: tokio::sync::Mutex::new(None),
             last_summary: Mutex::new(None),
@@ -144,6 +163,8 @@ impl AppState {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
             input_override: self.input_override.clone(),
+            system_override: self.system_override.clone(),
+            system_audio_supported: settings::SYSTEM_AUDIO_SUPPORTED,
             warning: self
                 .settings_warning
                 .lock()
@@ -255,6 +276,7 @@ impl AppState {
             settings.input_spec()?,
             self.paths.recordings_dir(),
         );
+        config.system = settings.system_spec(self.system_override.as_deref())?;
         config.resolve = resolve.then(|| ResolveSettings {
             every: Duration::from_secs_f64(settings.resolve_every_secs),
             window: RESOLVE_WINDOW,
@@ -314,6 +336,7 @@ impl AppState {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .filter(|s| s.session_id == session_id);
+        // `drained` covers every stream: the mic's and the meeting audio's.
         if let Some(summary) = &last
             && !summary.drained
         {
@@ -321,7 +344,7 @@ impl AppState {
                 "{} recorded seconds have not reached the gateway yet. They are safe on this \
                  computer and are sent first when you press Start again for this session; \
                  finalize once they are delivered.",
-                summary.uplink.pending
+                undelivered(summary)
             );
         }
         self.events
@@ -342,8 +365,14 @@ impl AppState {
             event_count: answer.event_count,
             finalized_at: answer.finalized_at,
             result_path,
-            local_wav: recording::local_wav(&self.paths.recordings_dir(), &session_id)
+            local_wav: recording::local_wav(&self.paths.recordings_dir(), &session_id, Stream::Mic)
                 .map(|p| p.display().to_string()),
+            system_wav: recording::local_wav(
+                &self.paths.recordings_dir(),
+                &session_id,
+                Stream::System,
+            )
+            .map(|p| p.display().to_string()),
             summary: last,
         })
     }

@@ -5,7 +5,9 @@
 //! one, which replaces the old. Messages are JSON objects tagged by `"type"`: the engine's events
 //! unchanged (`level`, `uplink`, `connection`, `speaker`, `resolve_unavailable`, `error`,
 //! `finished`) except that speaker centroids are left out, plus the app's own `recording`
-//! (idle / recording / stopping / finalizing) and `gateway` (its status).
+//! (idle / recording / stopping / finalizing) and `gateway` (its status). A stream's events
+//! (`level`, `uplink`, `connection`, its `error`s) name it in `"stream"` (`mic` or `system`,
+//! the meeting audio): the page draws each on its own meter and counters.
 
 use std::sync::{Arc, Mutex};
 
