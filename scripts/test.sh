@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 # One shared build directory for developers and CI (the machine keeps it between runs).
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/interview-recorder/target}
 
+# strace: gateway/tests/durability.rs counts the gateway's sync calls with it (a no-op when
+# present; uses sudo when not root).
+. scripts/lib-apt.sh
+ensure_packages strace
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # --no-fail-fast: every test binary runs and reports, not only those before the first failure.
