@@ -86,7 +86,7 @@ impl BuiltinEngine {
 fn refused(status: u16, detail: impl Into<String>) -> InferenceError {
     InferenceError::Backend {
         status,
-        body: json!({"detail": detail.into()}),
+        body: json!({"detail": detail.into()}).to_string(),
         headers: Vec::new(),
     }
 }

@@ -61,9 +61,10 @@ impl HttpInference {
         if status.is_success() {
             return Ok(bytes);
         }
-        let text = String::from_utf8_lossy(&bytes);
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(text.chars().take(MAX_BACKEND_BODY).collect()));
+        let body = String::from_utf8_lossy(&bytes)
+            .chars()
+            .take(MAX_BACKEND_BODY)
+            .collect();
         Err(InferenceError::Backend {
             status: status.as_u16(),
             body,

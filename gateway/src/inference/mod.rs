@@ -46,7 +46,9 @@ pub enum InferenceError {
     #[error("inference backend returned {status}")]
     Backend {
         status: u16,
-        body: Value,
+        /// The backend's answer as text, as it sent it (cut at a bound): `/resolve` passes it
+        /// on as a string in `backend_body`, as the seed does.
+        body: String,
         /// Rate-limit headers of a 429, passed on so the caller knows when to retry.
         headers: Vec<(HeaderName, HeaderValue)>,
     },

@@ -166,7 +166,7 @@ impl From<ResolveError> for ApiError {
                     } => ApiError::BadGateway {
                         detail,
                         backend_status: Some(status),
-                        backend_body: Some(body),
+                        backend_body: Some(Value::String(body)),
                         headers,
                     },
                 }

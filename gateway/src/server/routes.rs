@@ -117,9 +117,11 @@ pub async fn speaker_service(State(app): State<AppState>, Body(body): Body) -> R
             answer,
         )
             .into_response(),
+        // The built-in engine's refusals are JSON text.
         Err(InferenceError::Backend { status, body, .. }) => (
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            Json(body),
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
         )
             .into_response(),
         Err(other) => ApiError::Unavailable(other.to_string()).into_response(),
