@@ -409,16 +409,26 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_reused_seq_with_other_audio_is_a_conflict_and_overwrites_nothing() {
-        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
-        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
-        for seq in [1, 2] {
+    /// Session `s` with mic frames `seqs` stored.
+    async fn with_mic_frames<'a>(
+        db: &'a MemoryStorage,
+        objects: &'a MemoryObjects,
+        seqs: &[u64],
+    ) -> Session<&'a MemoryStorage, &'a MemoryObjects> {
+        let mut session = Session::open(id("s"), db, objects).await.unwrap();
+        for &seq in seqs {
             session
                 .chunk(Stream::Mic, frame("s", seq), 1)
                 .await
                 .unwrap();
         }
+        session
+    }
+
+    #[tokio::test]
+    async fn a_reused_seq_with_other_audio_is_a_conflict_and_overwrites_nothing() {
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut session = with_mic_frames(&db, &objects, &[1, 2]).await;
         let mut other = frame("s", 1);
         other.pcm[100] ^= 1;
         let err = session.chunk(Stream::Mic, other, 2).await.unwrap_err();
@@ -440,13 +450,7 @@ mod tests {
     #[tokio::test]
     async fn a_recorded_frame_whose_object_is_missing_or_short_is_rewritten_by_a_resend() {
         let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
-        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
-        for seq in [1, 2] {
-            session
-                .chunk(Stream::Mic, frame("s", seq), 1)
-                .await
-                .unwrap();
-        }
+        let mut session = with_mic_frames(&db, &objects, &[1, 2]).await;
         objects
             .objects
             .borrow_mut()
