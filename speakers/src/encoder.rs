@@ -2,13 +2,15 @@
 //!
 //! The network is Resemblyzer's pretrained GE2E encoder (Apache-2.0, see `model/PROVENANCE.md`):
 //! a 3-layer LSTM over 40 mel bins (hidden 256), a 256→256 linear layer, ReLU and L2 norm. It
-//! is run with candle on the CPU. The LSTM is written out here rather than taken from candle-nn
-//! so that the input projection of every time step is one matrix product per layer, and only
-//! the recurrent product runs step by step, batched over all partials of a request.
+//! is read with candle and run on the CPU by the hand-written loops of [`kernels`]: the input
+//! projection of every time step is one product per layer, and only the recurrent product runs
+//! step by step, batched over all partials of a request.
 
 use std::collections::HashMap;
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor};
+
+use crate::kernels;
 
 use crate::mel::{MelFrame, N_MELS};
 
@@ -57,26 +59,31 @@ pub trait SpeakerEncoder: Send + Sync {
     fn embed_partials(&self, partials: &[&[MelFrame]]) -> Result<Vec<Embedding>, ModelError>;
 }
 
-/// One LSTM layer's weights, laid out for `x · W` products.
+/// One LSTM layer's weights, in PyTorch's `[out, in]` layout (what [`kernels::matmul_acc`]
+/// reads).
 struct LstmLayer {
-    /// `[input, 4·hidden]` (PyTorch's `weight_ih` transposed).
-    w_input: Tensor,
-    /// `[hidden, 4·hidden]`.
-    w_hidden: Tensor,
+    /// Inputs of the layer (40 mel bins for the first, 256 after).
+    inputs: usize,
+    /// `weight_ih`, `[4·hidden, inputs]`.
+    w_input: Vec<f32>,
+    /// `weight_hh`, `[4·hidden, hidden]`.
+    w_hidden: Vec<f32>,
     /// `bias_ih + bias_hh`, `[4·hidden]`.
-    bias: Tensor,
+    bias: Vec<f32>,
 }
 
 /// The GE2E d-vector encoder.
 pub struct Ge2eEncoder {
     layers: Vec<LstmLayer>,
-    /// `[256, 256]` transposed.
-    w_linear: Tensor,
-    b_linear: Tensor,
+    /// `[256, 256]`.
+    w_linear: Vec<f32>,
+    b_linear: Vec<f32>,
 }
 
 const HIDDEN: usize = 256;
-/// Most partials run through the network together.
+const GATES: usize = 4 * HIDDEN;
+/// Most partials run through the network together: their hidden states (16 KiB) stay in L1
+/// while each weight row is read.
 const MAX_BATCH: usize = 16;
 const LAYERS: usize = 3;
 
@@ -103,59 +110,68 @@ impl Ge2eEncoder {
             .map_err(|e| ModelError::Corrupt(e.to_string()))?;
         let mut layers = Vec::with_capacity(LAYERS);
         for layer in 0..LAYERS {
-            let input = if layer == 0 { N_MELS } else { HIDDEN };
-            let w_ih = take(
+            let inputs = if layer == 0 { N_MELS } else { HIDDEN };
+            let w_input = take(
                 &tensors,
                 &format!("lstm.weight_ih_l{layer}"),
-                &[4 * HIDDEN, input],
+                &[GATES, inputs],
             )?;
-            let w_hh = take(
+            let w_hidden = take(
                 &tensors,
                 &format!("lstm.weight_hh_l{layer}"),
-                &[4 * HIDDEN, HIDDEN],
+                &[GATES, HIDDEN],
             )?;
-            let b_ih = take(&tensors, &format!("lstm.bias_ih_l{layer}"), &[4 * HIDDEN])?;
-            let b_hh = take(&tensors, &format!("lstm.bias_hh_l{layer}"), &[4 * HIDDEN])?;
+            let b_ih = take(&tensors, &format!("lstm.bias_ih_l{layer}"), &[GATES])?;
+            let b_hh = take(&tensors, &format!("lstm.bias_hh_l{layer}"), &[GATES])?;
             layers.push(LstmLayer {
-                w_input: w_ih.t()?.contiguous()?,
-                w_hidden: w_hh.t()?.contiguous()?,
-                bias: (b_ih + b_hh)?,
+                inputs,
+                w_input,
+                w_hidden,
+                bias: b_ih.iter().zip(&b_hh).map(|(a, b)| a + b).collect(),
             });
         }
-        let w_linear = take(&tensors, "linear.weight", &[EMBEDDING_DIM, HIDDEN])?;
-        let b_linear = take(&tensors, "linear.bias", &[EMBEDDING_DIM])?;
         Ok(Ge2eEncoder {
             layers,
-            w_linear: w_linear.t()?.contiguous()?,
-            b_linear,
+            w_linear: take(&tensors, "linear.weight", &[EMBEDDING_DIM, HIDDEN])?,
+            b_linear: take(&tensors, "linear.bias", &[EMBEDDING_DIM])?,
         })
     }
 
-    /// Runs a batch of partials that all have `frames` frames.
-    fn embed_batch(&self, partials: &[&[MelFrame]], frames: usize) -> Result<Tensor, ModelError> {
+    /// Runs a batch of partials that all have `frames` frames; one unit-length embedding each.
+    fn embed_batch(&self, partials: &[&[MelFrame]], frames: usize) -> Vec<Embedding> {
         let batch = partials.len();
-        let mut flat = Vec::with_capacity(batch * frames * N_MELS);
+        // [batch, time, features], row-major.
+        let mut sequence = Vec::with_capacity(batch * frames * N_MELS);
         for partial in partials {
             for frame in partial.iter() {
-                flat.extend_from_slice(frame);
+                sequence.extend_from_slice(frame);
             }
         }
-        // [batch, time, features]
-        let mut sequence = Tensor::from_vec(flat, (batch, frames, N_MELS), &Device::Cpu)?;
-        let mut last_hidden = None;
+        let mut last_hidden = Vec::new();
         for layer in &self.layers {
-            let (output, hidden) = run_layer(layer, &sequence, batch, frames)?;
+            let (output, hidden) = run_layer(layer, &sequence, batch, frames);
             sequence = output;
-            last_hidden = Some(hidden);
+            last_hidden = hidden;
         }
-        let hidden = last_hidden.expect("the model has layers");
-        let projected = hidden
-            .matmul(&self.w_linear)?
-            .broadcast_add(&self.b_linear)?
-            .relu()?;
-        let norm = projected.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
-        // A silent input can give an all-zero vector: keep it zero rather than divide by zero.
-        Ok(projected.broadcast_div(&norm.clamp(1e-12, f32::MAX)?)?)
+        last_hidden
+            .chunks_exact(HIDDEN)
+            .map(|hidden| {
+                let mut embedding = self.b_linear.clone();
+                kernels::matmul_acc(
+                    hidden,
+                    1,
+                    HIDDEN,
+                    &self.w_linear,
+                    EMBEDDING_DIM,
+                    &mut embedding,
+                    EMBEDDING_DIM,
+                );
+                embedding.iter_mut().for_each(|v| *v = v.max(0.0));
+                // A silent input can give an all-zero vector: it stays zero.
+                normalize(&mut embedding);
+                embedding
+            })
+            .collect()
     }
 }
 
@@ -174,12 +190,9 @@ impl SpeakerEncoder for Ge2eEncoder {
         }
         let mut out = vec![Vec::new(); partials.len()];
         for (frames, indices) in by_length {
-            // Batches are capped so that a long stretch does not hold every step's gates at
-            // once (16 partials of 160 frames: about 10 MB per layer).
             for batch in indices.chunks(MAX_BATCH) {
                 let group: Vec<&[MelFrame]> = batch.iter().map(|&i| partials[i]).collect();
-                let embeddings = self.embed_batch(&group, frames)?.to_vec2::<f32>()?;
-                for (&index, embedding) in batch.iter().zip(embeddings) {
+                for (&index, embedding) in batch.iter().zip(self.embed_batch(&group, frames)) {
                     out[index] = embedding;
                 }
             }
@@ -188,66 +201,67 @@ impl SpeakerEncoder for Ge2eEncoder {
     }
 }
 
-/// One LSTM layer over `[batch, time, input]`: returns every step's hidden state
-/// `[batch, time, hidden]` and the last one `[batch, hidden]`. Gates in PyTorch's order:
-/// input, forget, cell, output. The matrix products run in candle; the gate arithmetic is a
-/// plain loop over a few thousand floats per step, cheaper than a dozen small tensor ops.
+/// One LSTM layer over `[batch, time, inputs]`: returns every step's hidden state
+/// `[batch, time, hidden]` and the last one `[batch, hidden]`.
+///
+/// The input projection of every step is one product up front; the recurrent product is then
+/// added step by step into the same rows, and the gates turn them into the new state.
 fn run_layer(
     layer: &LstmLayer,
-    sequence: &Tensor,
+    sequence: &[f32],
     batch: usize,
     frames: usize,
-) -> Result<(Tensor, Tensor), ModelError> {
-    let features = sequence.dim(2)?;
-    let projected: Vec<f32> = sequence
-        .reshape((batch * frames, features))?
-        .matmul(&layer.w_input)?
-        .broadcast_add(&layer.bias)?
-        .flatten_all()?
-        .to_vec1()?;
-    let gates_per_row = 4 * HIDDEN;
+) -> (Vec<f32>, Vec<f32>) {
+    let rows = batch * frames;
+    let mut gates: Vec<f32> = layer
+        .bias
+        .iter()
+        .copied()
+        .cycle()
+        .take(rows * GATES)
+        .collect();
+    kernels::matmul_acc(
+        sequence,
+        rows,
+        layer.inputs,
+        &layer.w_input,
+        GATES,
+        &mut gates,
+        GATES,
+    );
     let mut hidden = vec![0f32; batch * HIDDEN];
     let mut cell = vec![0f32; batch * HIDDEN];
-    let mut outputs = vec![0f32; batch * frames * HIDDEN];
+    let mut outputs = vec![0f32; rows * HIDDEN];
     for t in 0..frames {
-        let recurrent: Vec<f32> = Tensor::from_slice(&hidden, (batch, HIDDEN), &Device::Cpu)?
-            .matmul(&layer.w_hidden)?
-            .flatten_all()?
-            .to_vec1()?;
+        // Row b of this step is row b·frames + t of `gates`.
+        kernels::matmul_acc(
+            &hidden,
+            batch,
+            HIDDEN,
+            &layer.w_hidden,
+            GATES,
+            &mut gates[t * GATES..],
+            frames * GATES,
+        );
         for b in 0..batch {
-            let row = (b * frames + t) * gates_per_row;
-            let gates = |gate: usize, j: usize| {
-                projected[row + gate * HIDDEN + j]
-                    + recurrent[b * gates_per_row + gate * HIDDEN + j]
-            };
-            for j in 0..HIDDEN {
-                let input = sigmoid(gates(0, j));
-                let forget = sigmoid(gates(1, j));
-                let candidate = gates(2, j).tanh();
-                let output = sigmoid(gates(3, j));
-                let c = forget * cell[b * HIDDEN + j] + input * candidate;
-                cell[b * HIDDEN + j] = c;
-                let h = output * c.tanh();
-                hidden[b * HIDDEN + j] = h;
-                outputs[(b * frames + t) * HIDDEN + j] = h;
-            }
+            let row = b * frames + t;
+            let state = b * HIDDEN..(b + 1) * HIDDEN;
+            kernels::lstm_cell(
+                &gates[row * GATES..(row + 1) * GATES],
+                &mut cell[state.clone()],
+                &mut hidden[state.clone()],
+            );
+            outputs[row * HIDDEN..(row + 1) * HIDDEN].copy_from_slice(&hidden[state]);
         }
     }
-    Ok((
-        Tensor::from_vec(outputs, (batch, frames, HIDDEN), &Device::Cpu)?,
-        Tensor::from_vec(hidden, (batch, HIDDEN), &Device::Cpu)?,
-    ))
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    (outputs, hidden)
 }
 
 fn take(
     tensors: &HashMap<String, Tensor>,
     name: &str,
     shape: &[usize],
-) -> Result<Tensor, ModelError> {
+) -> Result<Vec<f32>, ModelError> {
     let tensor = tensors
         .get(name)
         .ok_or_else(|| ModelError::MissingTensor(name.to_owned()))?;
@@ -258,7 +272,7 @@ fn take(
             expected: shape.to_vec(),
         });
     }
-    Ok(tensor.to_dtype(DType::F32)?)
+    Ok(tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
 }
 
 /// Cosine similarity of two unit-length embeddings.

@@ -2,7 +2,7 @@
 //!
 //! - [`mel`]: the model's features (40-bin mel power spectrogram, 16 kHz);
 //! - [`encoder`]: speaker embeddings behind the [`SpeakerEncoder`] trait, with the shipped GE2E
-//!   network run by candle;
+//!   network (weights read by candle, run by the loops of [`kernels`]);
 //! - [`vad`]: speech detection; [`diarize`]: speaker turns of a stretch of audio;
 //! - [`cluster`]: online clustering of voices; [`naming`]: names from self-introductions;
 //! - [`der`]: diarization error rate and equal error rate, for the benchmarks.
@@ -15,6 +15,7 @@ pub mod der;
 pub mod diarize;
 pub mod echo;
 pub mod encoder;
+pub mod kernels;
 pub mod mel;
 pub mod naming;
 pub mod vad;
