@@ -105,10 +105,29 @@ impl GatewayEndpoint {
         body: &impl Serialize,
         timeout: Duration,
     ) -> Result<Bytes, CallError> {
-        let mut request = http_client()
+        let request = http_client()
             .request(method, self.session(session_id, action))
             .timeout(timeout)
             .json(body);
+        self.send(request).await
+    }
+
+    /// `GET /v1/sessions/{id}/{action}` with the API key: the body of a 2xx answer, or
+    /// [`CallError::Refused`] with the gateway's words.
+    pub async fn get_session(
+        &self,
+        session_id: &str,
+        action: &str,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        let request = http_client()
+            .get(self.session(session_id, action))
+            .timeout(timeout);
+        self.send(request).await
+    }
+
+    /// Sends a session call with the API key and maps the answer.
+    async fn send(&self, mut request: reqwest::RequestBuilder) -> Result<Bytes, CallError> {
         if let Some(key) = self.api_key() {
             request = request.header(API_KEY_HEADER, key);
         }

@@ -223,6 +223,22 @@ impl Spool {
         self.next_seq
     }
 
+    /// Makes the next frame's seq at least `last_seq + 1`, for a session whose frames up to
+    /// `last_seq` are already on the gateway from elsewhere (another device, an earlier
+    /// install): reusing their seqs would collide with audio this spool never held. Returns
+    /// whether the numbering moved; frames already spooled are kept as they are.
+    pub fn continue_after(&mut self, last_seq: u64) -> Result<bool, SpoolError> {
+        if last_seq < self.next_seq {
+            return Ok(false);
+        }
+        self.next_seq = last_seq + 1;
+        self.write_meta()?;
+        if self.durability == Durability::Sync {
+            sync_dir(&self.dir)?;
+        }
+        Ok(true)
+    }
+
     /// What [`Spool::open`] recovered.
     pub fn recovery(&self) -> &Recovery {
         &self.recovery
@@ -457,6 +473,33 @@ mod tests {
             })
         ));
         spool.add(&frame(4)).unwrap();
+    }
+
+    #[test]
+    fn continuing_after_the_gateways_frames_moves_the_numbering_forward_only_and_survives_a_reopen()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), "s1", Durability::Sync).unwrap();
+        spool.add(&frame(1)).unwrap();
+        assert!(
+            !spool.continue_after(0).unwrap(),
+            "nothing on the gateway yet"
+        );
+        assert!(spool.continue_after(40).unwrap());
+        assert_eq!(spool.next_seq(), 41);
+        assert!(
+            !spool.continue_after(12).unwrap(),
+            "the numbering never goes back"
+        );
+        assert_eq!(spool.next_seq(), 41);
+        drop(spool);
+        let spool = Spool::open(dir.path(), "s1", Durability::Sync).unwrap();
+        assert_eq!(spool.next_seq(), 41);
+        assert_eq!(
+            spool.pending().collect::<Vec<_>>(),
+            vec![1],
+            "frame 1 is still held"
+        );
     }
 
     #[test]

@@ -168,3 +168,84 @@ async fn the_gateway_restarted_twice_mid_stream_still_gets_every_byte() {
     );
     gw.shutdown().await.unwrap();
 }
+
+/// Records `input` (a tone lasts `tone_seconds`) into `session` from the spool under `spool`,
+/// as fast as possible, with the start the app and the CLI use; returns the first seq and the
+/// summary.
+async fn record_from_spool(
+    gw_url: &str,
+    session: &str,
+    input: InputSpec,
+    spool: &std::path::Path,
+    tone_seconds: u64,
+) -> (u64, recorder::events::Summary) {
+    let endpoint = GatewayEndpoint::parse(gw_url, None).unwrap();
+    let mut config = RecorderConfig::new(endpoint, session, input, spool);
+    config.pacing = Pacing::AsFastAsPossible;
+    config.duration = Some(Duration::from_secs(tone_seconds));
+    config.resolve = None;
+    let mut handle = Recorder::start_checked(config).await.unwrap();
+    let first_seq = handle.first_seq();
+    handle.audio_finished().await;
+    (first_seq, handle.stop(Duration::from_secs(30)).await)
+}
+
+/// Issue 9, item 1: a second device (a fresh spool) recording into a session the gateway
+/// already holds frames for continues after them; before, its seqs 1, 2, 3 collided with the
+/// first device's and the new audio never landed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item1_a_fresh_spool_on_an_existing_session_continues_after_the_gateways_last_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = write_wav(&dir.path().join("first.wav"), 4);
+    let gw = start_gateway(&dir.path().join("gateway"), any_port()).await;
+    let url = gw.http_url();
+
+    let (first_seq, first) = record_from_spool(
+        &url,
+        "shared",
+        InputSpec::Wav(wav),
+        &dir.path().join("laptop-a"),
+        4,
+    )
+    .await;
+    assert_eq!((first_seq, first.frames, first.uplink.stored), (1, 4, 4));
+
+    let (second_seq, second) = record_from_spool(
+        &url,
+        "shared",
+        InputSpec::Tone { freq: 1000.0 },
+        &dir.path().join("laptop-b"),
+        3,
+    )
+    .await;
+    assert_eq!(
+        second_seq, 5,
+        "the second spool numbers after the gateway's frames"
+    );
+    assert!(second.drained, "{second:?}");
+    assert_eq!(
+        (
+            second.uplink.stored,
+            second.uplink.errors,
+            second.uplink.rejected
+        ),
+        (3, 0, 0)
+    );
+
+    let ingest = gateway_state(&url, "shared").await.ingest.unwrap().status;
+    assert_eq!((ingest.last_seq, ingest.received_chunks), (7, 7));
+    let (remote, missing) = gateway_pcm(&url, "shared").await;
+    assert_eq!(missing, 0);
+    let first_local = wav_pcm(first.local_copy.as_ref().unwrap().as_ref());
+    assert_eq!(
+        &remote[..4 * 32_000],
+        &first_local[..],
+        "the first laptop's audio is intact"
+    );
+    // The second laptop's copy holds silence for the seconds it never recorded, then its own.
+    let second_local = wav_pcm(second.local_copy.as_ref().unwrap().as_ref());
+    assert_eq!(second_local.len(), 7 * 32_000);
+    assert!(second_local[..4 * 32_000].iter().all(|&b| b == 0));
+    assert_same_audio(&remote[4 * 32_000..], &second_local[4 * 32_000..]);
+    gw.shutdown().await.unwrap();
+}

@@ -66,18 +66,21 @@ impl Recording {
     ///
     /// If the engine cannot start with the meeting audio but can without it, the meeting audio
     /// was the problem: the recording goes on with the mic and says so.
-    pub fn start(config: RecorderConfig, events: UiEvents) -> anyhow::Result<Recording> {
+    pub async fn start(config: RecorderConfig, events: UiEvents) -> anyhow::Result<Recording> {
         let resolving = config.resolve.is_some();
         let session_id = config.session_id.clone();
         let system_source = config.system.as_ref().map(ToString::to_string);
-        let (mut handle, unavailable) = match Recorder::start(config.clone()) {
+        let (mut handle, unavailable) = match Recorder::start_checked(config.clone()).await {
             Ok(handle) => (handle, None),
             Err(with_system) if config.system.is_some() => {
                 let mic_only = RecorderConfig {
                     system: None,
                     ..config
                 };
-                (Recorder::start(mic_only)?, Some(format!("{with_system:#}")))
+                (
+                    Recorder::start_checked(mic_only).await?,
+                    Some(format!("{with_system:#}")),
+                )
             }
             Err(e) => return Err(e),
         };

@@ -283,7 +283,7 @@ impl AppState {
             roster: settings.roster.clone(),
             asr_text: None,
         });
-        let started = Recording::start(config, self.events.clone())?;
+        let started = Recording::start(config, self.events.clone()).await?;
         let info = started.info.clone();
         *recording = Some(started);
         self.events

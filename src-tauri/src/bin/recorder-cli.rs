@@ -221,7 +221,7 @@ async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let drain = seconds(args.drain_timeout, "--drain-timeout")?;
 
-    let mut handle = Recorder::start(config)?;
+    let mut handle = Recorder::start_checked(config).await?;
     let mut events = handle.subscribe();
     eprintln!(
         "recording session {:?} to {}; spool {}{}",

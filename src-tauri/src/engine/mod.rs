@@ -18,6 +18,7 @@
 
 mod audio;
 mod resume;
+mod stored;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,6 +39,7 @@ use crate::stream::{Stream, stream_dir};
 use crate::uplink::{Backoff, Uplink, UplinkConfig};
 
 pub use audio::AudioReport;
+pub use stored::{StoredSeqs, stored_seqs};
 
 /// File name of the local copy inside the session directory.
 pub const LOCAL_COPY: &str = "local.wav";
@@ -132,11 +134,36 @@ impl Recorder {
     /// Every source is opened before anything starts, so a system-audio source that cannot be
     /// opened fails the start cleanly (the error says which stream).
     pub fn start(config: RecorderConfig) -> anyhow::Result<RecorderHandle> {
+        Recorder::start_after(config, StoredSeqs::default())
+    }
+
+    /// Asks the gateway how far the session's streams already go (see [`stored_seqs`]), then
+    /// starts with each stream numbered after them. A gateway that cannot be asked does not
+    /// stop the recording: the frames wait in the spool as in any outage.
+    pub async fn start_checked(config: RecorderConfig) -> anyhow::Result<RecorderHandle> {
+        // Unreachable or refusing: start anyway; the uplink reports the gateway's state.
+        let stored = stored_seqs(&config.endpoint, &config.session_id)
+            .await
+            .unwrap_or_default();
+        Recorder::start_after(config, stored)
+    }
+
+    /// Starts with each stream's frames numbered after `stored` (the gateway's `last_seq`s).
+    pub fn start_after(
+        config: RecorderConfig,
+        stored: StoredSeqs,
+    ) -> anyhow::Result<RecorderHandle> {
         let dir = config.session_dir()?;
         let events = EventSink::new();
-        let mic = Prepared::open(&config, Stream::Mic, &config.input, &dir)?;
+        let mic = Prepared::open(&config, Stream::Mic, &config.input, &dir, stored.mic)?;
         let system = match &config.system {
-            Some(spec) => Some(Prepared::open(&config, Stream::System, spec, &dir)?),
+            Some(spec) => Some(Prepared::open(
+                &config,
+                Stream::System,
+                spec,
+                &dir,
+                stored.system,
+            )?),
             None => None,
         };
         let resolver = config.resolve.as_ref().map(|r| {
@@ -198,10 +225,16 @@ impl Prepared {
         stream: Stream,
         spec: &InputSpec,
         session_dir: &Path,
+        stored_last_seq: u64,
     ) -> anyhow::Result<Prepared> {
         let dir = stream_dir(session_dir, stream);
-        let spool = Spool::open(&dir, &config.session_id, config.durability)
+        let mut spool = Spool::open(&dir, &config.session_id, config.durability)
             .with_context(|| format!("cannot open the {stream} stream's spool"))?;
+        // Frames up to `stored_last_seq` came from elsewhere (see `stored.rs`): number after
+        // them. The first seq is on the handle, and the CLI says where it resumes.
+        spool
+            .continue_after(stored_last_seq)
+            .with_context(|| format!("cannot renumber the {stream} stream's spool"))?;
         let first_seq = spool.next_seq();
         // Earlier runs' audio into `local.wav`, cut or padded to the frames already numbered.
         resume::consolidate(
