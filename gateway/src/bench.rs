@@ -51,6 +51,11 @@ pub struct BenchArgs {
     /// e.g. to profile it; its CPU and memory are then not reported.
     #[arg(long)]
     pub target: Option<String>,
+    /// Send the seconds of this 16 kHz mono 16-bit WAV (each session starting at a different
+    /// second, wrapping around) instead of a tone: with speech in the frames the built-in
+    /// speaker engine has work to do, as it does with real recordings.
+    #[arg(long)]
+    pub audio: Option<PathBuf>,
 }
 
 /// What one session measured.
@@ -79,12 +84,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.durability.as_str()
     );
 
-    let content = base64::engine::general_purpose::STANDARD.encode(test_pcm());
+    let contents: std::sync::Arc<Vec<String>> = std::sync::Arc::new(
+        match &args.audio {
+            Some(path) => wav_frames(path)?,
+            None => vec![test_pcm()],
+        }
+        .iter()
+        .map(|pcm| base64::engine::general_purpose::STANDARD.encode(pcm))
+        .collect(),
+    );
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(args.sessions);
     for index in 0..args.sessions {
         let url = format!("ws://{addr}/v1/audio/ws/bench-{index}");
-        let content = content.clone();
+        let contents = contents.clone();
         let args = args.clone();
         // Realtime sessions start spread over one second, as recorders would.
         let offset = match args.pace {
@@ -95,7 +108,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         };
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(offset).await;
-            run_session(&url, &format!("bench-{index}"), &content, &args).await
+            run_session(&url, &format!("bench-{index}"), &contents, index, &args).await
         }));
     }
     let mut latencies = Vec::new();
@@ -150,7 +163,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 async fn run_session(
     url: &str,
     session: &str,
-    content: &str,
+    contents: &[String],
+    index: usize,
     args: &BenchArgs,
 ) -> anyhow::Result<SessionRun> {
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
@@ -173,6 +187,7 @@ async fn run_session(
             if args.pace == Pace::Realtime {
                 tick.tick().await;
             }
+            let content = &contents[(next as usize - 1 + index) % contents.len()];
             let frame = format!(
                 r#"{{"type":"chunk","meeting_id":"{session}","seq":{next},"timestamp_ms":{},"sample_rate":16000,"channels":1,"format":"pcm_s16le","content_b64":"{content}"}}"#,
                 crate::sessions::now_ms()
@@ -207,6 +222,32 @@ async fn expect_ready(
         Message::Text(text) if text.as_str().contains(r#""type":"ready""#) => Ok(()),
         other => bail!("expected ready, got {other:?}"),
     }
+}
+
+/// The whole seconds of a 16 kHz mono 16-bit WAV, one frame each.
+fn wav_frames(path: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut reader = hound::WavReader::open(path)
+        .with_context(|| format!("cannot read {} as a WAV", path.display()))?;
+    let spec = reader.spec();
+    if (spec.sample_rate, spec.channels, spec.bits_per_sample) != (16_000, 1, 16) {
+        bail!(
+            "{} is {} Hz, {} channel(s), {} bits: --audio needs 16 kHz mono 16-bit",
+            path.display(),
+            spec.sample_rate,
+            spec.channels,
+            spec.bits_per_sample
+        );
+    }
+    let bytes: Vec<u8> = reader
+        .samples::<i16>()
+        .map(|s| s.map(i16::to_le_bytes))
+        .collect::<Result<Vec<_>, _>>()?
+        .concat();
+    let frames: Vec<Vec<u8>> = bytes.chunks_exact(FRAME_BYTES).map(<[u8]>::to_vec).collect();
+    if frames.is_empty() {
+        bail!("{} holds less than one second of audio", path.display());
+    }
+    Ok(frames)
 }
 
 /// One second of a 440 Hz tone: realistic bytes, not zeros a filesystem might treat specially.
