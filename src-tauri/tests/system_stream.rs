@@ -523,3 +523,87 @@ async fn what_a_null_sink_plays_is_recorded_as_the_system_stream_and_stored_iden
     println!("null sink: loudest 100 ms of the system stream at RMS {rms:.4} (0.3536 played)");
     gw.shutdown().await.unwrap();
 }
+
+/// Issue 8, item 1: the output being recorded disappears mid-interview (a USB headset pulled
+/// out, a Bluetooth device gone). The meeting-audio stream stops and says so by name; the mic
+/// stream records on to the end, and what the system stream captured before is stored whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_that_disappears_stops_the_system_stream_with_its_name_and_the_mic_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sink) = NullSink::start(dir.path()) else {
+        println!("SKIPPED: pulseaudio is not installed (Debian: pulseaudio pulseaudio-utils)");
+        return;
+    };
+    let gw = start_gateway(&dir.path().join("gateway"), any_port()).await;
+    let base = gw.http_url();
+    let spool = dir.path().join("spool");
+    let session = "output-gone";
+    let recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_recorder-cli"))
+        .args(["stream", "--gateway", &base, "--session", session])
+        .args(["--resolve-every", "0", "--system", "default"])
+        .args(["--input", "tone:440", "--duration", "8", "--spool-dir"])
+        .arg(&spool)
+        .env("PULSE_SERVER", &sink.server)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "two frames of the system stream",
+        Duration::from_secs(20),
+        || {
+            let base = base.clone();
+            async move {
+                let (_, body) = get(&base, &format!("/v1/sessions/{session}/state")).await;
+                let state: Value = serde_json::from_slice(&body).unwrap();
+                state["streams"]["system"]["last_seq"].as_u64() >= Some(2)
+            }
+        },
+    )
+    .await;
+    let unloaded = tokio::process::Command::new("pactl")
+        .args(["unload-module", "module-null-sink"])
+        .env("PULSE_SERVER", &sink.server)
+        .status()
+        .await
+        .expect("pactl (pulseaudio-utils) runs");
+    assert!(unloaded.success());
+
+    let output = tokio::time::timeout(Duration::from_secs(60), recorder.wait_with_output())
+        .await
+        .expect("recorder-cli ends with its 8 s mic tone")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    let system_line = stdout
+        .lines()
+        .find(|l| l.starts_with("system audio:"))
+        .unwrap_or_else(|| panic!("no system summary in {stdout}"));
+    assert!(
+        system_line.contains("stopped early: audio device `Monitor of Null Output`"),
+        "the stop names the output: {system_line}"
+    );
+    let (_, body) = get(&base, &format!("/v1/sessions/{session}/state")).await;
+    let state: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        state["streams"]["mic"]["last_seq"], 8,
+        "the mic went on: {state}"
+    );
+    assert_eq!(state["streams"]["mic"]["missing_chunks"], 0);
+    let kept = state["streams"]["system"]["last_seq"].as_u64().unwrap();
+    assert!((2..8).contains(&kept), "{state}");
+    assert!(
+        system_line.starts_with(&format!("system audio: {kept} frames")),
+        "the summary counts the frames made before the stop: {system_line}"
+    );
+    let (status, body) = get(
+        &base,
+        &format!("/v1/sessions/{session}/audio.wav?stream=system"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, stored) = wav_body(&body);
+    let local = spool.join(session).join("streams/system/local.wav");
+    assert_same_audio(&as_bytes(&stored), &wav_pcm(&local));
+    gw.shutdown().await.unwrap();
+}

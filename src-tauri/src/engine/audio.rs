@@ -63,7 +63,11 @@ pub fn run(
                 peak_dbfs: level.peak_dbfs,
             }),
             PipelineEvent::Frame(frame) => {
+                // Counted as they come, so that a source that fails mid-way still reports
+                // the frames it produced.
                 report.last_seq = frame.seq;
+                report.frames += 1;
+                report.samples += frame.real_samples as u64;
                 samples.clear();
                 samples.extend(
                     frame.pcm[..frame.real_samples * 2]
