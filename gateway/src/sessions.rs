@@ -172,7 +172,7 @@ impl Sessions {
         let input = Arc::new(input);
         let for_body = Arc::clone(&input);
         let body = handle
-            .run(move |s| Box::pin(async move { Ok(s.inference_body(&for_body)) }))
+            .run(move |s| Box::pin(async move { s.inference_body(&for_body) }))
             .await?;
         let answer = self.inference.resolve(&body).await?;
         let stored = answer.clone();

@@ -4,6 +4,7 @@
 //! server hosts it in a tokio actor over SQLite and `object_store`; a Cloudflare Durable Object
 //! could host the same code over its storage and R2.
 
+pub mod caps;
 pub mod clock;
 pub mod ingest;
 #[cfg(test)]

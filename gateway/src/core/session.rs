@@ -15,7 +15,9 @@ use crate::core::message::ValidChunk;
 use crate::core::ports::{ObjectStorage, SessionStorage, StorageError};
 use crate::core::seq_set::SeqSet;
 use crate::core::session_id::SessionId;
-use crate::core::speakers::{AnswerError, AttributionUpdate, ResolveInput, SpeakerRecord};
+use crate::core::speakers::{
+    AnswerError, AttributionUpdate, EventLogFull, ResolveInput, SpeakerRecord,
+};
 use crate::core::stream::Stream;
 use crate::protocol::{
     Ack, CHANNELS, FORMAT, FinalResult, FinalizeResponse, IngestStatus, Ready, SAMPLE_RATE,
@@ -41,6 +43,8 @@ pub enum SessionError {
         seq: u64,
         last_seq: u64,
     },
+    #[error(transparent)]
+    EventLogFull(#[from] EventLogFull),
     #[error(transparent)]
     Answer(#[from] AnswerError),
     #[error(transparent)]
@@ -200,9 +204,11 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
         Ok(self.storage.replay(&self.id, key).await?)
     }
 
-    /// The body to POST to the inference service for this request.
-    pub fn inference_body(&self, input: &ResolveInput) -> Value {
-        self.speakers.inference_body(&self.id, input)
+    /// The body to POST to the inference service for this request; refused before inference
+    /// is asked when the event log is full (its answer could not be kept).
+    pub fn inference_body(&self, input: &ResolveInput) -> Result<Value, SessionError> {
+        self.speakers.check_event_room()?;
+        Ok(self.speakers.inference_body(&self.id, input))
     }
 
     /// Takes a successful inference answer: new state, one event, and the replay for `idempotency_key`.
@@ -213,6 +219,8 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
         idempotency_key: Option<&str>,
         now: EpochMs,
     ) -> Result<(), SessionError> {
+        // Checked again: a binding may have taken the last room while inference answered.
+        self.speakers.check_event_room()?;
         let (next, event) = self.speakers.with_answer(input, answer, now)?;
         let replay = idempotency_key.map(|key| (key, std::str::from_utf8(answer).unwrap_or("")));
         self.storage
@@ -229,6 +237,7 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
         name: &str,
         now: EpochMs,
     ) -> Result<StateResponse, SessionError> {
+        self.speakers.check_event_room()?;
         let (next, event) = self
             .speakers
             .with_binding(cluster_id, name, now)
@@ -571,6 +580,42 @@ mod tests {
             session.replay("k").await.unwrap().as_deref().map(str::len),
             Some(answer.len())
         );
+    }
+
+    #[tokio::test]
+    async fn item9_a_session_with_a_full_event_log_refuses_resolves_and_bindings_but_finalizes() {
+        use crate::core::caps::MAX_EVENTS_PER_SESSION;
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        let input =
+            parse_resolve(br#"{"audio":{"content_b64":"AA==","format":"pcm_s16le"}}"#).unwrap();
+        let answer = br#"{"session_id":"s","cluster_id":"c","decision":"unknown","evidence":{},
+                          "updated_state":{"clusters":[{"cluster_id":"c"}],"bindings":{},"config":{}}}"#;
+        session.apply_answer(&input, answer, None, 1).await.unwrap();
+        db.sessions
+            .borrow_mut()
+            .get_mut("s")
+            .unwrap()
+            .speakers
+            .event_count = MAX_EVENTS_PER_SESSION;
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        let before = session.state();
+        let full = |e: SessionError| matches!(e, SessionError::EventLogFull(_));
+        assert!(
+            full(session.inference_body(&input).unwrap_err()),
+            "inference is not asked"
+        );
+        assert!(full(
+            session
+                .apply_answer(&input, answer, Some("k"), 2)
+                .await
+                .unwrap_err()
+        ));
+        assert!(full(session.bind("c", "Ada", 2).await.unwrap_err()));
+        assert_eq!(session.state(), before);
+        assert_eq!(session.replay("k").await.unwrap(), None);
+        let done = session.finalize(Map::new(), 3).await.unwrap();
+        assert_eq!(done.event_count, 1, "the stored events");
     }
 
     #[tokio::test]

@@ -6,6 +6,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::core::caps::{
+    MAX_EMAIL_CHARS, MAX_EVENTS_PER_SESSION, MAX_IDEMPOTENCY_KEY_CHARS, MAX_METADATA_BYTES,
+    MAX_ROSTER_ENTRIES, MAX_SPEAKER_NAME_CHARS,
+};
 use crate::core::clock::{EpochMs, rfc3339};
 use crate::core::session_id::SessionId;
 use crate::core::stream::Stream;
@@ -13,9 +17,6 @@ use crate::protocol::{
     ATTRIBUTION_KEY, Cluster, Decision, ResolveAnswer, RosterEntry, SessionState, SpeakerEvent,
     TIMELINE_KEY, TimelineTurn,
 };
-
-/// Longest speaker name accepted from the interviewer.
-pub const MAX_NAME_CHARS: usize = 200;
 
 /// What is persisted about a session's speakers besides its event log.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -67,9 +68,30 @@ pub enum RequestError {
     BadBinding,
     #[error("name must not be empty")]
     EmptyName,
-    #[error("name must be at most {MAX_NAME_CHARS} characters")]
+    #[error("name must be at most {MAX_SPEAKER_NAME_CHARS} characters")]
     NameTooLong,
+    #[error("name must not contain control characters (line breaks, tabs, escapes)")]
+    NameHasControl,
+    #[error("roster must have at most {MAX_ROSTER_ENTRIES} entries")]
+    RosterTooLong,
+    #[error("roster names must be at most {MAX_SPEAKER_NAME_CHARS} characters")]
+    RosterNameTooLong,
+    #[error("roster emails must be at most {MAX_EMAIL_CHARS} characters")]
+    RosterEmailTooLong,
+    #[error("metadata must be at most {MAX_METADATA_BYTES} bytes of JSON")]
+    MetadataTooLarge,
+    #[error("x-idempotency-key must be visible ASCII")]
+    IdempotencyKeyNotAscii,
+    #[error("x-idempotency-key must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters")]
+    IdempotencyKeyTooLong,
 }
+
+/// Why a session takes no more speaker events (409): see [`MAX_EVENTS_PER_SESSION`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this session has reached its cap of {MAX_EVENTS_PER_SESSION} speaker events (resolves and name corrections); nothing was changed: finalize it and go on under a new session id"
+)]
+pub struct EventLogFull;
 
 /// Why an inference answer was not accepted (the gateway answers 502 and keeps its state).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,7 +124,10 @@ pub fn parse_resolve(body: &[u8]) -> Result<ResolveInput, RequestError> {
     let roster = match body.remove("roster") {
         None | Some(Value::Null) => None,
         Some(value) => {
-            Some(Vec::<RosterEntry>::deserialize(value).map_err(|_| RequestError::BadRoster)?)
+            let roster =
+                Vec::<RosterEntry>::deserialize(value).map_err(|_| RequestError::BadRoster)?;
+            check_roster(&roster)?;
+            Some(roster)
         }
     };
     Ok(ResolveInput {
@@ -112,13 +137,54 @@ pub fn parse_resolve(body: &[u8]) -> Result<ResolveInput, RequestError> {
     })
 }
 
-/// Validates `{"metadata"?:{...}}` of a finalize request.
-pub fn parse_finalize(body: &[u8]) -> Result<Map<String, Value>, RequestError> {
-    match parse_object(body)?.remove("metadata") {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(map)) => Ok(map),
-        Some(_) => Err(RequestError::BadMetadata),
+/// The roster caps: [`MAX_ROSTER_ENTRIES`], and each name and email's length.
+fn check_roster(roster: &[RosterEntry]) -> Result<(), RequestError> {
+    if roster.len() > MAX_ROSTER_ENTRIES {
+        return Err(RequestError::RosterTooLong);
     }
+    for entry in roster {
+        if entry.name.chars().count() > MAX_SPEAKER_NAME_CHARS {
+            return Err(RequestError::RosterNameTooLong);
+        }
+        if entry
+            .email
+            .as_ref()
+            .is_some_and(|e| e.chars().count() > MAX_EMAIL_CHARS)
+        {
+            return Err(RequestError::RosterEmailTooLong);
+        }
+    }
+    Ok(())
+}
+
+/// Validates the raw `x-idempotency-key` header: visible ASCII (as HTTP allows: tab, space to
+/// `~`), at most [`MAX_IDEMPOTENCY_KEY_CHARS`]. An empty key is no key.
+pub fn parse_idempotency_key(raw: Option<&[u8]>) -> Result<Option<String>, RequestError> {
+    let Some(raw) = raw.filter(|k| !k.is_empty()) else {
+        return Ok(None);
+    };
+    if !raw.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        return Err(RequestError::IdempotencyKeyNotAscii);
+    }
+    if raw.len() > MAX_IDEMPOTENCY_KEY_CHARS {
+        return Err(RequestError::IdempotencyKeyTooLong);
+    }
+    Ok(Some(String::from_utf8_lossy(raw).into_owned()))
+}
+
+/// Validates `{"metadata"?:{...}}` of a finalize request: an object of at most
+/// [`MAX_METADATA_BYTES`] as compact JSON.
+pub fn parse_finalize(body: &[u8]) -> Result<Map<String, Value>, RequestError> {
+    let metadata = match parse_object(body)?.remove("metadata") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(RequestError::BadMetadata),
+    };
+    let size = serde_json::to_vec(&metadata).map_or(usize::MAX, |json| json.len());
+    if size > MAX_METADATA_BYTES {
+        return Err(RequestError::MetadataTooLarge);
+    }
+    Ok(metadata)
 }
 
 /// Validates `{"cluster_id","name"}`; returns them with the name trimmed.
@@ -133,13 +199,24 @@ pub fn parse_binding(body: &[u8]) -> Result<(String, String), RequestError> {
     if name.is_empty() {
         return Err(RequestError::EmptyName);
     }
-    if name.chars().count() > MAX_NAME_CHARS {
+    if name.chars().count() > MAX_SPEAKER_NAME_CHARS {
         return Err(RequestError::NameTooLong);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(RequestError::NameHasControl);
     }
     Ok((cluster_id.clone(), name.to_owned()))
 }
 
 impl SpeakerRecord {
+    /// Whether the event log has room for one more event (see [`MAX_EVENTS_PER_SESSION`]).
+    pub fn check_event_room(&self) -> Result<(), EventLogFull> {
+        if self.event_count >= MAX_EVENTS_PER_SESSION {
+            return Err(EventLogFull);
+        }
+        Ok(())
+    }
+
     /// The state inference should see: the session's, with a newly sent roster in place.
     pub fn state_for(&self, input: &ResolveInput) -> SessionState {
         let mut state = self.state.clone();
@@ -593,6 +670,125 @@ mod tests {
         assert_eq!(
             parse_binding(br#"{"cluster_id":"c1","name":" Bob "}"#),
             Ok(("c1".into(), "Bob".into()))
+        );
+    }
+
+    #[test]
+    fn item9_binding_names_over_the_cap_or_with_control_characters_are_refused() {
+        let bind = |name: &str| {
+            parse_binding(
+                json!({"cluster_id": "c1", "name": name})
+                    .to_string()
+                    .as_bytes(),
+            )
+        };
+        let longest = "é".repeat(MAX_SPEAKER_NAME_CHARS);
+        assert_eq!(bind(&longest), Ok(("c1".into(), longest.clone())));
+        assert_eq!(bind(&format!("{longest}x")), Err(RequestError::NameTooLong));
+        for name in [
+            "Ada\nLovelace",
+            "Ada\u{1b}[31m",
+            "A\u{0}da",
+            "Ada\tL",
+            "A\u{85}da",
+            "Ada\u{7f}!",
+        ] {
+            assert_eq!(bind(name), Err(RequestError::NameHasControl), "{name:?}");
+        }
+        assert_eq!(
+            bind(" Ada\n"),
+            Ok(("c1".into(), "Ada".into())),
+            "trimmed first"
+        );
+    }
+
+    #[test]
+    fn item9_rosters_over_the_caps_are_refused() {
+        let resolve = |roster: Value| {
+            parse_resolve(
+                json!({"audio": {"content_b64": "AA==", "format": "wav"}, "roster": roster})
+                    .to_string()
+                    .as_bytes(),
+            )
+        };
+        let people = |n: usize| Value::Array(vec![json!({"name": "Ada"}); n]);
+        assert_eq!(
+            resolve(people(MAX_ROSTER_ENTRIES))
+                .unwrap()
+                .roster
+                .unwrap()
+                .len(),
+            MAX_ROSTER_ENTRIES
+        );
+        assert_eq!(
+            resolve(people(MAX_ROSTER_ENTRIES + 1)),
+            Err(RequestError::RosterTooLong)
+        );
+        let long_name = "n".repeat(MAX_SPEAKER_NAME_CHARS + 1);
+        assert_eq!(
+            resolve(json!([{"name": long_name}])),
+            Err(RequestError::RosterNameTooLong)
+        );
+        let email = format!("{}@example.com", "a".repeat(MAX_EMAIL_CHARS));
+        assert_eq!(
+            resolve(json!([{"name": "Ada", "email": email}])),
+            Err(RequestError::RosterEmailTooLong)
+        );
+    }
+
+    #[test]
+    fn item9_idempotency_keys_are_visible_ascii_within_the_cap() {
+        assert_eq!(parse_idempotency_key(None), Ok(None));
+        assert_eq!(parse_idempotency_key(Some(b"")), Ok(None));
+        assert_eq!(
+            parse_idempotency_key(Some(b"s:1-30")),
+            Ok(Some("s:1-30".into()))
+        );
+        // The recorder's key for the longest session id still fits.
+        let key = format!(
+            "{}:18446744073709551615-18446744073709551615",
+            "x".repeat(128)
+        );
+        assert!(
+            parse_idempotency_key(Some(key.as_bytes()))
+                .unwrap()
+                .is_some()
+        );
+        let long = "k".repeat(MAX_IDEMPOTENCY_KEY_CHARS + 1);
+        assert_eq!(
+            parse_idempotency_key(Some(long.as_bytes())),
+            Err(RequestError::IdempotencyKeyTooLong)
+        );
+        assert_eq!(
+            parse_idempotency_key(Some("clé".as_bytes())),
+            Err(RequestError::IdempotencyKeyNotAscii)
+        );
+    }
+
+    #[test]
+    fn item9_metadata_over_the_cap_is_refused() {
+        let body = |text: &str| json!({"metadata": {"notes": text}}).to_string();
+        // `{"notes":"…"}` is 12 bytes around the text.
+        let fits = "n".repeat(MAX_METADATA_BYTES - 12);
+        assert!(parse_finalize(body(&fits).as_bytes()).is_ok());
+        assert_eq!(
+            parse_finalize(body(&format!("{fits}n")).as_bytes()),
+            Err(RequestError::MetadataTooLarge)
+        );
+    }
+
+    #[test]
+    fn item9_a_full_event_log_takes_no_more_events() {
+        let mut record = SpeakerRecord {
+            event_count: MAX_EVENTS_PER_SESSION - 1,
+            ..SpeakerRecord::default()
+        };
+        assert_eq!(record.check_event_room(), Ok(()));
+        record.event_count += 1;
+        assert_eq!(record.check_event_room(), Err(EventLogFull));
+        assert_eq!(
+            EventLogFull.to_string(),
+            "this session has reached its cap of 20000 speaker events (resolves and name corrections); nothing was changed: finalize it and go on under a new session id"
         );
     }
 

@@ -127,9 +127,9 @@ impl From<SessionError> for ApiError {
     fn from(err: SessionError) -> ApiError {
         let detail = err.to_string();
         match err {
-            SessionError::IdCollision { .. } | SessionError::SeqConflict { .. } => {
-                ApiError::Conflict(detail)
-            }
+            SessionError::IdCollision { .. }
+            | SessionError::SeqConflict { .. }
+            | SessionError::EventLogFull(_) => ApiError::Conflict(detail),
             SessionError::MeetingMismatch { .. } => ApiError::BadRequest(detail),
             SessionError::UnknownCluster(_) => ApiError::NotFound(detail),
             SessionError::Answer(_) => ApiError::BadGateway {

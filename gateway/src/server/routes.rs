@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::core::speakers::{parse_binding, parse_finalize, parse_resolve};
+use crate::core::speakers::{parse_binding, parse_finalize, parse_idempotency_key, parse_resolve};
 use crate::inference::InferenceError;
 use crate::protocol::{
     FinalizeResponse, IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER, StateResponse,
@@ -42,15 +42,7 @@ pub async fn resolve(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let input = parse_resolve(&body)?;
-    let key = headers
-        .get(IDEMPOTENCY_KEY_HEADER)
-        .map(|v| {
-            v.to_str()
-                .map(str::to_owned)
-                .map_err(|_| ApiError::BadRequest("x-idempotency-key must be visible ASCII".into()))
-        })
-        .transpose()?
-        .filter(|k| !k.is_empty());
+    let key = parse_idempotency_key(headers.get(IDEMPOTENCY_KEY_HEADER).map(|v| v.as_bytes()))?;
     let json = HeaderValue::from_static("application/json");
     Ok(match app.sessions.resolve(&id, input, key).await? {
         Resolved::Fresh(answer) => ([(header::CONTENT_TYPE, json)], answer).into_response(),

@@ -1,0 +1,55 @@
+//! Every cap on what one client can make the gateway keep or produce, in one place.
+//!
+//! Each cap is checked where its body or answer is parsed, before anything is stored: a request
+//! over a cap is refused with a 4xx whose `detail` names the cap, and the session is left as it
+//! was. The values are generous for a real interview (a panel of people, a day of audio) and
+//! small enough that no single session can grow the database, the memory of a `finalize` or a
+//! download without bound. Process limits (open files) are in [`crate::limits`]; the size of a
+//! whole HTTP body is with its extractor (`server::extract::MAX_BODY_BYTES`, 8 MiB) and of a
+//! WebSocket message in [`crate::protocol::MAX_WS_MESSAGE_BYTES`].
+
+/// Most entries in a resolve's `roster`. An interview has a handful of people and a large
+/// meeting's invite list a hundred or so; the roster is stored in the state and sent to
+/// inference with every resolve, so it must stay small.
+pub const MAX_ROSTER_ENTRIES: usize = 100;
+
+/// Longest speaker name, in characters: a roster entry's `name` and a name the interviewer
+/// binds to a cluster. Real names (with titles and a company) fit in well under 200.
+pub const MAX_SPEAKER_NAME_CHARS: usize = 200;
+
+/// Longest roster `email`, in characters: 254 is the most an address can have (RFC 5321's
+/// path limit less its brackets).
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// Longest `x-idempotency-key`, in characters. The recorder sends `<session id>:<first>-<last>`
+/// (a 128-character id plus two seqs); 256 leaves room for other clients' prefixes and UUIDs.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 256;
+
+/// Stored resolve answers kept per session for replay; storing one more drops the oldest. A
+/// replay is for a retry or a resumed recorder resending its latest windows, which come
+/// within a few requests of the original, so the newest 32 cover them, and a session keeps
+/// at most 32 answers however long it runs.
+pub const MAX_REPLAYS_PER_SESSION: usize = 32;
+
+/// Most speaker events (resolve answers and the interviewer's corrections) one session logs.
+/// `finalize` writes them all into `result.json`, so this bounds its memory and size
+/// (~300 bytes an event: about 6 MB). One resolve every 5 s fills it after 27 hours.
+/// Once full, resolves and bindings are refused (409) until the session is finalized and
+/// recording goes on under a new id; replays and `finalize` still answer.
+pub const MAX_EVENTS_PER_SESSION: u64 = 20_000;
+
+/// Largest resolve answer taken from an external inference service, in bytes. An answer
+/// carries the whole `updated_state` (a 256-float centroid per cluster is ~5 KB), which is
+/// stored and sent back with the next resolve; 2 MiB is hundreds of clusters. A larger answer
+/// is a broken or hostile backend: 502, state unchanged.
+pub const MAX_INFERENCE_ANSWER_BYTES: usize = 2 * 1024 * 1024;
+
+/// Largest `finalize` `metadata`, in bytes of compact JSON. It is the client's notes about the
+/// interview (title, people, links), copied into `result.json` on every finalize.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
+
+/// Longest `audio.wav`, in seconds (24 h). Missing seconds are served as silence, so a session
+/// with frames 1 and 134 217 would otherwise stream 4.3 GB, nearly all of it zeros; no
+/// interview runs a day. A stereo `mix` is also bound by what a WAV header can say (32-bit
+/// sizes: 67 108 s, about 18.6 h).
+pub const MAX_WAV_SECONDS: u64 = 24 * 60 * 60;
