@@ -63,7 +63,9 @@ pub trait SessionStorage {
         ingest: &IngestRecord,
     ) -> Result<(), StorageError>;
     /// Saves the speaker state with its new event (none for an attribution of stored audio)
-    /// and, for an idempotent resolve, the answer to replay (key, JSON text), atomically.
+    /// and, for an idempotent resolve, the answer to replay (key, JSON text), atomically. A
+    /// host keeps at most [`MAX_REPLAYS_PER_SESSION`](crate::core::caps::MAX_REPLAYS_PER_SESSION)
+    /// replays a session, dropping the oldest.
     async fn save_speakers(
         &self,
         id: &SessionId,

@@ -2,12 +2,15 @@
 //!
 //! Rows are keyed by the session's safe name (the same name its objects live under); the
 //! client's own id is kept beside it so two ids that share a safe name are told apart. Each
-//! stream of a session has a `streams` row (counters) and `frames` rows (stored seqs).
+//! stream of a session has a `streams` row (counters) and `frames` rows (stored seqs). A
+//! session keeps only its newest [`MAX_REPLAYS_PER_SESSION`] replays (ordered by the event
+//! they were stored with): storing one more deletes the oldest in the same transaction.
 
 use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::core::caps::MAX_REPLAYS_PER_SESSION;
 use crate::core::clock::EpochMs;
 use crate::core::ingest::{CaptureOrigin, IngestRecord};
 use crate::core::ports::{SessionStorage, StorageError, StoredSession, StoredStream};
@@ -17,8 +20,8 @@ use crate::core::stream::Stream;
 use crate::protocol::{SessionState, SpeakerEvent};
 use crate::storage::Database;
 
-/// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version this code writes (`PRAGMA user_version`). 2 added `replays.stored_idx`.
+const SCHEMA_VERSION: i64 = 2;
 
 pub(super) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -62,9 +65,15 @@ pub(super) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
             safe_id TEXT NOT NULL,
             idempotency_key TEXT NOT NULL,
             answer TEXT NOT NULL,
+            -- The session's event count when it was stored: newest replays have the highest.
+            stored_idx INTEGER,
             PRIMARY KEY (safe_id, idempotency_key)
         ) WITHOUT ROWID;",
     )?;
+    if !column_exists(conn, "replays", "stored_idx")? {
+        // Replays of version 1 have none: they count as the oldest.
+        conn.execute_batch("ALTER TABLE replays ADD COLUMN stored_idx INTEGER")?;
+    }
     if had_v0 {
         // Version 0 had one stream: its frames and counters become the mic's.
         conn.execute_batch(
@@ -84,6 +93,15 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
         [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+fn column_exists(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
         |r| r.get::<_, i64>(0),
     )
     .map(|n| n > 0)
@@ -214,6 +232,28 @@ fn load_streams(
     Ok(streams)
 }
 
+/// Stores a replay as the session's newest and drops those past [`MAX_REPLAYS_PER_SESSION`].
+fn save_replay(
+    conn: &Connection,
+    id: &SessionId,
+    key: &str,
+    answer: &str,
+    stored_idx: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO replays (safe_id, idempotency_key, answer, stored_idx)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![id.safe(), key, answer, stored_idx])?;
+    conn.prepare_cached(
+        "DELETE FROM replays WHERE safe_id = ?1 AND idempotency_key NOT IN (
+             SELECT idempotency_key FROM replays WHERE safe_id = ?1
+             ORDER BY stored_idx DESC LIMIT ?2)",
+    )?
+    .execute(params![id.safe(), MAX_REPLAYS_PER_SESSION as i64])?;
+    Ok(())
+}
+
 impl SessionStorage for Database {
     async fn load(&self, id: &SessionId) -> Result<StoredSession, StorageError> {
         let id = id.clone();
@@ -290,10 +330,7 @@ impl SessionStorage for Database {
                 .execute(params![id.safe(), count, event])?;
             }
             if let Some((key, answer)) = replay {
-                conn.prepare_cached(
-                    "INSERT OR REPLACE INTO replays (safe_id, idempotency_key, answer) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![id.safe(), key, answer])?;
+                save_replay(conn, &id, &key, &answer, count)?;
             }
             Ok(())
         })
@@ -373,5 +410,58 @@ mod tests {
         assert_eq!(mic.origin, None, "version 0 kept no capture times");
         assert_eq!(stored.streams.len(), 1);
         assert!(!table_exists(&conn, "chunks").unwrap());
+    }
+
+    fn replay_keys(conn: &Connection) -> Vec<String> {
+        conn.prepare("SELECT idempotency_key FROM replays ORDER BY stored_idx")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_session_keeps_only_its_newest_replays() {
+        let conn = Connection::open_in_memory().unwrap();
+        create_schema(&conn).unwrap();
+        let id = SessionId::parse("s").unwrap();
+        let extra = 3;
+        for n in 1..=(MAX_REPLAYS_PER_SESSION + extra) as i64 {
+            save_replay(&conn, &id, &format!("k{n}"), "{}", n).unwrap();
+        }
+        let other = SessionId::parse("t").unwrap();
+        save_replay(&conn, &other, "k1", "{}", 1).unwrap();
+        let keys = replay_keys(&conn);
+        assert_eq!(
+            keys.len(),
+            MAX_REPLAYS_PER_SESSION + 1,
+            "another session keeps its own"
+        );
+        assert!(
+            !keys.contains(&format!("k{extra}")),
+            "the oldest went first"
+        );
+        assert!(keys.contains(&format!("k{}", extra + 1)));
+    }
+
+    #[test]
+    fn a_version_1_database_gains_the_replay_order_and_its_old_replays_go_first() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE replays (safe_id TEXT NOT NULL, idempotency_key TEXT NOT NULL,
+                 answer TEXT NOT NULL, PRIMARY KEY (safe_id, idempotency_key)) WITHOUT ROWID;
+             INSERT INTO replays VALUES ('s', 'old', '{}');
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        create_schema(&conn).unwrap();
+        let id = SessionId::parse("s").unwrap();
+        for n in 1..=MAX_REPLAYS_PER_SESSION as i64 {
+            save_replay(&conn, &id, &format!("k{n}"), "{}", n).unwrap();
+        }
+        let keys = replay_keys(&conn);
+        assert_eq!(keys.len(), MAX_REPLAYS_PER_SESSION);
+        assert!(!keys.contains(&"old".to_owned()));
     }
 }
