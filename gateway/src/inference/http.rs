@@ -8,6 +8,7 @@ use reqwest::header::{HeaderMap, HeaderName};
 use serde_json::Value;
 
 use super::InferenceError;
+use crate::core::caps::MAX_INFERENCE_ANSWER_BYTES;
 
 /// Where the inference service is and how to call it.
 #[derive(Debug, Clone)]
@@ -54,13 +55,30 @@ impl HttpInference {
         if let Some(key) = &config.api_key {
             request = request.header("x-api-key", key);
         }
-        let response = request.send().await.map_err(|e| transport(e, config))?;
+        let mut response = request.send().await.map_err(|e| transport(e, config))?;
         let status = response.status();
         let headers = rate_limit_headers(response.headers());
-        let bytes = response.bytes().await.map_err(|e| transport(e, config))?;
         if status.is_success() {
-            return Ok(bytes);
+            // A `Content-Length` over the cap is refused unread; a chunked answer says nothing
+            // in advance and is refused as soon as the bytes read pass it.
+            if response
+                .content_length()
+                .is_some_and(|len| len > MAX_INFERENCE_ANSWER_BYTES as u64)
+            {
+                return Err(InferenceError::AnswerTooLarge);
+            }
+            let (bytes, more) = read_at_most(&mut response, MAX_INFERENCE_ANSWER_BYTES)
+                .await
+                .map_err(|e| transport(e, config))?;
+            if more {
+                return Err(InferenceError::AnswerTooLarge);
+            }
+            return Ok(Bytes::from(bytes));
         }
+        // A failure's text is cut below anyway: read no more than its first characters take.
+        let (bytes, _) = read_at_most(&mut response, MAX_BACKEND_BODY * 4)
+            .await
+            .map_err(|e| transport(e, config))?;
         let body = String::from_utf8_lossy(&bytes)
             .chars()
             .take(MAX_BACKEND_BODY)
@@ -71,6 +89,24 @@ impl HttpInference {
             headers,
         })
     }
+}
+
+/// The first `limit` bytes of `response`'s body, and whether it had more (the rest is not
+/// read, so a huge answer never sits in memory).
+async fn read_at_most(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> reqwest::Result<(Vec<u8>, bool)> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
 }
 
 fn transport(err: reqwest::Error, config: &InferenceConfig) -> InferenceError {

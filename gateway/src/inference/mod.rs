@@ -13,6 +13,8 @@ use bytes::Bytes;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
+use crate::core::caps::MAX_INFERENCE_ANSWER_BYTES;
+
 pub use builtin::{BuiltinEngine, ENGINE_NAME, engine_clusters, to_f64};
 pub use http::{DEFAULT_RESOLVE_PATH, DEFAULT_TIMEOUT_MS, HttpInference, InferenceConfig};
 
@@ -43,6 +45,11 @@ pub enum InferenceError {
     Unavailable(String),
     #[error("inference request failed: {0}")]
     Transport(String),
+    /// A 2xx answer over [`MAX_INFERENCE_ANSWER_BYTES`]: not read past the cap, not kept.
+    #[error(
+        "inference answer too large: more than {MAX_INFERENCE_ANSWER_BYTES} bytes (the gateway's cap on a resolve answer); nothing was changed"
+    )]
+    AnswerTooLarge,
     #[error("inference backend returned {status}")]
     Backend {
         status: u16,

@@ -153,12 +153,14 @@ impl From<ResolveError> for ApiError {
                     InferenceError::NotConfigured
                     | InferenceError::Off
                     | InferenceError::Unavailable(_) => ApiError::Unavailable(detail),
-                    InferenceError::Transport(_) => ApiError::BadGateway {
-                        detail,
-                        backend_status: None,
-                        backend_body: None,
-                        headers: Vec::new(),
-                    },
+                    InferenceError::Transport(_) | InferenceError::AnswerTooLarge => {
+                        ApiError::BadGateway {
+                            detail,
+                            backend_status: None,
+                            backend_body: None,
+                            headers: Vec::new(),
+                        }
+                    }
                     InferenceError::Backend {
                         status,
                         body,
