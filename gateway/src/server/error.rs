@@ -24,6 +24,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    /// A well-formed request for something the gateway will not produce (an `audio.wav` over
+    /// its cap).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("request body too large (at most {0} bytes)")]
     TooLarge(usize),
     #[error("websocket upgrade required")]
@@ -67,6 +71,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ApiError::MisdirectedHost => StatusCode::MISDIRECTED_REQUEST,

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
+use crate::core::caps::MAX_WAV_SECONDS;
 use crate::core::ingest::CaptureOrigin;
 use crate::core::seq_set::SeqSet;
 use crate::core::session_id::SessionId;
@@ -63,7 +64,8 @@ async fn mono(app: AppState, id: SessionId, stream: Stream) -> Result<Response, 
         .await?
         .ok_or_else(|| ApiError::NotFound(no_audio(&id, stream)))?;
     let seconds = frames.seqs.max();
-    let data_bytes = data_bytes(seconds * FRAME_BYTES as u64)?;
+    let data_bytes = data_bytes(seconds * FRAME_SAMPLES as u64, 1)
+        .map_err(|cap| too_long(&id, stream.as_str(), seconds, frames.missing(), cap))?;
     let headers = frames.headers();
     let body = stream::iter(1..=seconds)
         .map(move |seq| {
@@ -99,8 +101,12 @@ async fn mix(app: AppState, id: SessionId) -> Result<Response, ApiError> {
         })
         .max()
         .unwrap_or(0);
-    let data_bytes = data_bytes(samples as u64 * 4)?;
     let present = || lanes.iter().filter_map(|(f, _)| f.as_ref());
+    let data_bytes = data_bytes(samples as u64, 2).map_err(|cap| {
+        let seconds = (samples as u64).div_ceil(FRAME_SAMPLES as u64);
+        let missing = present().map(StoredFrames::missing).sum();
+        too_long(&id, "mix", seconds, missing, cap)
+    })?;
     let headers = vec![
         (
             MISSING_SECONDS_HEADER,
@@ -241,11 +247,44 @@ fn no_audio(id: &SessionId, stream: Stream) -> String {
     }
 }
 
-/// The data size of a WAV, refused past what its 32-bit header can say.
-fn data_bytes(bytes: u64) -> Result<u32, ApiError> {
+/// Why a WAV is not served: the cap it would pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LengthCap {
+    /// [`MAX_WAV_SECONDS`].
+    Seconds,
+    /// What a WAV's 32-bit sizes can say, in seconds of this many channels.
+    Header { max_seconds: u64 },
+}
+
+/// The data size of a 16-bit WAV of `samples` per channel in `channels`, refused past
+/// [`MAX_WAV_SECONDS`] and past what its 32-bit header can say.
+fn data_bytes(samples: u64, channels: u16) -> Result<u32, LengthCap> {
+    let per_sample = 2 * u64::from(channels);
+    if samples > MAX_WAV_SECONDS * FRAME_SAMPLES as u64 {
+        return Err(LengthCap::Seconds);
+    }
+    let bytes = samples * per_sample;
     u32::try_from(bytes + 36)
         .map(|_| bytes as u32)
-        .map_err(|_| ApiError::BadRequest("the session is too long for one WAV file".into()))
+        .map_err(|_| LengthCap::Header {
+            max_seconds: (u64::from(u32::MAX) - 36) / per_sample / FRAME_SAMPLES as u64,
+        })
+}
+
+/// The 422 for a WAV over a cap: how long it would be, how much of it is silence, which cap.
+fn too_long(id: &SessionId, what: &str, seconds: u64, missing: u64, cap: LengthCap) -> ApiError {
+    let cap = match cap {
+        LengthCap::Seconds => format!(
+            "the gateway serves at most {MAX_WAV_SECONDS} s ({} h) of audio in one file",
+            MAX_WAV_SECONDS / 3600
+        ),
+        LengthCap::Header { max_seconds } => format!(
+            "a stereo WAV holds at most {max_seconds} s: download ?stream=mic and ?stream=system instead"
+        ),
+    };
+    ApiError::Unprocessable(format!(
+        "audio.wav ({what}) of session '{id}' would be {seconds} s long, {missing} s of it never received (silence); {cap}"
+    ))
 }
 
 fn interleave(left: &[i16], right: &[i16]) -> Bytes {
@@ -312,6 +351,26 @@ mod tests {
         assert_eq!(u16::from_le_bytes(h[22..24].try_into().unwrap()), 2);
         assert_eq!(u32::from_le_bytes(h[28..32].try_into().unwrap()), 64_000);
         assert_eq!(u16::from_le_bytes(h[32..34].try_into().unwrap()), 4);
+    }
+
+    #[test]
+    fn a_wav_longer_than_the_cap_or_its_header_is_refused() {
+        let day = MAX_WAV_SECONDS * FRAME_SAMPLES as u64;
+        assert_eq!(data_bytes(day, 1), Ok((day * 2) as u32));
+        assert_eq!(data_bytes(day + 1, 1), Err(LengthCap::Seconds));
+        // Frames 1 and 134 217: just inside 32 bits, far past the cap.
+        assert_eq!(
+            data_bytes(134_217 * FRAME_SAMPLES as u64, 1),
+            Err(LengthCap::Seconds)
+        );
+        let stereo_max = 67_108 * FRAME_SAMPLES as u64;
+        assert_eq!(data_bytes(stereo_max, 2), Ok((stereo_max * 4) as u32));
+        assert_eq!(
+            data_bytes(stereo_max + FRAME_SAMPLES as u64, 2),
+            Err(LengthCap::Header {
+                max_seconds: 67_108
+            })
+        );
     }
 
     #[test]
