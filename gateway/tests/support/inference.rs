@@ -25,6 +25,9 @@ pub enum Behaviour {
     NotJson,
     /// 200 with JSON that is not a resolve answer.
     WrongShape,
+    /// 200 with a valid resolve answer padded to `bytes`, sent with a `Content-Length` or,
+    /// when `chunked`, as a stream that announces no length.
+    Huge { bytes: usize, chunked: bool },
 }
 
 #[derive(Clone)]
@@ -107,6 +110,24 @@ async fn resolve(
         }
         Behaviour::NotJson => (StatusCode::OK, "<html>oops</html>").into_response(),
         Behaviour::WrongShape => Json(json!({"ok": true})).into_response(),
+        Behaviour::Huge { bytes, chunked } => {
+            let mut padded = answer(&body, count);
+            padded["padding"] = json!("");
+            let base = padded.to_string().len();
+            padded["padding"] = Value::String("x".repeat(bytes.saturating_sub(base)));
+            let text = padded.to_string();
+            let content_type = [(axum::http::header::CONTENT_TYPE, "application/json")];
+            if !chunked {
+                return (content_type, text).into_response();
+            }
+            let pieces: Vec<Result<Vec<u8>, std::convert::Infallible>> = text
+                .into_bytes()
+                .chunks(64 * 1024)
+                .map(|c| Ok(c.to_vec()))
+                .collect();
+            let stream = futures_util::stream::iter(pieces);
+            (content_type, axum::body::Body::from_stream(stream)).into_response()
+        }
         Behaviour::Fail(code) => {
             let status = StatusCode::from_u16(code).unwrap();
             let detail = match code {
