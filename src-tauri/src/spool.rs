@@ -22,6 +22,13 @@
 //! resume logic is for) but not a power loss. Removals are never synced: a frame that reappears
 //! after a power loss is simply re-sent and ACKed as a duplicate.
 //!
+//! A frame the disk cannot take (full, read-only, failing) is not dropped: it is held in memory,
+//! counts as pending, is sent and ACKed like the others, and every later add first tries to
+//! write the held frames out. Only a process exit loses them, and [`Added::Held`] says so when
+//! it happens. Opening a spool deletes a frame file only on proof that it is damaged (wrong
+//! size or magic); a file that cannot be read (permissions, too many open files, an I/O error)
+//! fails the open and stays where it is.
+//!
 //! The spool is a plain synchronous type with `&mut self` methods: one owner (the uplink task)
 //! does every operation, each of which is a few small file-system calls.
 
@@ -118,6 +125,16 @@ pub struct Recovery {
     pub discarded: u64,
 }
 
+/// Where [`Spool::add`] put a frame.
+#[derive(Debug)]
+pub enum Added {
+    /// On disk, as durable as the spool's [`Durability`].
+    OnDisk,
+    /// In memory only, because writing it failed; it is pending like the rest and written out
+    /// by a later add once the disk takes it.
+    Held(SpoolError),
+}
+
 /// The on-disk store of one session's unacknowledged frames.
 #[derive(Debug)]
 pub struct Spool {
@@ -129,6 +146,8 @@ pub struct Spool {
     next_seq: u64,
     /// Unacknowledged frames: seq → timestamp_ms. The PCM stays on disk until it is sent.
     pending: BTreeMap<u64, u64>,
+    /// Pending frames the disk refused, with their PCM (see [`Added::Held`]).
+    held: BTreeMap<u64, SpooledFrame>,
     recovery: Recovery,
 }
 
@@ -176,9 +195,18 @@ impl Spool {
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.strip_suffix(".frame"))
                 .and_then(|n| n.parse::<u64>().ok());
+            let is_leftover = path.extension().is_some_and(|e| e == "tmp");
             let header = match parsed {
-                Some(seq) if seq > 0 => read_header(&path).ok().map(|ts| (seq, ts)),
-                _ => None,
+                Some(seq) if seq > 0 => match read_header(&path) {
+                    Ok(timestamp_ms) => Some((seq, timestamp_ms)),
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => None,
+                    // Not proof of damage: the frame may be whole. Refuse to open rather
+                    // than delete audio that could be sent once the cause is fixed.
+                    Err(e) => return Err(io_err(&path)(e)),
+                },
+                // A half-written frame of a crash; other files are not ours to delete.
+                _ if is_leftover => None,
+                _ => continue,
             };
             match header {
                 Some((seq, timestamp_ms)) => {
@@ -195,13 +223,14 @@ impl Spool {
         }
         recovery.frames = pending.len() as u64;
 
-        let mut spool = Spool {
+        let spool = Spool {
             dir,
             frames_dir,
             session_id: session_id.to_owned(),
             durability,
             next_seq,
             pending,
+            held: BTreeMap::new(),
             recovery,
         };
         spool.write_meta()?;
@@ -272,8 +301,12 @@ impl Spool {
             .map(|(s, _)| *s)
     }
 
-    /// Stores a frame before it is sent. Its seq must be at least [`Spool::next_seq`].
-    pub fn add(&mut self, frame: &SpooledFrame) -> Result<(), SpoolError> {
+    /// Stores a frame before it is sent. Its seq must be at least [`Spool::next_seq`]. Frames
+    /// held in memory are written out first, in seq order.
+    ///
+    /// `Err` only for a frame that is not one ([`SpoolError::BadFrameSize`],
+    /// [`SpoolError::SeqReused`]); a disk that refuses the frame gives [`Added::Held`].
+    pub fn add(&mut self, frame: &SpooledFrame) -> Result<Added, SpoolError> {
         if frame.pcm.len() != FRAME_BYTES {
             return Err(SpoolError::BadFrameSize {
                 seq: frame.seq,
@@ -286,15 +319,34 @@ impl Spool {
                 next_seq: self.next_seq,
             });
         }
+        self.next_seq = frame.seq + 1;
+        self.pending.insert(frame.seq, frame.timestamp_ms);
+        self.held.insert(frame.seq, frame.clone());
+        let mut outcome = Added::OnDisk;
+        while let Some((&seq, _)) = self.held.first_key_value() {
+            if let Err(e) = self.write_frame(&self.held[&seq]) {
+                if seq == frame.seq || self.held.contains_key(&frame.seq) {
+                    outcome = Added::Held(e);
+                }
+                break;
+            }
+            self.held.remove(&seq);
+        }
+        Ok(outcome)
+    }
+
+    /// Frames pending in memory only, because the disk refused them.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Writes one frame's file and the metadata that covers it.
+    fn write_frame(&self, frame: &SpooledFrame) -> Result<(), SpoolError> {
         let mut bytes = Vec::with_capacity(HEADER_BYTES + FRAME_BYTES);
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&[0; 4]);
-        bytes.extend_from_slice(&frame.timestamp_ms.to_le_bytes());
+        bytes.extend_from_slice(&frame_file_header(frame.timestamp_ms));
         bytes.extend_from_slice(&frame.pcm);
         let path = self.frame_path(frame.seq);
         self.write_atomically(&path, &bytes)?;
-        self.next_seq = frame.seq + 1;
-        self.pending.insert(frame.seq, frame.timestamp_ms);
         self.write_meta()?;
         if self.durability == Durability::Sync {
             sync_dir(&self.frames_dir)?;
@@ -307,6 +359,9 @@ impl Spool {
     pub fn read(&self, seq: u64) -> Result<SpooledFrame, SpoolError> {
         if !self.pending.contains_key(&seq) {
             return Err(SpoolError::NotFound { seq });
+        }
+        if let Some(frame) = self.held.get(&seq) {
+            return Ok(frame.clone());
         }
         let path = self.frame_path(seq);
         let mut bytes = Vec::with_capacity(HEADER_BYTES + FRAME_BYTES);
@@ -334,6 +389,9 @@ impl Spool {
         if self.pending.remove(&seq).is_none() {
             return Ok(false);
         }
+        if self.held.remove(&seq).is_some() {
+            return Ok(true);
+        }
         let path = self.frame_path(seq);
         match fs::remove_file(&path) {
             Ok(()) => Ok(true),
@@ -350,8 +408,13 @@ impl Spool {
         }
         let rejected = self.dir.join(REJECTED_DIR);
         fs::create_dir_all(&rejected).map_err(io_err(&rejected))?;
-        let from = self.frame_path(seq);
         let to = rejected.join(frame_file_name(seq));
+        if let Some(frame) = self.held.remove(&seq) {
+            let mut bytes = frame_file_header(frame.timestamp_ms).to_vec();
+            bytes.extend_from_slice(&frame.pcm);
+            return fs::write(&to, bytes).map_err(io_err(&to));
+        }
+        let from = self.frame_path(seq);
         fs::rename(&from, &to).map_err(io_err(&from))
     }
 
@@ -359,7 +422,7 @@ impl Spool {
         self.frames_dir.join(frame_file_name(seq))
     }
 
-    fn write_meta(&mut self) -> Result<(), SpoolError> {
+    fn write_meta(&self) -> Result<(), SpoolError> {
         let meta = Meta {
             session_id: self.session_id.clone(),
             next_seq: self.next_seq,
@@ -387,13 +450,24 @@ fn frame_file_name(seq: u64) -> String {
 }
 
 /// Reads a frame file's timestamp after checking its size and magic.
+/// The 16 bytes before a frame file's PCM.
+fn frame_file_header(timestamp_ms: u64) -> [u8; HEADER_BYTES] {
+    let mut header = [0u8; HEADER_BYTES];
+    header[..4].copy_from_slice(MAGIC);
+    header[8..].copy_from_slice(&timestamp_ms.to_le_bytes());
+    header
+}
+
 fn read_header(path: &Path) -> io::Result<u64> {
     let mut file = File::open(path)?;
     if file.metadata()?.len() != FRAME_FILE_BYTES {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "wrong size"));
     }
     let mut header = [0u8; HEADER_BYTES];
-    file.read_exact(&mut header)?;
+    file.read_exact(&mut header).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => io::Error::new(io::ErrorKind::InvalidData, "cut short"),
+        _ => e,
+    })?;
     if &header[..4] != MAGIC {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "bad magic"));
     }
@@ -500,6 +574,68 @@ mod tests {
             vec![1],
             "frame 1 is still held"
         );
+    }
+
+    /// Issue 9, item 6: a full or failing disk does not lose frames while the process runs.
+    #[test]
+    fn item6_frames_the_disk_refuses_are_held_in_memory_sent_and_written_out_when_it_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), "s1", Durability::Sync).unwrap();
+        assert!(matches!(spool.add(&frame(1)).unwrap(), Added::OnDisk));
+        // The frames directory becomes unwritable (here: a file where it was).
+        let frames = dir.path().join(FRAMES_DIR);
+        let away = dir.path().join("frames.away");
+        fs::rename(&frames, &away).unwrap();
+        fs::write(&frames, b"not a directory").unwrap();
+        for seq in 2..=3 {
+            assert!(matches!(spool.add(&frame(seq)).unwrap(), Added::Held(_)));
+        }
+        assert_eq!(spool.pending().collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!((spool.len(), spool.held()), (3, 2));
+        assert_eq!(
+            spool.read(2).unwrap(),
+            frame(2),
+            "a held frame is sent like the others"
+        );
+        assert!(spool.remove(2).unwrap(), "and its ACK clears it");
+        assert_eq!(spool.held(), 1);
+
+        fs::remove_file(&frames).unwrap();
+        fs::rename(&away, &frames).unwrap();
+        assert!(matches!(spool.add(&frame(4)).unwrap(), Added::OnDisk));
+        assert_eq!(spool.held(), 0, "the held frame went to disk first");
+        drop(spool);
+        let spool = Spool::open(dir.path(), "s1", Durability::Sync).unwrap();
+        assert_eq!(spool.pending().collect::<Vec<_>>(), vec![1, 3, 4]);
+        assert_eq!(spool.read(3).unwrap(), frame(3));
+        assert_eq!(spool.next_seq(), 5);
+    }
+
+    /// Issue 9, item 6: an error reading a frame file is not proof that it is damaged.
+    #[cfg(unix)]
+    #[test]
+    fn item6_a_frame_file_that_cannot_be_read_fails_the_open_and_is_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), "s1", Durability::Flush).unwrap();
+        spool.add(&frame(1)).unwrap();
+        drop(spool);
+        // A link to itself cannot be opened (ELOOP), like a file the process may not read.
+        let unreadable = dir.path().join(FRAMES_DIR).join(frame_file_name(7));
+        std::os::unix::fs::symlink(&unreadable, &unreadable).unwrap();
+        let notes = dir.path().join(FRAMES_DIR).join("notes.txt");
+        fs::write(&notes, b"someone's file").unwrap();
+
+        let error = Spool::open(dir.path(), "s1", Durability::Flush).unwrap_err();
+        assert!(error.to_string().contains(&frame_file_name(7)), "{error}");
+        assert!(
+            fs::symlink_metadata(&unreadable).is_ok(),
+            "nothing was deleted"
+        );
+        fs::remove_file(&unreadable).unwrap();
+        let spool = Spool::open(dir.path(), "s1", Durability::Flush).unwrap();
+        assert_eq!(spool.pending().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(spool.recovery().discarded, 0);
+        assert!(notes.exists(), "files that are not frames are left alone");
     }
 
     #[test]

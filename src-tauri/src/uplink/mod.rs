@@ -32,7 +32,7 @@ pub use connection::{Connection, ConnectionError, Incoming};
 
 use crate::endpoint::GatewayEndpoint;
 use crate::events::{ConnectionState, ErrorOrigin, Event, EventSink, UplinkCounters};
-use crate::spool::{Spool, SpooledFrame};
+use crate::spool::{Added, Spool, SpooledFrame};
 use crate::stream::Stream;
 use stats::LatencyStats;
 
@@ -307,9 +307,22 @@ impl Worker {
             return;
         };
         match self.spool.add(&frame) {
-            Ok(()) => {
+            Ok(added) => {
                 self.counters.queued += 1;
                 self.dirty = true;
+                if let Added::Held(e) = added {
+                    self.events.stream_error(
+                        self.config.stream,
+                        ErrorOrigin::Spool,
+                        format!(
+                            "frame {} is held in memory ({} so far) because the spool cannot \
+                             write it: {e}; it is sent as usual, but quitting now would lose \
+                             what is held",
+                            frame.seq,
+                            self.spool.held()
+                        ),
+                    );
+                }
             }
             Err(e) => self.events.stream_error(
                 self.config.stream,
