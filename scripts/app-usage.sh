@@ -3,7 +3,8 @@
 # with the window under Xvfb and Start clicked by xdotool. A measurement, not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib-apt.sh
+. scripts/lib-rust.sh
+ensure_rust
 ensure_packages "${APP_BUILD_PACKAGES[@]}" xvfb xauth xdotool
 cargo build -p recorder --bin interview-recorder
 cargo build -p e2e --example app_usage

@@ -5,11 +5,12 @@
 # Artifacts (screenshots, driver logs): $CARGO_TARGET_DIR/e2e-artifacts (default target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib-apt.sh
+. scripts/lib-rust.sh
 
+ensure_rust
 ensure_packages "${APP_BUILD_PACKAGES[@]}" webkit2gtk-driver xvfb xauth imagemagick
 
-export PATH="$HOME/.cargo/bin:$PATH"
+# cargo install puts tauri-driver in rustup's bin directory, which ensure_rust put on PATH.
 if ! command -v tauri-driver >/dev/null 2>&1; then
   cargo install tauri-driver --locked --version 2.1.0
 fi

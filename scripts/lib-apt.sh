@@ -1,5 +1,6 @@
 # Sourced by the scripts here: install Debian/Ubuntu packages that are missing, once.
-# Usage: ensure_packages pkg...   (uses sudo when not root; apt-get update only if needed)
+# Usage: ensure_packages pkg...   (uses sudo when not root; apt-get update only if needed;
+# says which packages and the command to run when neither root nor sudo is available)
 
 ensure_packages() {
   local missing=()
@@ -12,8 +13,19 @@ ensure_packages() {
     return 1
   fi
   local sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  echo "installing ${missing[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+      echo "missing packages: ${missing[*]}" >&2
+      echo "installing them needs root and sudo is not installed: as root, run" >&2
+      echo "  apt-get install ${missing[*]}" >&2
+      echo "then run this again." >&2
+      return 1
+    fi
+    sudo=(sudo)
+    echo "installing ${missing[*]} (needs root: asking sudo)" >&2
+  else
+    echo "installing ${missing[*]}" >&2
+  fi
   # Install straight away when the lists are fresh enough; update them and retry otherwise.
   if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2; then
     "${sudo[@]}" apt-get update >&2
@@ -21,5 +33,6 @@ ensure_packages() {
   fi
 }
 
-# Build packages of the desktop app (WebKitGTK for the window, ALSA for cpal).
-APP_BUILD_PACKAGES=(pkg-config libasound2-dev libwebkit2gtk-4.1-dev)
+# Build packages of the desktop app: a C toolchain (build-essential: crates that compile C, such
+# as SQLite's), pkg-config, WebKitGTK for the window, ALSA for cpal.
+APP_BUILD_PACKAGES=(build-essential pkg-config libasound2-dev libwebkit2gtk-4.1-dev)

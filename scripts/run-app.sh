@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Runs the desktop app on Debian/Ubuntu: installs the build packages when missing, then builds
-# and opens the window (bundled gateway; settings in the app's config directory).
-# Needs Rust (https://rustup.rs). Extra arguments go to cargo, e.g. --release.
+# Runs the desktop app on Debian/Ubuntu: checks for Rust (rustup; it says how to install it when
+# missing), installs the build packages when missing (sudo when not root), then builds and opens
+# the window (bundled gateway; settings in the app's config directory).
+# Builds go to the project's target/ unless CARGO_TARGET_DIR says otherwise.
+# Extra arguments go to cargo, e.g. --release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib-apt.sh
+. scripts/lib-rust.sh
 
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "cargo not found: install Rust first (https://rustup.rs), then run this again." >&2
-  exit 1
-fi
+ensure_rust
 ensure_packages "${APP_BUILD_PACKAGES[@]}"
 exec cargo run -p recorder --bin interview-recorder "$@"
