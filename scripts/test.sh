@@ -1,17 +1,51 @@
 #!/usr/bin/env bash
 # Every check of the workspace, in the order a reviewer would ask: formatting, lints, then all
-# unit, integration and end-to-end tests. The README's test command; .ci/run calls it after
-# installing what the tests need (see there: apt packages, moto's S3 server).
+# unit, integration and end-to-end tests. The README's test command, and what .ci/run calls.
+# It installs or checks what it needs itself: Rust through rustup (rust-toolchain.toml), the
+# Debian/Ubuntu build packages (sudo when not root), and moto's S3 server in a venv.
+#
+# Builds go to the project's target/ unless CARGO_TARGET_DIR says otherwise (.ci/run sets its own).
+# REQUIRE_S3=1 (set by .ci/run) makes a missing S3 server a failure instead of a skipped test.
+# TEST_VENV: where the venv for test tools lives
+# (default ${XDG_CACHE_HOME:-$HOME/.cache}/interview-recorder/venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# One shared build directory for developers and CI (the machine keeps it between runs).
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/interview-recorder/target}
+. scripts/lib-rust.sh
+ensure_rust
+# strace: gateway/tests/durability.rs counts the gateway's sync calls with it.
+ensure_packages "${APP_BUILD_PACKAGES[@]}" strace
 
-# strace: gateway/tests/durability.rs counts the gateway's sync calls with it (a no-op when
-# present; uses sudo when not root).
-. scripts/lib-apt.sh
-ensure_packages strace
+# --- moto's S3 server (gateway/tests/s3.rs starts `moto_server` from PATH) ---------------------
+# In a venv of its own: Debian and Ubuntu refuse pip installs into the system Python (PEP 668),
+# and a test tool has no business there. Made once; later runs find it and download nothing.
+TEST_VENV=${TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/interview-recorder/venv}
+ensure_moto_server() {
+  if [ ! -x "$TEST_VENV/bin/moto_server" ]; then
+    if command -v moto_server >/dev/null 2>&1; then
+      echo "moto_server: using $(command -v moto_server)" >&2
+      return 0
+    fi
+    # python3-venv: Debian's python3 has no venv/ensurepip without it.
+    ensure_packages python3 python3-venv || return 1
+    echo "installing moto's S3 server into $TEST_VENV" >&2
+    python3 -m venv "$TEST_VENV" || return 1
+    "$TEST_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+      'moto[server]>=5,<6' || return 1
+  fi
+  # Only moto_server goes on PATH, not the venv's python and pip: the tests see the system's.
+  mkdir -p "$TEST_VENV/test-bin" || return 1
+  ln -sf ../bin/moto_server "$TEST_VENV/test-bin/moto_server" || return 1
+  export PATH="$TEST_VENV/test-bin:$PATH"
+  echo "moto_server: $TEST_VENV/bin/moto_server" >&2
+}
+if ! ensure_moto_server; then
+  if [ -n "${REQUIRE_S3:-}" ] && [ "$REQUIRE_S3" != 0 ]; then
+    echo "REQUIRE_S3 is set and moto's S3 server could not be installed (see above)" >&2
+    exit 1
+  fi
+  echo "warning: moto's S3 server could not be installed; gateway/tests/s3.rs will be skipped" >&2
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
