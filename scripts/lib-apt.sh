@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts here: install Debian/Ubuntu packages that are missing, once.
 # Usage: ensure_packages pkg...   (uses sudo when not root; apt-get update only if needed;
 # says which packages and the command to run when neither root nor sudo is available)
@@ -35,4 +36,5 @@ ensure_packages() {
 
 # Build packages of the desktop app: a C toolchain (build-essential: crates that compile C, such
 # as SQLite's), pkg-config, WebKitGTK for the window, ALSA for cpal.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 APP_BUILD_PACKAGES=(build-essential pkg-config libasound2-dev libwebkit2gtk-4.1-dev)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts that build: make sure Rust comes from rustup, which reads the
 # workspace's rust-toolchain.toml (channel, components, the Windows target), and that a C
 # toolchain is there for the crates that compile C.
