@@ -243,7 +243,10 @@ fn wav_frames(path: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {
         .map(|s| s.map(i16::to_le_bytes))
         .collect::<Result<Vec<_>, _>>()?
         .concat();
-    let frames: Vec<Vec<u8>> = bytes.chunks_exact(FRAME_BYTES).map(<[u8]>::to_vec).collect();
+    let frames: Vec<Vec<u8>> = bytes
+        .chunks_exact(FRAME_BYTES)
+        .map(<[u8]>::to_vec)
+        .collect();
     if frames.is_empty() {
         bail!("{} holds less than one second of audio", path.display());
     }

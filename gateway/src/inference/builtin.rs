@@ -378,9 +378,8 @@ fn wav_samples(bytes: &[u8]) -> Result<Vec<f32>, InferenceError> {
 }
 
 /// A few threads that run the model, at the lowest CPU priority where the OS allows it, so a
-/// burst of speaker work slows itself down rather than the ingest of audio. It is a rayon pool
-/// of its own because candle's matrix products fan out over rayon: inside this pool they stay on
-/// these low-priority threads instead of waking the global pool at normal priority.
+/// burst of speaker work slows itself down rather than the ingest of audio. The pool is the
+/// model's own so that its work never lands on threads of normal priority.
 struct ComputePool {
     engine: Arc<Engine>,
     pool: rayon::ThreadPool,
@@ -415,12 +414,17 @@ impl ComputePool {
     }
 }
 
-/// Lowers the calling thread's scheduling priority (Linux: per-thread nice 19).
+/// Lowers the calling thread's scheduling priority. Linux: `SCHED_IDLE`, which runs the thread
+/// only when nothing else wants the CPU (below even nice 19, which still takes a share of a
+/// busy CPU); where that is refused, nice 19.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: setpriority on the calling thread's own id only changes its nice value.
+    // SAFETY: both calls change only the calling thread's own scheduling.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+        }
     }
 }
