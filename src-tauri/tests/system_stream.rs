@@ -607,3 +607,119 @@ async fn an_output_that_disappears_stops_the_system_stream_with_its_name_and_the
     assert_same_audio(&as_bytes(&stored), &wav_pcm(&local));
     gw.shutdown().await.unwrap();
 }
+
+/// Issue 8, item 1: another output becomes the default mid-interview (headphones plugged in):
+/// the meeting-audio stream moves to it and goes on, so what plays there is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_default_output_is_followed_and_what_it_plays_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(sink) = NullSink::start(dir.path()) else {
+        println!("SKIPPED: pulseaudio is not installed (Debian: pulseaudio pulseaudio-utils)");
+        return;
+    };
+    let pactl = |args: &'static [&'static str]| {
+        let server = sink.server.clone();
+        async move {
+            let status = tokio::process::Command::new("pactl")
+                .args(args)
+                .env("PULSE_SERVER", server)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .await
+                .expect("pactl (pulseaudio-utils) runs");
+            assert!(status.success(), "pactl {args:?}");
+        }
+    };
+    pactl(&[
+        "load-module",
+        "module-null-sink",
+        "sink_name=headphones",
+        "rate=44100",
+    ])
+    .await;
+    let meeting = dir.path().join("meeting.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&meeting, spec).unwrap();
+    for n in 0..44_100 * 3 {
+        let v = 0.5 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(n) / 44_100.0).sin();
+        for _ in 0..2 {
+            writer.write_sample((v * 32767.0) as i16).unwrap();
+        }
+    }
+    writer.finalize().unwrap();
+
+    let gw = start_gateway(&dir.path().join("gateway"), any_port()).await;
+    let base = gw.http_url();
+    let spool = dir.path().join("spool");
+    let session = "output-switch";
+    let recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_recorder-cli"))
+        .args(["stream", "--gateway", &base, "--session", session])
+        .args(["--resolve-every", "0", "--system", "default"])
+        .args(["--input", "tone:440", "--duration", "10", "--spool-dir"])
+        .arg(&spool)
+        .env("PULSE_SERVER", &sink.server)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "two frames of the system stream",
+        Duration::from_secs(20),
+        || {
+            let base = base.clone();
+            async move {
+                let (_, body) = get(&base, &format!("/v1/sessions/{session}/state")).await;
+                let state: Value = serde_json::from_slice(&body).unwrap();
+                state["streams"]["system"]["last_seq"].as_u64() >= Some(2)
+            }
+        },
+    )
+    .await;
+    pactl(&["set-default-sink", "headphones"]).await;
+    // Three seconds of tone into the new default; the capture checks for a switch every 250 ms.
+    let played = tokio::process::Command::new("paplay")
+        .args(["--device=headphones", "--latency-msec=20"])
+        .arg(&meeting)
+        .env("PULSE_SERVER", &sink.server)
+        .status()
+        .await
+        .expect("paplay (pulseaudio-utils) runs");
+    assert!(played.success());
+
+    let output = tokio::time::timeout(Duration::from_secs(60), recorder.wait_with_output())
+        .await
+        .expect("recorder-cli ends with its 10 s mic tone")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(output.status.success(), "{stdout}");
+    assert!(!stdout.contains("stopped early"), "{stdout}");
+    let (status, body) = get(
+        &base,
+        &format!("/v1/sessions/{session}/audio.wav?stream=system"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, stored) = wav_body(&body);
+    let local = spool.join(session).join("streams/system/local.wav");
+    assert_same_audio(&as_bytes(&stored), &wav_pcm(&local));
+    let rms = loudest_rms(&stored);
+    assert!(
+        (0.33..0.38).contains(&rms),
+        "the tone played on the new default output is in the system stream (RMS {rms:.3})"
+    );
+    let (_, body) = get(&base, &format!("/v1/sessions/{session}/state")).await;
+    let state: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(state["streams"]["system"]["missing_chunks"], 0, "{state}");
+    assert!(
+        state["streams"]["system"]["last_seq"].as_u64() >= Some(9),
+        "the system stream went on to the end: {state}"
+    );
+    println!("switched output: loudest 100 ms of the system stream at RMS {rms:.4}");
+    gw.shutdown().await.unwrap();
+}

@@ -120,7 +120,7 @@ pub(crate) fn mic_host() -> Result<cpal::Host, SourceError> {
 pub fn open(name: Option<&str>) -> Result<Capture, SourceError> {
     let label = name.unwrap_or("default").to_string();
     let wanted = name.map(str::to_string);
-    open_with(label, move || {
+    open_with(label, Follow::No, move || {
         let host = mic_host()?;
         let device = find_device(&host, wanted.as_deref())?;
         let label = device_name(&device);
@@ -147,33 +147,71 @@ pub(crate) struct Opened {
     pub label: String,
 }
 
+/// Whether a capture moves to another device when `pick` would choose another one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Follow {
+    /// Stay on the device opened; its loss ends the capture with the backend's error.
+    No,
+    /// Check `pick` every [`FOLLOW_EVERY`]; when it chooses another device (the default output
+    /// changed), or the device is lost and `pick` finds one within [`LOST_GRACE`], capture goes
+    /// on there at the same config (the backend converts), so the stream keeps its format.
+    Default,
+}
+
+/// How often a following capture asks `pick` again.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+/// How long a following capture looks for a device after losing its own.
+const LOST_GRACE: Duration = Duration::from_secs(2);
+
 /// Starts a capture thread that runs `pick` (cpal devices and streams are not `Send` on every
 /// platform, so everything happens on that thread), builds an input stream on what it picked,
-/// and parks until the [`Capture`] is dropped. `label` names the device in errors before
-/// `pick` has found it.
+/// and parks until the [`Capture`] is dropped (or, with [`Follow::Default`], keeps checking
+/// whether to move). `label` names the device in errors before `pick` has found it.
 pub(crate) fn open_with(
     label: String,
-    pick: impl FnOnce() -> Result<Opened, SourceError> + Send + 'static,
+    follow: Follow,
+    pick: impl Fn() -> Result<Opened, SourceError> + Send + 'static,
 ) -> Result<Capture, SourceError> {
     let (init_tx, init_rx) = mpsc::sync_channel(1);
     let (events_tx, events_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("capture-device".into())
-        .spawn(
-            move || match pick().and_then(|opened| start_stream(opened, events_tx)) {
+        .spawn(move || {
+            let lost = Arc::new(std::sync::Mutex::new(None));
+            let errors = match follow {
+                Follow::No => Errors::End(events_tx.clone()),
+                Follow::Default => Errors::Note(Arc::clone(&lost)),
+            };
+            let opened = match pick() {
+                Ok(opened) => opened,
+                Err(error) => {
+                    let _ = init_tx.send(Err(error));
+                    return;
+                }
+            };
+            let id = device_id(&opened.device);
+            let config = opened.config.clone();
+            match start_stream(opened, events_tx.clone(), errors.clone()) {
                 Ok((stream, format, description)) => {
                     let _ = init_tx.send(Ok((format, description)));
-                    // Park until the Capture drops its sender; then the stream is dropped here,
-                    // on the thread that created it.
-                    let _ = stop_rx.recv();
-                    drop(stream);
+                    match follow {
+                        // Park until the Capture drops its sender; then the stream is dropped
+                        // here, on the thread that created it.
+                        Follow::No => {
+                            let _ = stop_rx.recv();
+                            drop(stream);
+                        }
+                        Follow::Default => {
+                            follow_default(stream, id, config, &pick, &stop_rx, &lost, &events_tx)
+                        }
+                    }
                 }
                 Err(error) => {
                     let _ = init_tx.send(Err(error));
                 }
-            },
-        )
+            }
+        })
         .map_err(|e| SourceError::Device {
             device: label.clone(),
             message: format!("cannot start capture thread: {e}"),
@@ -196,6 +234,70 @@ pub(crate) fn open_with(
         Some(stop_tx),
         thread,
     ))
+}
+
+/// Where a stream's backend errors go.
+#[derive(Clone)]
+enum Errors {
+    /// To the consumer: the capture ends.
+    End(mpsc::Sender<SourceEvent>),
+    /// Kept for the following thread, which looks for another device first.
+    Note(Arc<std::sync::Mutex<Option<SourceError>>>),
+}
+
+/// The capture thread of a [`Follow::Default`] capture: until the [`Capture`] is dropped, moves
+/// the stream to whatever `pick` chooses when that changes or the device is lost. A loss with
+/// no device to move to within [`LOST_GRACE`] ends the capture with the backend's error.
+fn follow_default(
+    mut stream: cpal::Stream,
+    mut id: Option<String>,
+    config: cpal::SupportedStreamConfig,
+    pick: &dyn Fn() -> Result<Opened, SourceError>,
+    stop: &mpsc::Receiver<()>,
+    lost: &Arc<std::sync::Mutex<Option<SourceError>>>,
+    events: &mpsc::Sender<SourceEvent>,
+) {
+    let mut lost_since: Option<std::time::Instant> = None;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(FOLLOW_EVERY) {
+        if lost.lock().expect("lost lock").is_some() && lost_since.is_none() {
+            lost_since = Some(std::time::Instant::now());
+        }
+        let next = pick()
+            .ok()
+            .filter(|next| lost_since.is_some() || device_id(&next.device) != id);
+        if let Some(next) = next {
+            let next_id = device_id(&next.device);
+            let moved = Opened {
+                device: next.device,
+                config: config.clone(),
+                label: next.label,
+            };
+            // A device that refuses is tried again on the next check.
+            if let Ok((started, _, _)) =
+                start_stream(moved, events.clone(), Errors::Note(Arc::clone(lost)))
+            {
+                drop(std::mem::replace(&mut stream, started));
+                id = next_id;
+                lost_since = None;
+                lost.lock().expect("lost lock").take();
+                continue;
+            }
+        }
+        if lost_since.is_some_and(|since| since.elapsed() >= LOST_GRACE) {
+            let error = lost.lock().expect("lost lock").take();
+            let _ = events.send(SourceEvent::Error(
+                error.unwrap_or(SourceError::Disconnected),
+            ));
+            let _ = stop.recv();
+            return;
+        }
+    }
+    drop(stream);
+}
+
+/// The backend's own id of a device (PulseAudio's sink or source name).
+pub(crate) fn device_id(device: &cpal::Device) -> Option<String> {
+    device.id().ok().map(|id| id.id().to_string())
 }
 
 pub(crate) fn device_name(device: &cpal::Device) -> String {
@@ -232,7 +334,11 @@ fn find_device(host: &cpal::Host, name: Option<&str>) -> Result<cpal::Device, So
 
 type Started = (cpal::Stream, AudioFormat, String);
 
-fn start_stream(opened: Opened, events: mpsc::Sender<SourceEvent>) -> Result<Started, SourceError> {
+fn start_stream(
+    opened: Opened,
+    events: mpsc::Sender<SourceEvent>,
+    errors: Errors,
+) -> Result<Started, SourceError> {
     let Opened {
         device,
         config: supported,
@@ -248,14 +354,14 @@ fn start_stream(opened: Opened, events: mpsc::Sender<SourceEvent>) -> Result<Sta
         channels: config.channels,
     };
     let stream = match supported.sample_format() {
-        SampleFormat::F32 => build::<f32>(&device, &config, &label, events),
-        SampleFormat::F64 => build::<f64>(&device, &config, &label, events),
-        SampleFormat::I8 => build::<i8>(&device, &config, &label, events),
-        SampleFormat::I16 => build::<i16>(&device, &config, &label, events),
-        SampleFormat::I24 => build::<cpal::I24>(&device, &config, &label, events),
-        SampleFormat::I32 => build::<i32>(&device, &config, &label, events),
-        SampleFormat::U8 => build::<u8>(&device, &config, &label, events),
-        SampleFormat::U16 => build::<u16>(&device, &config, &label, events),
+        SampleFormat::F32 => build::<f32>(&device, &config, &label, events, errors),
+        SampleFormat::F64 => build::<f64>(&device, &config, &label, events, errors),
+        SampleFormat::I8 => build::<i8>(&device, &config, &label, events, errors),
+        SampleFormat::I16 => build::<i16>(&device, &config, &label, events, errors),
+        SampleFormat::I24 => build::<cpal::I24>(&device, &config, &label, events, errors),
+        SampleFormat::I32 => build::<i32>(&device, &config, &label, events, errors),
+        SampleFormat::U8 => build::<u8>(&device, &config, &label, events, errors),
+        SampleFormat::U16 => build::<u16>(&device, &config, &label, events, errors),
         other => {
             return Err(SourceError::UnsupportedSampleFormat {
                 device: label,
@@ -280,10 +386,10 @@ fn build<T: CaptureSample>(
     config: &cpal::StreamConfig,
     label: &str,
     events: mpsc::Sender<SourceEvent>,
+    errors: Errors,
 ) -> Result<cpal::Stream, cpal::Error> {
     let channels = config.channels;
     let rate = config.sample_rate;
-    let error_events = events.clone();
     let error_label = label.to_string();
     device.build_input_stream::<T, _, _>(
         *config,
@@ -298,10 +404,18 @@ fn build<T: CaptureSample>(
             let _ = events.send(SourceEvent::Block(block));
         },
         move |error: cpal::Error| {
-            let _ = error_events.send(SourceEvent::Error(SourceError::Device {
+            let error = SourceError::Device {
                 device: error_label.clone(),
                 message: error.to_string(),
-            }));
+            };
+            match &errors {
+                Errors::End(events) => {
+                    let _ = events.send(SourceEvent::Error(error));
+                }
+                Errors::Note(lost) => {
+                    lost.lock().expect("lost lock").get_or_insert(error);
+                }
+            }
         },
         Some(OPEN_TIMEOUT),
     )

@@ -12,10 +12,14 @@
 //!   macOS 14.6 or later (older versions get [`SourceError::SystemAudioUnsupported`]) and the
 //!   user's permission to record system audio.
 //!
-//! A device change while recording (headphones plugged in, another default output) keeps the
-//! stream on the output it opened as long as that output exists; when it disappears the backend
-//! reports an error, which ends the stream with that error ([`SourceEvent::Error`]), exactly as
-//! an unplugged microphone does. Silence is not an error: WASAPI loopback delivers nothing while
+//! A device change while recording: on Linux, `default` follows the default output — when
+//! another output becomes the default (headphones plugged in, a switch in the sound settings)
+//! or the recorded one disappears and another takes over, capture moves to the new output's
+//! monitor within a quarter of a second, at the same config (PulseAudio converts), so the stream
+//! goes on; the seconds of the switch are filled from the capture clock. With no output left,
+//! or on Windows and macOS (whose loopback only offers the device's own format), the stream
+//! stays on the output it opened, and the loss of that output ends it with the backend's error
+//! ([`SourceEvent::Error`]), exactly as an unplugged microphone does. Silence is not an error: WASAPI loopback delivers nothing while
 //! nothing plays, and the pipeline fills such gaps from the capture clock (see
 //! [`PipelineConfig::fill_gaps`](crate::pipeline::PipelineConfig::fill_gaps)).
 //!
@@ -33,7 +37,15 @@ pub fn open(name: Option<&str>) -> Result<Capture, SourceError> {
     };
     check_supported()?;
     let wanted = name.map(str::to_string);
-    device::open_with(label, move || pick(wanted.as_deref()))
+    // PulseAudio (and pipewire-pulse) records any monitor at any config, so on Linux the
+    // default output can be followed without changing the stream's format; WASAPI loopback
+    // and Core Audio taps only offer the device's own mix format.
+    let follow = if cfg!(target_os = "linux") && name.is_none() {
+        device::Follow::Default
+    } else {
+        device::Follow::No
+    };
+    device::open_with(label, follow, move || pick(wanted.as_deref()))
 }
 
 /// Names of the outputs whose audio can be recorded, for help texts and the UI.
@@ -75,8 +87,7 @@ fn output_devices(host: &cpal::Host) -> Result<Vec<cpal::Device>, SourceError> {
 
 /// The backend's own id of a device (PulseAudio's sink or source name), without the host part.
 fn backend_id(device: &cpal::Device) -> Option<String> {
-    use cpal::traits::DeviceTrait;
-    device.id().ok().map(|id| id.id().to_string())
+    device::device_id(device)
 }
 
 /// Linux: the monitor source of the chosen sink, opened at the monitor's own config.
