@@ -1,6 +1,6 @@
 //! A real S3-protocol server for tests: moto's server from PyPI (`moto_server`), in memory, on
-//! a free loopback port. `.ci/run` installs it; a test that needs it fails (never skips) when it
-//! is missing, and says how to install it.
+//! a free loopback port. `scripts/test.sh` installs it into a venv; the S3 test skips with the
+//! reason when it cannot be started, unless `REQUIRE_S3` is set (CI), when it fails.
 
 use std::net::TcpListener;
 use std::process::Stdio;
@@ -11,7 +11,8 @@ use tokio::process::{Child, Command};
 use super::DEADLINE;
 
 /// How to get the server when it is missing.
-pub const INSTALL_HINT: &str = "install it with: pip install 'moto[server]' (.ci/run does)";
+pub const INSTALL_HINT: &str =
+    "bash scripts/test.sh installs it into a venv (or: pip install 'moto[server]>=5,<6' in one)";
 
 /// A `moto_server` child, killed when dropped.
 pub struct S3Server {
