@@ -69,6 +69,11 @@ pub enum ServerMessage {
         /// The frame the error is about, when the message was a readable chunk (our addition).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seq: Option<u64>,
+        /// `true` when the gateway, not the message, is at fault (its storage failed): sending
+        /// the same frame again later is right, and the gateway closes the socket (1011) so
+        /// that the client reconnects to a fresh session actor (our addition).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        retry: bool,
     },
     /// Answer to a correct `auth` message (our addition; the seed had no keys).
     Authenticated,

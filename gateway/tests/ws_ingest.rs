@@ -4,6 +4,7 @@
 mod support;
 
 use futures_util::SinkExt;
+use gateway::protocol::AckStatus;
 use serde_json::json;
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
@@ -327,4 +328,61 @@ async fn an_idle_session_leaves_memory_and_comes_back_from_storage() {
     let again = ask(&mut ws, &chunk("idle", 3)).await;
     assert_eq!(again["status"], "duplicate");
     assert_eq!(send_chunk(&mut ws, "idle", 2).await.missing_count, 0);
+}
+
+/// Issue 9, item 3: a storage failure is the gateway's fault. The chunk's error says `retry`,
+/// the socket closes with 1011 so the client reconnects, nothing is counted as stored, and the
+/// same frame sent again on a new socket once storage works is stored whole.
+#[tokio::test]
+async fn item3_a_storage_failure_says_retry_closes_with_1011_and_the_resend_is_stored() {
+    let gw = TestGateway::start().await;
+    let mut ws = gw.connect("flaky").await;
+    hello(&mut ws).await;
+    send_chunk(&mut ws, "flaky", 1).await;
+    // The frames' directory becomes unwritable: a file where it was.
+    let chunks = gw.object("sessions/flaky/chunks");
+    let aside = chunks.with_extension("aside");
+    std::fs::rename(&chunks, &aside).unwrap();
+    std::fs::write(&chunks, b"not a directory").unwrap();
+
+    let answer = ask(&mut ws, &chunk("flaky", 2)).await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["seq"], 2);
+    assert_eq!(answer["retry"], true, "{answer}");
+    let close = close_frame(&mut ws).await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1011, "{close:?}");
+
+    std::fs::remove_file(&chunks).unwrap();
+    std::fs::rename(&aside, &chunks).unwrap();
+    let mut ws = gw.connect("flaky").await;
+    let ready = hello(&mut ws).await;
+    assert_eq!(
+        ready["ingest"]["last_seq"], 1,
+        "the failed frame was not counted: {ready}"
+    );
+    let ack = send_chunk(&mut ws, "flaky", 2).await;
+    assert_eq!(
+        (ack.seq, ack.status, ack.last_seq),
+        (2, AckStatus::Stored, 2)
+    );
+    assert_eq!(
+        std::fs::read(gw.object("sessions/flaky/chunks/00000002.pcm")).unwrap(),
+        pcm(2)
+    );
+}
+
+/// A refusal the client can fix (here a wrong sample rate) keeps the socket open and does not
+/// say `retry`.
+#[tokio::test]
+async fn item3_a_frame_the_client_can_fix_is_refused_without_retry_and_the_socket_stays() {
+    let gw = TestGateway::start().await;
+    let mut ws = gw.connect("fixable").await;
+    hello(&mut ws).await;
+    let mut bad = chunk("fixable", 1);
+    bad["sample_rate"] = serde_json::json!(44100);
+    let answer = ask(&mut ws, &bad).await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert!(answer.get("retry").is_none(), "{answer}");
+    let ack = send_chunk(&mut ws, "fixable", 1).await;
+    assert_eq!(ack.status, AckStatus::Stored);
 }

@@ -5,7 +5,7 @@
 //! ```text
 //! <dir>/spool.json          {"session_id": "...", "next_seq": N}  (rewritten on every add)
 //! <dir>/frames/0000000042.frame   one file per unacknowledged frame
-//! <dir>/rejected/...        frames the gateway refused too often (kept, never re-sent)
+//! <dir>/rejected/...        frames the gateway refused too often (sent again on the next open)
 //! ```
 //!
 //! A frame file is a 16-byte header (`b"SPL1"`, 4 reserved zero bytes, `timestamp_ms` as u64 LE)
@@ -123,6 +123,8 @@ pub struct Recovery {
     pub frames: u64,
     /// Half-written or damaged files that were discarded (a crash mid-write leaves at most one).
     pub discarded: u64,
+    /// Frames moved back from `rejected/` to be sent again (counted in `frames` too).
+    pub reinstated: u64,
 }
 
 /// Where [`Spool::add`] put a frame.
@@ -185,8 +187,24 @@ impl Spool {
             Err(e) => return Err(io_err(&meta_path)(e)),
         }
 
-        let mut pending = BTreeMap::new();
         let mut recovery = Recovery::default();
+        // Frames set aside by an earlier run are given another chance: what the gateway
+        // refused then (a bug since fixed, a conflict since resolved) may be taken now.
+        let rejected = dir.join(REJECTED_DIR);
+        if rejected.is_dir() {
+            for entry in fs::read_dir(&rejected).map_err(io_err(&rejected))? {
+                let from = entry.map_err(io_err(&rejected))?.path();
+                let Some(name) = from.file_name() else {
+                    continue;
+                };
+                if from.extension().is_some_and(|e| e == "frame") {
+                    let to = frames_dir.join(name);
+                    fs::rename(&from, &to).map_err(io_err(&from))?;
+                    recovery.reinstated += 1;
+                }
+            }
+        }
+        let mut pending = BTreeMap::new();
         for entry in fs::read_dir(&frames_dir).map_err(io_err(&frames_dir))? {
             let entry = entry.map_err(io_err(&frames_dir))?;
             let path = entry.path();
@@ -683,7 +701,7 @@ mod tests {
     }
 
     #[test]
-    fn pending_after_walks_the_gaps_and_reject_moves_the_file_aside() {
+    fn pending_after_walks_the_gaps_and_a_rejected_frame_is_set_aside_until_the_next_open() {
         let dir = tempfile::tempdir().unwrap();
         let mut spool = Spool::open(dir.path(), "s", Durability::Flush).unwrap();
         for seq in [1, 2, 5, 9] {
@@ -696,7 +714,11 @@ mod tests {
         assert_eq!(spool.pending_after(2), Some(9));
         assert!(dir.path().join("rejected/0000000005.frame").exists());
         drop(spool);
+        // Issue 9, item 3: what was set aside is sent again on the next start.
         let spool = Spool::open(dir.path(), "s", Durability::Flush).unwrap();
-        assert_eq!(spool.pending().collect::<Vec<_>>(), vec![1, 2, 9]);
+        assert_eq!(spool.pending().collect::<Vec<_>>(), vec![1, 2, 5, 9]);
+        assert_eq!(spool.recovery().reinstated, 1);
+        assert_eq!(spool.read(5).unwrap(), frame(5));
+        assert!(!dir.path().join("rejected/0000000005.frame").exists());
     }
 }

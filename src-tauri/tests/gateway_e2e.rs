@@ -249,3 +249,71 @@ async fn item1_a_fresh_spool_on_an_existing_session_continues_after_the_gateways
     assert_same_audio(&remote[4 * 32_000..], &second_local[4 * 32_000..]);
     gw.shutdown().await.unwrap();
 }
+
+/// Issue 9, item 3: the gateway's storage fails for a while (here its frames' directory is
+/// replaced by a file). Every failed frame is sent again, as often as it takes, and none is set
+/// aside; once storage works again every frame is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item3_frames_are_resent_without_limit_while_the_gateways_storage_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gateway");
+    let gw = start_gateway(&data, any_port()).await;
+    let base = gw.http_url();
+    let session = "storage-fails";
+    let frame = |seq: u64| SpooledFrame {
+        seq,
+        timestamp_ms: 1_764_000_000_000 + seq * 1000,
+        pcm: (0..32_000u32)
+            .map(|i| (i as u64 * 7 + seq * 131) as u8)
+            .collect(),
+    };
+    let spool = Spool::open(dir.path().join("spool"), session, Durability::Sync).unwrap();
+    let mut config = UplinkConfig::new(GatewayEndpoint::parse(&base, None).unwrap(), session);
+    config.backoff = Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(100),
+        jitter: 0.2,
+    };
+    config.error_retry_delay = Duration::from_millis(20);
+    config.report_interval = Duration::ZERO;
+    let uplink = Uplink::start(config, spool, recorder::events::EventSink::new());
+    let mut counters = uplink.counters();
+    let sender = uplink.frames();
+    for seq in 1..=3 {
+        sender.send(frame(seq));
+    }
+    acked_at_least(&mut counters, 3).await;
+
+    let chunks = data.join("objects/sessions/storage-fails/chunks");
+    let aside = chunks.with_extension("aside");
+    std::fs::rename(&chunks, &aside).unwrap();
+    std::fs::write(&chunks, b"not a directory").unwrap();
+    for seq in 4..=8 {
+        sender.send(frame(seq));
+    }
+    // Well past the three refusals after which a refused frame would be set aside.
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        counters.wait_for(|c| c.errors >= 10),
+    )
+    .await
+    .expect("the uplink keeps trying")
+    .unwrap();
+    assert_eq!(counters.borrow().rejected, 0);
+    std::fs::remove_file(&chunks).unwrap();
+    std::fs::rename(&aside, &chunks).unwrap();
+    drop(sender);
+    let outcome = uplink.finish(Duration::from_secs(30)).await;
+
+    assert!(outcome.drained, "{outcome:?}");
+    let c = &outcome.counters;
+    assert_eq!((c.acked, c.rejected, c.pending), (8, 0, 0), "{c:?}");
+    assert!(c.reconnects >= 3, "each failure closed the socket: {c:?}");
+    for seq in 4..=8u64 {
+        assert_eq!(
+            std::fs::read(chunks.join(format!("{seq:08}.pcm"))).unwrap(),
+            frame(seq).pcm
+        );
+    }
+    gw.shutdown().await.unwrap();
+}

@@ -59,6 +59,7 @@ pub async fn authenticate(
     let refusal = ServerMessage::Error {
         detail: detail.to_owned(),
         seq: None,
+        retry: false,
     };
     if send(&mut socket, &refusal).await {
         close(&mut socket, close_code::POLICY, reason).await;

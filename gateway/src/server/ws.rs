@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::actor::SessionHandle;
 use crate::core::message::{Incoming, MessageError, parse_message};
+use crate::core::session::SessionError;
 use crate::core::stream::Stream;
 use crate::protocol::{MAX_WS_MESSAGE_BYTES, ServerMessage};
 use crate::server::AppState;
@@ -121,11 +122,11 @@ impl Connection {
             Err(err) => refusal(err),
             Ok(Incoming::Hello) => match sessions.ready(&self.handle, self.stream).await {
                 Ok(ready) => ServerMessage::Ready(ready),
-                Err(err) => error(err, None),
+                Err(err) => return failure(err, None),
             },
             Ok(Incoming::Status) => match sessions.status(&self.handle, self.stream).await {
                 Ok(status) => ServerMessage::Status(status),
-                Err(err) => error(err, None),
+                Err(err) => return failure(err, None),
             },
             Ok(Incoming::Ping) => ServerMessage::Pong { ts: now_ms() },
             Ok(Incoming::Auth(_)) => ServerMessage::Authenticated,
@@ -139,7 +140,7 @@ impl Connection {
                 let seq = chunk.seq;
                 match sessions.chunk(&self.handle, self.stream, chunk).await {
                     Ok(ack) => ServerMessage::Ack(ack),
-                    Err(err) => error(err, Some(seq)),
+                    Err(err) => return failure(err, Some(seq)),
                 }
             }
         };
@@ -151,6 +152,29 @@ fn error(detail: impl ToString, seq: Option<u64>) -> ServerMessage {
     ServerMessage::Error {
         detail: detail.to_string(),
         seq,
+        retry: false,
+    }
+}
+
+/// The answer to a session call that failed. A storage failure is the gateway's fault, not the
+/// client's: the error says to send again (`retry`), and the socket closes with 1011 so that
+/// the client reconnects and its next socket gets a fresh actor (one whose load failed, or whose
+/// storage broke, is dropped with this socket's handle). Anything else the client can fix; the
+/// socket stays open.
+fn failure(err: SessionError, seq: Option<u64>) -> (ServerMessage, Next) {
+    match err {
+        SessionError::Storage(_) => (
+            ServerMessage::Error {
+                detail: err.to_string(),
+                seq,
+                retry: true,
+            },
+            Next::Close(
+                close_code::ERROR,
+                "storage failed; reconnect and send again",
+            ),
+        ),
+        _ => (error(err, seq), Next::Continue),
     }
 }
 

@@ -11,9 +11,11 @@
 //!
 //! The gateway answers the chunks of one socket in order. Its `{"type":"error"}` names the chunk's
 //! seq when it could read one; the seed's did not, so an error without a seq is attributed to the
-//! oldest chunk still waiting for an answer. A frame the
-//! gateway refuses is retried a few times (the error may be transient) and then moved aside to
-//! the spool's `rejected/` directory: counted and reported, never retried forever.
+//! oldest chunk still waiting for an answer. An error that says `retry` (the gateway's storage
+//! failed; it closes the socket with 1011) is never held against the frame: it is sent again,
+//! without limit, after the reconnect. A frame the gateway refuses otherwise is retried a few
+//! times and then moved aside to the spool's `rejected/` directory: counted and reported, and
+//! sent again on the next start of the session (see [`Spool::open`]).
 
 mod backoff;
 mod connection;
@@ -480,7 +482,7 @@ impl Worker {
                 self.dirty = true;
                 Ok(())
             }
-            ServerMessage::Error { detail, seq } => {
+            ServerMessage::Error { detail, seq, retry } => {
                 self.counters.errors += 1;
                 self.dirty = true;
                 // Gateways that name the frame are believed; for the seed's, it is the oldest.
@@ -493,6 +495,19 @@ impl Worker {
                     return Ok(());
                 };
                 flight.sent.remove(&seq);
+                if retry {
+                    // The gateway's storage failed, not the frame: send it again, as often as
+                    // it takes (the gateway closes this socket; the reconnect backs off).
+                    self.events.stream_error(
+                        self.config.stream,
+                        ErrorOrigin::Gateway,
+                        format!("frame {seq} not stored by the gateway, sending again: {detail}"),
+                    );
+                    flight
+                        .retry
+                        .push_back((Instant::now() + self.config.error_retry_delay, seq));
+                    return Ok(());
+                }
                 let refusals = self.refusals.entry(seq).or_default();
                 *refusals += 1;
                 if *refusals >= self.config.max_chunk_attempts {
