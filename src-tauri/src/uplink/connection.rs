@@ -55,16 +55,20 @@ pub enum Incoming {
 /// An open, greeted ingest WebSocket.
 pub struct Connection {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Longest a send may wait for the socket to take a message: a gateway that stops reading
+    /// fills the buffers, and a send without a deadline would then wait forever.
+    send_timeout: Duration,
 }
 
 impl Connection {
-    /// Connects, sends `hello` and waits for `ready`, all within `timeout`.
+    /// Connects, sends `hello` and waits for `ready`, all within `timeout`; each later send
+    /// must also complete within `timeout`.
     pub async fn open(
         url: &Url,
         api_key: Option<&str>,
         timeout: Duration,
     ) -> Result<(Connection, Ready), ConnectionError> {
-        tokio::time::timeout(timeout, Self::open_inner(url, api_key))
+        tokio::time::timeout(timeout, Self::open_inner(url, api_key, timeout))
             .await
             .map_err(|_| ConnectionError::Timeout(timeout))?
     }
@@ -72,6 +76,7 @@ impl Connection {
     async fn open_inner(
         url: &Url,
         api_key: Option<&str>,
+        send_timeout: Duration,
     ) -> Result<(Connection, Ready), ConnectionError> {
         let mut request = url
             .as_str()
@@ -86,7 +91,7 @@ impl Connection {
         let (ws, _response) = tokio_tungstenite::connect_async(request)
             .await
             .map_err(refusal)?;
-        let mut conn = Connection { ws };
+        let mut conn = Connection { ws, send_timeout };
         conn.send(&ClientMessage::Hello).await?;
         loop {
             match conn.recv().await? {
@@ -107,10 +112,13 @@ impl Connection {
     /// Sends one message.
     pub async fn send(&mut self, message: &ClientMessage) -> Result<(), ConnectionError> {
         let text = serde_json::to_string(message).expect("client messages serialize");
-        self.ws
-            .send(Message::text(text))
-            .await
-            .map_err(|e| ConnectionError::Lost(e.to_string()))
+        match tokio::time::timeout(self.send_timeout, self.ws.send(Message::text(text))).await {
+            Ok(sent) => sent.map_err(|e| ConnectionError::Lost(e.to_string())),
+            Err(_) => Err(ConnectionError::Lost(format!(
+                "the gateway took no data for {:?}",
+                self.send_timeout
+            ))),
+        }
     }
 
     /// Sends a spooled frame as a `chunk` of `session_id`.
