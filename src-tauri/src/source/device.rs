@@ -191,7 +191,7 @@ pub(crate) fn open_with(
                 }
             };
             let id = device_id(&opened.device);
-            let config = opened.config.clone();
+            let config = opened.config;
             match start_stream(opened, events_tx.clone(), errors.clone()) {
                 Ok((stream, format, description)) => {
                     let _ = init_tx.send(Ok((format, description)));
@@ -269,7 +269,7 @@ fn follow_default(
             let next_id = device_id(&next.device);
             let moved = Opened {
                 device: next.device,
-                config: config.clone(),
+                config,
                 label: next.label,
             };
             // A device that refuses is tried again on the next check.
