@@ -38,6 +38,9 @@ pub struct SessionHandle {
     /// resolves of one session cannot both start from the same state; the actor itself stays
     /// free for frames while inference is thinking.
     pub resolve_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Only held, by a socket's handle (and its clones): counts the session's open sockets, so
+    /// a delete can refuse while one is streaming into the session.
+    _socket: Option<Arc<()>>,
 }
 
 impl SessionHandle {
@@ -84,6 +87,8 @@ pub struct Registry {
 struct Entry {
     mailbox: mpsc::Sender<Command>,
     resolve_lock: Arc<tokio::sync::Mutex<()>>,
+    /// One more strong count for every socket handle alive (see [`Registry::open_sockets`]).
+    sockets: Arc<()>,
 }
 
 impl Registry {
@@ -98,6 +103,24 @@ impl Registry {
 
     /// The handle of `id`'s actor, starting it if it is not running.
     pub fn session(self: &Arc<Self>, id: &SessionId) -> SessionHandle {
+        self.handle(id, false)
+    }
+
+    /// The handle a socket holds for its life: as [`Registry::session`], and counted as an
+    /// open socket of the session while it (or a clone) lives.
+    pub fn socket_session(self: &Arc<Self>, id: &SessionId) -> SessionHandle {
+        self.handle(id, true)
+    }
+
+    /// How many socket handles of `id`'s session are alive.
+    pub fn open_sockets(&self, id: &SessionId) -> usize {
+        let actors = self.actors.lock().expect("registry lock");
+        actors
+            .get(id.safe())
+            .map_or(0, |entry| Arc::strong_count(&entry.sockets) - 1)
+    }
+
+    fn handle(self: &Arc<Self>, id: &SessionId, socket: bool) -> SessionHandle {
         let mut actors = self.actors.lock().expect("registry lock");
         let entry = actors.entry(id.safe().to_owned()).or_insert_with(|| {
             let (mailbox, inbox) = mpsc::channel(MAILBOX);
@@ -105,12 +128,14 @@ impl Registry {
             Entry {
                 mailbox,
                 resolve_lock: Arc::default(),
+                sockets: Arc::default(),
             }
         });
         SessionHandle {
             id: id.clone(),
             mailbox: entry.mailbox.clone(),
             resolve_lock: Arc::clone(&entry.resolve_lock),
+            _socket: socket.then(|| Arc::clone(&entry.sockets)),
         }
     }
 
@@ -134,6 +159,7 @@ impl Registry {
                 id: id.clone(),
                 mailbox: entry.mailbox.clone(),
                 resolve_lock: Arc::clone(&entry.resolve_lock),
+                _socket: None,
             })
         };
         if let Some(handle) = live {

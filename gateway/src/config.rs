@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// Seconds an unused session stays in memory.
     #[arg(long, env = "GATEWAY_IDLE_SECS", default_value_t = 60)]
     pub idle_secs: u64,
+    /// Delete sessions (objects, state, events) whose latest update is older than this many
+    /// days, at startup and then hourly. Off unless set.
+    #[arg(long, env = "GATEWAY_RETENTION_DAYS", value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub retention_days: Option<u64>,
 }
 
 impl ServeArgs {
@@ -104,6 +108,9 @@ impl ServeArgs {
             speaker_model: self.speaker_model,
             idle_timeout: Duration::from_secs(self.idle_secs.max(1)),
             durability: self.durability,
+            retention: self
+                .retention_days
+                .map(|days| Duration::from_secs(days * 24 * 3600)),
         })
     }
 }
@@ -183,6 +190,14 @@ mod tests {
             config.allow_origins,
             ["https://a.example", "https://b.example"]
         );
+    }
+
+    #[test]
+    fn retention_is_off_by_default_and_counted_in_whole_days() {
+        assert_eq!(parse(&[]).unwrap().retention, None);
+        let config = parse(&["--retention-days", "2"]).unwrap();
+        assert_eq!(config.retention, Some(Duration::from_secs(2 * 86_400)));
+        assert!(parse(&["--retention-days", "0"]).is_err());
     }
 
     #[test]

@@ -24,6 +24,8 @@ use crate::protocol::{
 };
 use crate::storage::{Database, Objects};
 
+pub mod history;
+
 /// Current wall-clock time for the core.
 pub fn now_ms() -> EpochMs {
     SystemTime::now()
@@ -52,6 +54,9 @@ pub enum ResolveError {
 #[derive(Clone)]
 pub struct Sessions {
     registry: Arc<Registry>,
+    /// For what spans sessions (the list, retention) and a delete's rows; a session's own
+    /// writes go through its actor.
+    database: Database,
     objects: Objects,
     inference: Inference,
     /// Sessions with audio not yet attributed (built-in engine only).
@@ -69,7 +74,8 @@ impl Sessions {
     ) -> Sessions {
         let queue = inference.builtin().map(|_| AttributionQueue::new());
         let sessions = Sessions {
-            registry: Registry::new(database, objects.clone(), idle_after),
+            registry: Registry::new(database.clone(), objects.clone(), idle_after),
+            database,
             objects,
             inference,
             attribution: queue.as_ref().map(|(queue, _)| queue.clone()),
@@ -84,8 +90,10 @@ impl Sessions {
         &self.inference
     }
 
+    /// The handle a socket holds for its life; while it lives the session counts as having
+    /// an open socket (a delete is refused, see [`Sessions::delete`]).
     pub fn handle(&self, id: &SessionId) -> SessionHandle {
-        self.registry.session(id)
+        self.registry.socket_session(id)
     }
 
     pub fn objects(&self) -> &Objects {
@@ -159,7 +167,7 @@ impl Sessions {
         input: ResolveInput,
         idempotency_key: Option<String>,
     ) -> Result<Resolved, ResolveError> {
-        let handle = self.handle(id);
+        let handle = self.registry.session(id);
         let _one_at_a_time = handle.resolve_lock.lock().await;
         if let Some(key) = idempotency_key.clone() {
             let stored = handle
@@ -193,7 +201,8 @@ impl Sessions {
         cluster_id: String,
         name: String,
     ) -> Result<StateResponse, SessionError> {
-        self.handle(id)
+        self.registry
+            .session(id)
             .run(move |s| Box::pin(async move { s.bind(&cluster_id, &name, now_ms()).await }))
             .await
     }
@@ -215,7 +224,8 @@ impl Sessions {
                 }
             }
         }
-        self.handle(id)
+        self.registry
+            .session(id)
             .run(move |s| Box::pin(async move { s.finalize(metadata, now_ms()).await }))
             .await
     }
@@ -277,7 +287,7 @@ impl Sessions {
         let Some(engine) = self.inference.builtin().cloned() else {
             return Ok(false);
         };
-        let handle = self.handle(id);
+        let handle = self.registry.session(id);
         let _one_at_a_time = handle.resolve_lock.lock().await;
         let snapshot = handle
             .run(move |s| Box::pin(async move { Ok(StreamSnapshot::of(s, stream)) }))

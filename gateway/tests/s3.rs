@@ -144,6 +144,38 @@ async fn frames_and_results_round_trip(port: u16) {
     );
     assert_wav(&gw, &audio).await;
 
+    // History on a bucket: the result is the bucket's bytes; a delete empties the session's
+    // prefix (list + bulk delete) and leaves the session list.
+    let stored = s3
+        .get_object(BUCKET, &format!("sessions/{SESSION}/result.json"))
+        .await
+        .unwrap();
+    let response = reqwest::get(gw.http(&format!("/v1/sessions/{SESSION}/result")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.bytes().await.unwrap() == stored);
+    drop(ws);
+    let deleted = loop {
+        // The socket above lets go of the session as its task ends.
+        let (code, body) = gw
+            .send_json("DELETE", &format!("/v1/sessions/{SESSION}"), Value::Null)
+            .await;
+        if code != 409 {
+            assert_eq!(code, 200, "{body}");
+            break body;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(deleted["objects_deleted"], 6, "five frames and the result");
+    assert!(
+        s3.list_keys(BUCKET, &format!("sessions/{SESSION}/"))
+            .await
+            .is_empty()
+    );
+    let (_, list) = gw.get_json("/v1/sessions").await;
+    assert_eq!(list["sessions"], json!([]));
+
     // A bucket that does not exist: the write fails, so there is an error and no ACK, and the
     // session counts nothing.
     let broken = TestGateway::start_with(|c| c.objects = Some("s3://no-such-bucket".into())).await;

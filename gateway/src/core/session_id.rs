@@ -78,6 +78,12 @@ impl SessionId {
         }
     }
 
+    /// The folder of every object of the session (frames of all streams, the result),
+    /// ending in `/`.
+    pub fn prefix(&self) -> String {
+        format!("sessions/{}/", self.safe)
+    }
+
     /// Key of the finalized result document.
     pub fn result_key(&self) -> String {
         format!("sessions/{}/result.json", self.safe)

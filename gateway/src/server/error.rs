@@ -11,6 +11,7 @@ use crate::core::session_id::SessionIdError;
 use crate::core::speakers::RequestError;
 use crate::inference::InferenceError;
 use crate::sessions::ResolveError;
+use crate::sessions::history::HistoryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -144,6 +145,18 @@ impl From<SessionError> for ApiError {
                 headers: Vec::new(),
             },
             SessionError::Storage(_) => ApiError::Internal(detail),
+        }
+    }
+}
+
+impl From<HistoryError> for ApiError {
+    fn from(err: HistoryError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            HistoryError::BadQuery(_) => ApiError::BadRequest(detail),
+            HistoryError::NotFound(_) | HistoryError::NotFinalized(_) => ApiError::NotFound(detail),
+            HistoryError::SocketOpen(_) => ApiError::Conflict(detail),
+            HistoryError::Session(err) => err.into(),
         }
     }
 }

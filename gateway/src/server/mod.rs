@@ -5,8 +5,10 @@ mod auth;
 mod browser;
 mod error;
 mod extract;
+mod history;
 mod log;
 mod open_sockets;
+mod retention;
 mod routes;
 mod socket_auth;
 mod wav;
@@ -58,6 +60,9 @@ pub struct GatewayConfig {
     pub idle_timeout: Duration,
     /// What an ACK promises: see [`Durability`].
     pub durability: Durability,
+    /// Delete sessions whose latest update is older than this, at startup and then every
+    /// hour; `None` keeps them (the bundled gateway never sets it).
+    pub retention: Option<Duration>,
 }
 
 impl GatewayConfig {
@@ -86,6 +91,7 @@ impl GatewayConfig {
             speaker_model: None,
             idle_timeout: Duration::from_secs(60),
             durability: Durability::Process,
+            retention: None,
         }
     }
 }
@@ -193,6 +199,15 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     let inference_configured = inference.is_configured();
     let sessions = Sessions::new(database, objects, inference, config.idle_timeout);
     let (stop, stopping) = watch::channel(false);
+    if let Some(max_age) = config.retention {
+        // The first sweep is over before anyone can connect; the next ones run meanwhile.
+        retention::sweep(&sessions, max_age).await;
+        tokio::spawn(retention::every(
+            sessions.clone(),
+            max_age,
+            stopping.clone(),
+        ));
+    }
     let (sockets, sockets_closed) = open_sockets();
     let state = AppState {
         sessions: sessions.clone(),
@@ -228,6 +243,12 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(routes::health))
         .route("/v1/audio/ws/{session_id}", get(ws::upgrade))
+        .route("/v1/sessions", get(history::list))
+        .route(
+            "/v1/sessions/{session_id}",
+            axum::routing::delete(history::delete),
+        )
+        .route("/v1/sessions/{session_id}/result", get(history::result))
         .route("/v1/sessions/{session_id}/resolve", post(routes::resolve))
         .route("/v1/sessions/{session_id}/state", get(routes::state))
         .route("/v1/sessions/{session_id}/finalize", post(routes::finalize))

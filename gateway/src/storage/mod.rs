@@ -2,10 +2,12 @@
 //! Both implement the session core's ports.
 
 pub mod database;
+mod history;
 pub mod objects;
 mod session_rows;
 
 pub use database::Database;
+pub use history::{ListedSession, ListedStream, SessionRow};
 pub use objects::Objects;
 
 /// What an ACK promises about the frame and counters it acknowledges (`--durability`,

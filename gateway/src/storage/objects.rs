@@ -44,7 +44,9 @@ impl Objects {
             .map_err(|e| StorageError(format!("cannot create the objects directory: {e}")))?;
         let store = LocalFileSystem::new_with_prefix(dir)
             .map_err(|e| StorageError(format!("cannot use the objects directory: {e}")))?
-            .with_fsync(durability == Durability::Power);
+            .with_fsync(durability == Durability::Power)
+            // A deleted session leaves no empty folders behind.
+            .with_automatic_cleanup(true);
         Ok(Objects {
             store: Arc::new(store),
             description: format!("directory {}", dir.display()),
@@ -111,6 +113,36 @@ impl Objects {
             sizes.insert(meta.location.to_string(), meta.size);
         }
         Ok(sizes)
+    }
+}
+
+impl Objects {
+    /// Deletes every object under `prefix` (a folder, ending in `/`) and answers how many
+    /// there were: one listing, then the store's bulk delete (S3 batches it). An object that
+    /// is already gone counts as deleted.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, StorageError> {
+        let path = ObjectPath::from(prefix);
+        // Listed in full first: a directory walk should not see its files vanish under it.
+        let keys: Vec<ObjectPath> = self
+            .store
+            .list(Some(&path))
+            .map(|meta| meta.map(|m| m.location))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .map_err(|e| object_error("list", prefix, e))?;
+        let count = keys.len() as u64;
+        let mut deleted = self
+            .store
+            .delete_stream(futures_util::stream::iter(keys.into_iter().map(Ok)).boxed());
+        while let Some(outcome) = deleted.next().await {
+            match outcome {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(err) => return Err(object_error("delete", prefix, err)),
+            }
+        }
+        Ok(count)
     }
 }
 
