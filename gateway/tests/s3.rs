@@ -183,6 +183,13 @@ async fn frames_and_results_round_trip(port: u16) {
     let answer = ask(&mut ws, &chunk("lost", 1)).await;
     assert_eq!(answer["type"], "error", "{answer}");
     assert_eq!(answer["seq"], 1, "{answer}");
+    assert_eq!(
+        answer["retry"], true,
+        "the bucket, not the frame, is at fault: {answer}"
+    );
+    // A storage failure closes the socket (1011); the client's next socket finds nothing counted.
+    close_frame(&mut ws).await;
+    let mut ws = broken.connect("lost").await;
     let status = ask(&mut ws, &json!({"type": "status"})).await;
     assert_eq!(status["received_chunks"], 0, "{status}");
     assert_eq!(status["last_seq"], 0, "{status}");
