@@ -56,6 +56,19 @@ pub struct BenchArgs {
     /// speaker engine has work to do, as it does with real recordings.
     #[arg(long)]
     pub audio: Option<PathBuf>,
+    /// Print a line every this many seconds while the load runs (0: none): ACKs so far, the
+    /// child's resident memory and open file descriptors, and the ACK latency p99 of the
+    /// interval. For soak runs, where those must stay flat.
+    #[arg(long, default_value_t = 0)]
+    pub report_every: u64,
+}
+
+/// What the sessions share with the periodic report.
+#[derive(Default)]
+struct Progress {
+    acks: std::sync::atomic::AtomicU64,
+    /// ACK latencies (µs) since the last report.
+    recent_us: std::sync::Mutex<Vec<u64>>,
 }
 
 /// What one session measured.
@@ -94,10 +107,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .collect(),
     );
     let started = Instant::now();
+    let progress = std::sync::Arc::new(Progress::default());
+    let reporter = (args.report_every > 0).then(|| {
+        tokio::spawn(report(
+            std::sync::Arc::clone(&progress),
+            pid,
+            Duration::from_secs(args.report_every),
+        ))
+    });
     let mut tasks = Vec::with_capacity(args.sessions);
     for index in 0..args.sessions {
         let url = format!("ws://{addr}/v1/audio/ws/bench-{index}");
         let contents = contents.clone();
+        let progress = std::sync::Arc::clone(&progress);
         let args = args.clone();
         // Realtime sessions start spread over one second, as recorders would.
         let offset = match args.pace {
@@ -108,12 +130,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         };
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(offset).await;
-            run_session(&url, &format!("bench-{index}"), &contents, index, &args).await
+            run_session(
+                &url,
+                &format!("bench-{index}"),
+                &contents,
+                index,
+                &args,
+                &progress,
+            )
+            .await
         }));
     }
     let mut latencies = Vec::new();
     for task in tasks {
         latencies.extend(task.await??.latencies_us);
+    }
+    if let Some(reporter) = reporter {
+        reporter.abort();
     }
     let elapsed = started.elapsed().as_secs_f64();
     let process = pid.map(|pid| {
@@ -166,6 +199,7 @@ async fn run_session(
     contents: &[String],
     index: usize,
     args: &BenchArgs,
+    progress: &Progress,
 ) -> anyhow::Result<SessionRun> {
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
@@ -203,7 +237,18 @@ async fn run_session(
         };
         match serde_json::from_str::<ServerMessage>(text.as_str())? {
             ServerMessage::Ack(ack) if ack.status == AckStatus::Stored => {
-                latencies_us.push(sent_at[ack.seq as usize].elapsed().as_micros() as u64);
+                let latency = sent_at[ack.seq as usize].elapsed().as_micros() as u64;
+                latencies_us.push(latency);
+                progress
+                    .acks
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if args.report_every > 0 {
+                    progress
+                        .recent_us
+                        .lock()
+                        .expect("progress lock")
+                        .push(latency);
+                }
                 in_flight -= 1;
             }
             other => bail!("unexpected answer: {other:?}"),
@@ -307,6 +352,33 @@ async fn stop_child(child: &mut Child) {
 }
 
 /// User + system CPU time the process has used, in seconds (Linux; 0 elsewhere).
+/// Prints one line per `every`: elapsed time, ACKs so far, the child's RSS and open file
+/// descriptors (when it is our child), and the p99 ACK latency of the interval.
+async fn report(progress: std::sync::Arc<Progress>, pid: Option<u32>, every: Duration) {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tick.tick().await;
+        let mut recent = std::mem::take(&mut *progress.recent_us.lock().expect("progress lock"));
+        recent.sort_unstable();
+        let p99 = recent
+            .get((recent.len() * 99 / 100).min(recent.len().saturating_sub(1)))
+            .map_or(0.0, |&us| us as f64 / 1000.0);
+        let process = pid.map_or_else(String::new, |pid| {
+            let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+            format!(
+                "  rss {:.1} MiB  fds {fds}",
+                rss_kib(pid, "VmRSS") as f64 / 1024.0
+            )
+        });
+        println!(
+            "t {:>6.0} s  acks {:>9}{process}  ack p99 {p99:.2} ms",
+            started.elapsed().as_secs_f64(),
+            progress.acks.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
+}
+
 fn cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
