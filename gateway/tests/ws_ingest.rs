@@ -386,3 +386,31 @@ async fn item3_a_frame_the_client_can_fix_is_refused_without_retry_and_the_socke
     let ack = send_chunk(&mut ws, "fixable", 1).await;
     assert_eq!(ack.status, AckStatus::Stored);
 }
+
+/// Issue 9, item 10: ids that differ only in case or trailing dots would share one folder of
+/// objects on macOS and Windows; the second is refused as a collision and stores nothing.
+#[tokio::test]
+async fn item10_ids_differing_only_in_case_or_trailing_dots_are_refused_as_colliding() {
+    let gw = TestGateway::start().await;
+    let mut ws = gw.connect("Interview").await;
+    hello(&mut ws).await;
+    send_chunk(&mut ws, "Interview", 1).await;
+    for other in ["interview", "INTERVIEW.", "Interview.."] {
+        let mut ws = gw.connect(other).await;
+        let answer = ask(&mut ws, &serde_json::json!({"type": "hello"})).await;
+        assert_eq!(answer["type"], "error", "{other}: {answer}");
+        assert_eq!(
+            answer["detail"],
+            format!(
+                "session id '{other}' is stored under the same name as session 'Interview'; choose another id"
+            )
+        );
+        let (status, _) = gw.get_json(&format!("/v1/sessions/{other}/state")).await;
+        assert_eq!(status, 409, "{other}");
+    }
+    assert_eq!(
+        std::fs::read_dir(gw.object("sessions")).unwrap().count(),
+        1,
+        "one folder of objects"
+    );
+}

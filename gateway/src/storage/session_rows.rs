@@ -158,7 +158,10 @@ fn load(conn: &Connection, id: &SessionId) -> rusqlite::Result<StoredSession> {
         })
         .optional()?;
     let Some((session_id, state, events, state_at, finalized)) = row else {
-        return Ok(StoredSession::default());
+        return Ok(StoredSession {
+            session_id: same_name_elsewhere(conn, id)?,
+            ..StoredSession::default()
+        });
     };
     let state: SessionState = match state {
         Some(text) => from_json(&text)?,
@@ -174,6 +177,20 @@ fn load(conn: &Connection, id: &SessionId) -> rusqlite::Result<StoredSession> {
         },
         finalized_at: finalized.map(|t| t as EpochMs),
     })
+}
+
+/// The client id of another session whose storage name is this one's on a file system that
+/// ignores case or trailing dots (macOS and Windows by default: `Interview` and `interview.`
+/// would be one folder of objects). A new session that would share it is refused as a
+/// collision (`Session::check_id`), as ids sharing a safe name are.
+fn same_name_elsewhere(conn: &Connection, id: &SessionId) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT session_id FROM sessions
+         WHERE lower(rtrim(safe_id, '.')) = lower(rtrim(?1, '.')) AND safe_id != ?1
+         LIMIT 1",
+    )?
+    .query_row([id.safe()], |r| r.get(0))
+    .optional()
 }
 
 fn load_streams(
