@@ -192,7 +192,7 @@ impl Registry {
         let mut session = match opened {
             Ok(session) => session,
             Err(err) => {
-                tracing::error!(session = %id, error = %err, "could not load session");
+                tracing::error!(session = %id.escaped(), error = %err, "could not load session");
                 // Queued commands are dropped, so their callers hear the load failed; the
                 // next request tries again with a fresh actor.
                 self.forget(id.safe(), &own);

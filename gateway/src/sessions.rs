@@ -219,7 +219,7 @@ impl Sessions {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(err) => {
-                    tracing::warn!(session = %id, error = %err, "attribution before finalize failed");
+                    tracing::warn!(session = %id.escaped(), error = %err, "attribution before finalize failed");
                     break;
                 }
             }
@@ -262,7 +262,9 @@ impl Sessions {
                 // The rest of a backlog waits behind the other sessions' turns.
                 Ok(true) => self.attribution.iter().for_each(|q| q.notify(&id)),
                 Ok(false) => {}
-                Err(err) => tracing::warn!(session = %id, error = %err, "attribution failed"),
+                Err(err) => {
+                    tracing::warn!(session = %id.escaped(), error = %err, "attribution failed")
+                }
             }
         }
     }
@@ -326,7 +328,7 @@ impl Sessions {
                 .await?;
             let report = speakers::echo::EchoGate::new().apply(&mut samples, &far_samples);
             if report.gated + report.cancelled > 0 {
-                tracing::debug!(session = %id, ?report, "meeting audio removed from the mic");
+                tracing::debug!(session = %id.escaped(), ?report, "meeting audio removed from the mic");
             }
         }
         let offset_ms = through_ms;

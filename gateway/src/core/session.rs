@@ -170,7 +170,7 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
                 }
                 // Recorded, but its object is gone or cut short: this copy repairs it.
                 _ => tracing::warn!(
-                    session = %self.id, %stream, seq,
+                    session = %self.id.escaped(), %stream, seq,
                     "rewriting a missing or short frame object"
                 ),
             }

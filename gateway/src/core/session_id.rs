@@ -90,6 +90,23 @@ impl SessionId {
     }
 }
 
+/// A session id as logs show it: control characters and quotes escaped, so an id holding a
+/// line break cannot forge a log line (see [`SessionId::escaped`]).
+pub struct EscapedId<'a>(&'a str);
+
+impl fmt::Display for EscapedId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.escape_debug())
+    }
+}
+
+impl SessionId {
+    /// The id for logs (answers carry it as sent: [`SessionId::as_str`]).
+    pub fn escaped(&self) -> EscapedId<'_> {
+        EscapedId(&self.raw)
+    }
+}
+
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.raw)
@@ -111,6 +128,13 @@ fn safe_name(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_show_an_id_with_its_control_characters_escaped() {
+        let id = SessionId::parse("a\nINFO forged line\t\"x\"").unwrap();
+        assert_eq!(id.escaped().to_string(), "a\\nINFO forged line\\t\\\"x\\\"");
+        assert_eq!(id.as_str(), "a\nINFO forged line\t\"x\"");
+    }
 
     #[test]
     fn unsafe_characters_become_underscores_in_keys() {

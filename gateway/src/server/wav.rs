@@ -171,7 +171,7 @@ impl StoredFrames {
             .collect();
         let unreadable = seqs.len() - readable.len() as u64;
         if unreadable > 0 {
-            tracing::warn!(session = %id, %stream, unreadable, "stored frames that cannot be read are served as silence");
+            tracing::warn!(session = %id.escaped(), %stream, unreadable, "stored frames that cannot be read are served as silence");
         }
         Ok(Some(StoredFrames {
             id: id.clone(),

@@ -108,7 +108,7 @@ impl Connection {
             let _ = socket.send(Message::Close(Some(frame))).await;
         }
         tracing::info!(
-            session = %self.handle.id(),
+            session = %self.handle.id().escaped(),
             messages,
             secs = started.elapsed().as_secs_f64(),
             "socket closed"

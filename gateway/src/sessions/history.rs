@@ -247,10 +247,10 @@ impl Sessions {
                 Ok(done) if done.deleted => deleted += 1,
                 Ok(_) | Err(HistoryError::NotFound(_)) => {}
                 Err(HistoryError::SocketOpen(_)) => {
-                    tracing::info!(session = %id, "expired session kept: a socket is open on it");
+                    tracing::info!(session = %id.escaped(), "expired session kept: a socket is open on it");
                 }
                 Err(err) => {
-                    tracing::warn!(session = %id, error = %err, "could not delete an expired session");
+                    tracing::warn!(session = %id.escaped(), error = %err, "could not delete an expired session");
                 }
             }
         }
@@ -298,7 +298,7 @@ impl Sessions {
                     if !had_rows && objects_deleted == 0 {
                         return Ok(Err(HistoryError::NotFound(target.to_string())));
                     }
-                    tracing::info!(session = %target, objects_deleted, "session deleted");
+                    tracing::info!(session = %target.escaped(), objects_deleted, "session deleted");
                     Ok(Ok(Deleted {
                         deleted: true,
                         objects_deleted,
