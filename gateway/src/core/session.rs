@@ -59,6 +59,9 @@ pub struct Session<S, O> {
     /// Each stream a socket has spoken to.
     streams: BTreeMap<Stream, IngestState>,
     speakers: SpeakerRecord,
+    /// Whether `result.json` has been written: every later change rewrites it (see
+    /// [`Session::refresh_result`]), so it never lags the session.
+    finalized: bool,
 }
 
 impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
@@ -82,6 +85,7 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
                 .map(|(stream, s)| (stream, IngestState::restore(s.record, s.seqs, s.origin)))
                 .collect(),
             speakers: stored.speakers,
+            finalized: stored.finalized_at.is_some(),
         })
     }
 
@@ -166,6 +170,7 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
                         .await?;
                     let ack = next.ack(seq, None);
                     self.streams.insert(stream, next);
+                    self.refresh_result().await?;
                     return Ok(ack);
                 }
                 // Recorded, but its object is gone or cut short: this copy repairs it.
@@ -184,6 +189,8 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
             .await?;
         let ack = next.ack(seq, Some(key));
         self.streams.insert(stream, next);
+        // A resend after a failure here finds the frame stored and refreshes again.
+        self.refresh_result().await?;
         Ok(ack)
     }
 
@@ -227,6 +234,7 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
             .save_speakers(&self.id, &next, Some(&event), replay)
             .await?;
         self.speakers = next;
+        self.refresh_result().await?;
         Ok(())
     }
 
@@ -246,6 +254,7 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
             .save_speakers(&self.id, &next, Some(&event), None)
             .await?;
         self.speakers = next;
+        self.refresh_result().await?;
         Ok(self.state())
     }
 
@@ -261,6 +270,7 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
             .save_speakers(&self.id, &next, None, None)
             .await?;
         self.speakers = next;
+        self.refresh_result().await?;
         Ok(())
     }
 
@@ -275,26 +285,56 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
         metadata: Map<String, Value>,
         now: EpochMs,
     ) -> Result<FinalizeResponse, SessionError> {
-        let events = self.storage.events(&self.id).await?;
-        let result = FinalResult {
-            session_id: self.id.to_string(),
-            finalized_at: rfc3339(now),
-            state: self.speakers.state.clone(),
-            events,
-            ingest: self.ingest_status(Stream::Mic).map(Into::into),
-            streams: self.stream_statuses(),
-            metadata,
-        };
+        let result = self.final_result(rfc3339(now), metadata).await?;
         let key = self.id.result_key();
         let bytes = serde_json::to_vec_pretty(&result).expect("a result always serializes");
         self.objects.put(&key, bytes).await?;
         self.storage.save_finalized(&self.id, now).await?;
+        self.finalized = true;
         Ok(FinalizeResponse {
             session_id: self.id.to_string(),
             result_key: key,
             event_count: result.events.len() as u64,
             finalized_at: result.finalized_at,
         })
+    }
+
+    /// The `result.json` document of the session as it is now.
+    async fn final_result(
+        &self,
+        finalized_at: String,
+        metadata: Map<String, Value>,
+    ) -> Result<FinalResult, SessionError> {
+        Ok(FinalResult {
+            session_id: self.id.to_string(),
+            finalized_at,
+            state: self.speakers.state.clone(),
+            events: self.storage.events(&self.id).await?,
+            ingest: self.ingest_status(Stream::Mic).map(Into::into),
+            streams: self.stream_statuses(),
+            metadata,
+        })
+    }
+
+    /// After finalize, rewrites `result.json` with the session as it is now (a resolve that
+    /// finished after finalize, a renamed speaker, more audio), keeping the finalize time and
+    /// metadata the client gave.
+    async fn refresh_result(&self) -> Result<(), SessionError> {
+        if !self.finalized {
+            return Ok(());
+        }
+        let key = self.id.result_key();
+        let Some(bytes) = self.objects.get(&key).await? else {
+            return Ok(());
+        };
+        let written: FinalResult = serde_json::from_slice(&bytes).map_err(|e| {
+            StorageError(format!("the stored result.json cannot be read back: {e}"))
+        })?;
+        let result = self
+            .final_result(written.finalized_at, written.metadata)
+            .await?;
+        let bytes = serde_json::to_vec_pretty(&result).expect("a result always serializes");
+        Ok(self.objects.put(&key, bytes).await?)
     }
 
     /// The stored seqs of `stream`, for assembling its audio; `None` if it never received any.
@@ -616,6 +656,47 @@ mod tests {
         assert_eq!(session.replay("k").await.unwrap(), None);
         let done = session.finalize(Map::new(), 3).await.unwrap();
         assert_eq!(done.event_count, 1, "the stored events");
+    }
+
+    /// Issue 9, item 6: a change after finalize rewrites `result.json`, keeping the finalize
+    /// time and metadata.
+    #[tokio::test]
+    async fn item6_a_resolve_a_binding_or_a_frame_after_finalize_rewrites_the_result() {
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        session.chunk(Stream::Mic, frame("s", 1), 1).await.unwrap();
+        let mut metadata = Map::new();
+        metadata.insert("title".into(), Value::from("Panel"));
+        session.finalize(metadata, 1_000).await.unwrap();
+        let result = |objects: &MemoryObjects| -> FinalResult {
+            serde_json::from_slice(&objects.objects.borrow()["sessions/s/result.json"]).unwrap()
+        };
+        assert!(result(&objects).state.clusters.is_empty());
+
+        let input =
+            parse_resolve(br#"{"audio":{"content_b64":"AA==","format":"pcm_s16le"}}"#).unwrap();
+        let answer = br#"{"session_id":"s","cluster_id":"c","decision":"unknown","evidence":{},
+                          "updated_state":{"clusters":[{"cluster_id":"c"}],"bindings":{},"config":{}}}"#;
+        session
+            .apply_answer(&input, answer, None, 2_000)
+            .await
+            .unwrap();
+        let after_resolve = result(&objects);
+        assert_eq!(after_resolve.state.clusters.len(), 1);
+        assert_eq!(after_resolve.events.len(), 1);
+        assert_eq!(after_resolve.finalized_at, "1970-01-01T00:00:01.000Z");
+        assert_eq!(after_resolve.metadata["title"], "Panel");
+
+        session.bind("c", "Ada", 3_000).await.unwrap();
+        assert_eq!(result(&objects).state.bindings["c"], "Ada");
+        // Reopened (a restart): still finalized, so a new frame refreshes the counts.
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        session
+            .chunk(Stream::Mic, frame("s", 2), 4_000)
+            .await
+            .unwrap();
+        let counts = result(&objects).ingest.unwrap().status;
+        assert_eq!((counts.received_chunks, counts.last_seq), (2, 2));
     }
 
     #[tokio::test]
