@@ -57,5 +57,20 @@ cargo test --workspace --exclude e2e --no-fail-fast
 # The recorder and the app must keep building for Windows.
 bash scripts/windows-check.sh
 
+# The engine and the CLI build without the app, so without the gateway (SQLite, axum, S3).
+cargo clippy -p recorder --no-default-features --all-targets -- -D warnings
+if cargo tree -p recorder --no-default-features -e normal | grep -qE ' (gateway|rusqlite|axum|object_store) v'; then
+  echo "the recorder engine without the app must not depend on the gateway" >&2
+  exit 1
+fi
+# The wire contract compiles for Cloudflare Workers (wasm32). The target comes from rustup; a
+# machine that cannot fetch it says so and skips this one check.
+if rustup target list --installed | grep -qx wasm32-unknown-unknown \
+  || rustup target add wasm32-unknown-unknown; then
+  cargo check -p contract --target wasm32-unknown-unknown
+else
+  echo "SKIPPED: the wasm32-unknown-unknown target could not be installed; contract not checked for wasm32" >&2
+fi
+
 # The real app window under Xvfb, driven through WebDriver.
 bash scripts/e2e.sh

@@ -1,7 +1,7 @@
 //! `gateway serve` settings: every one is a flag and an environment variable.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -115,25 +115,7 @@ impl ServeArgs {
     }
 }
 
-/// A secret given directly or as a file (`*_FILE`); surrounding whitespace (the file's final
-/// newline) is not part of it. An empty secret counts as none; an unreadable or empty file is
-/// an error, so a typo in a path never silently turns the key off.
-pub fn secret(
-    value: Option<String>,
-    file: Option<&Path>,
-    setting: &str,
-) -> anyhow::Result<Option<String>> {
-    let Some(path) = file else {
-        return Ok(value.filter(|v| !v.is_empty()));
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {setting} {}: {e}", path.display()))?;
-    let key = text.trim();
-    if key.is_empty() {
-        anyhow::bail!("{setting} {} is empty", path.display());
-    }
-    Ok(Some(key.to_owned()))
-}
+pub use contract::secret::secret;
 
 #[cfg(test)]
 mod tests {

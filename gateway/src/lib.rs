@@ -1,6 +1,8 @@
 //! The interview recorder's gateway: WebSocket audio ingest, durable per-session actors, object
 //! storage and the speaker-inference proxy, behind the seed gateway's wire contract.
 
+pub use contract::protocol;
+
 pub mod actor;
 pub mod attribution;
 pub mod bench;
@@ -8,7 +10,6 @@ pub mod config;
 pub mod core;
 pub mod inference;
 pub mod limits;
-pub mod protocol;
 pub mod server;
 pub mod sessions;
 pub mod storage;

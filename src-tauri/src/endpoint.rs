@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway::protocol::ErrorBody;
+use contract::protocol::ErrorBody;
 use reqwest::{Method, Url};
 use serde::Serialize;
 

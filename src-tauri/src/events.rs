@@ -13,7 +13,7 @@
 //! or uplink) say which in a `"stream"` field. The fields the mic's events had before streams
 //! existed are unchanged, and the [`Summary`]'s top-level counters are the mic's.
 
-use gateway::protocol::ResolveAnswer;
+use contract::protocol::ResolveAnswer;
 use serde::{Serialize, Serializer};
 use tokio::sync::broadcast;
 

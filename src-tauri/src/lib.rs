@@ -17,6 +17,7 @@ pub mod resample;
 pub mod source;
 
 // The network half: spool → uplink to the gateway, speaker resolution, events for the UI.
+#[cfg(feature = "window")]
 pub mod bundled;
 pub mod endpoint;
 pub mod engine;

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use base64::Engine as _;
-use gateway::protocol::{
+use contract::protocol::{
     ErrorBody, FORMAT, IDEMPOTENCY_KEY_HEADER, ResolveAnswer, ResolveAudio, ResolveRequest,
     RosterEntry, SAMPLE_RATE,
 };

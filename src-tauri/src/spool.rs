@@ -37,7 +37,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use gateway::protocol::FRAME_BYTES;
+use contract::protocol::FRAME_BYTES;
 use serde::{Deserialize, Serialize};
 
 const MAGIC: &[u8; 4] = b"SPL1";

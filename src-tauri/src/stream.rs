@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-pub use gateway::core::stream::Stream;
+pub use contract::stream::Stream;
 
 /// The directory of `stream`'s spool and local copy inside a session directory: the mic's is
 /// the session directory itself (its layout predates streams), any other stream's is

@@ -2,6 +2,9 @@
 //! only the app's endpoint carries, so a keyless client (a web page, another program) is refused
 //! while the app's own uplink and calls work; the recorder's HTTP calls follow no redirects.
 
+// The bundled gateway is part of the app (feature `window`).
+#![cfg(feature = "window")]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

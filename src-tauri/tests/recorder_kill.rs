@@ -6,8 +6,8 @@ mod e2e_support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use contract::protocol::FRAME_BYTES;
 use e2e_support::*;
-use gateway::protocol::FRAME_BYTES;
 
 fn recorder_cli(
     gateway: &str,

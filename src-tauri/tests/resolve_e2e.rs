@@ -9,9 +9,9 @@ use std::time::Duration;
 use axum::Json;
 use axum::routing::post;
 use base64::Engine as _;
+use contract::protocol::Decision;
 use e2e_support::*;
 use gateway::inference::{InferenceConfig, InferenceMode};
-use gateway::protocol::Decision;
 use gateway::server::GatewayConfig;
 use recorder::endpoint::GatewayEndpoint;
 use recorder::engine::{Recorder, RecorderConfig, ResolveSettings};
@@ -52,7 +52,7 @@ fn tone_config(base: &str, dir: &std::path::Path, session: &str) -> RecorderConf
     config.resolve = Some(ResolveSettings {
         every: Duration::from_millis(1500),
         window: Duration::from_secs(2),
-        roster: vec![gateway::protocol::RosterEntry {
+        roster: vec![contract::protocol::RosterEntry {
             name: "Ada".into(),
             email: None,
         }],

@@ -2,10 +2,12 @@
 //!
 //! Hosts drive a [`session::Session`] through the storage ports in [`ports`]. The headless
 //! server hosts it in a tokio actor over SQLite and `object_store`; a Cloudflare Durable Object
-//! could host the same code over its storage and R2.
+//! could host the same code over its storage and R2. The wire contract, session ids, streams and
+//! the contract's clock live in the `contract` crate and are re-exported here.
+
+pub use contract::{clock, session_id, stream};
 
 pub mod caps;
-pub mod clock;
 pub mod ingest;
 #[cfg(test)]
 mod memory;
@@ -13,6 +15,4 @@ pub mod message;
 pub mod ports;
 pub mod seq_set;
 pub mod session;
-pub mod session_id;
 pub mod speakers;
-pub mod stream;

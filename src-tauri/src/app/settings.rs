@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use gateway::core::session_id::SessionId;
-use gateway::protocol::RosterEntry;
+use contract::protocol::RosterEntry;
+use contract::session_id::SessionId;
 use recorder::endpoint::GatewayEndpoint;
 use recorder::source::InputSpec;
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use gateway::protocol::BindingRequest;
+use contract::protocol::BindingRequest;
 use recorder::endpoint::{CallError, GatewayEndpoint};
 use serde_json::Value;
 

@@ -382,7 +382,7 @@ impl AppState {
         let dir: PathBuf = match folder {
             Folder::Recording => engine::session_dir(&self.paths.recordings_dir(), &session_id)?,
             Folder::Result => {
-                let safe = gateway::core::session_id::SessionId::parse(&session_id)
+                let safe = contract::session_id::SessionId::parse(&session_id)
                     .map_err(|e| anyhow::anyhow!("invalid session id: {e}"))?;
                 let key = format!("sessions/{}", safe.safe());
                 self.gateway

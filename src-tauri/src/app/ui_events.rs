@@ -87,7 +87,7 @@ pub fn slim_state(state: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway::protocol::{Cluster, Decision, ResolveAnswer, SessionState};
+    use contract::protocol::{Cluster, Decision, ResolveAnswer, SessionState};
 
     #[test]
     fn speaker_events_reach_the_page_without_centroids() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use gateway::protocol::RosterEntry;
+use contract::protocol::RosterEntry;
 use recorder::endpoint::GatewayEndpoint;
 use recorder::engine::{self, Recorder, RecorderConfig, ResolveSettings};
 use recorder::events::{ConnectionState, Event, UplinkCounters};
@@ -60,7 +60,7 @@ struct KeyArgs {
 
 impl KeyArgs {
     fn key(self) -> anyhow::Result<Option<String>> {
-        gateway::config::secret(
+        contract::secret::secret(
             self.api_key,
             self.api_key_file.as_deref(),
             "RECORDER_API_KEY_FILE",

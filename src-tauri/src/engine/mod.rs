@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use gateway::core::session_id::SessionId;
-use gateway::protocol::{FinalizeResponse, RosterEntry};
+use contract::protocol::{FinalizeResponse, RosterEntry};
+use contract::session_id::SessionId;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::endpoint::GatewayEndpoint;

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use gateway::protocol::StateResponse;
+use contract::protocol::StateResponse;
 
 use crate::endpoint::{CallError, GatewayEndpoint};
 use crate::stream::Stream;

@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use futures_util::{SinkExt, StreamExt};
-use gateway::protocol::{
+use contract::protocol::{
     CHANNELS, Chunk, ClientMessage, FORMAT, Ready, SAMPLE_RATE, ServerMessage,
 };
+use futures_util::{SinkExt, StreamExt};
 use reqwest::Url;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -192,7 +192,7 @@ fn refusal(error: tungstenite::Error) -> ConnectionError {
                 .as_deref()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default();
-            let detail = serde_json::from_str::<gateway::protocol::ErrorBody>(&body)
+            let detail = serde_json::from_str::<contract::protocol::ErrorBody>(&body)
                 .map(|b| b.detail)
                 .unwrap_or(body);
             let hint = match status {

@@ -25,7 +25,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use gateway::protocol::{AckStatus, ClientMessage, FRAME_BYTES, ServerMessage};
+use contract::protocol::{AckStatus, ClientMessage, FRAME_BYTES, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use gateway::protocol::{FRAME_BYTES, MISSING_SECONDS_HEADER, StateResponse};
+use contract::protocol::{FRAME_BYTES, MISSING_SECONDS_HEADER, StateResponse};
 use gateway::server::{GatewayConfig, RunningGateway};
 
 /// Starts the real gateway on `listen` (port 0 for a free one) with its data in `data_dir`.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::core::stream::Stream;
+use crate::stream::Stream;
 
 /// Longest accepted session id, in characters, after URL decoding.
 pub const MAX_SESSION_ID_CHARS: usize = 128;

@@ -2,8 +2,9 @@
 //!
 //! Field names are the seed gateway's, byte for byte, so existing clients keep working. The gateway
 //! serializes the server-side types and the recorder deserializes them; the recorder serializes the
-//! client-side types. Incoming client messages are *validated* by the session core
-//! ([`crate::core::message`]), which reads them leniently so that each mistake gets its own error text.
+//! client-side types. Incoming client messages are *validated* by the gateway's session core
+//! (`gateway::core::message`), which reads them leniently so that each mistake gets its own error
+//! text.
 
 use std::collections::BTreeMap;
 
