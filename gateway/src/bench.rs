@@ -316,6 +316,8 @@ async fn start_child(
     let mut child = Command::new(exe)
         .args(["serve", "--listen", "127.0.0.1:0", "--durability"])
         .arg(durability.as_str())
+        // Thousands of simulated recorders share one address here.
+        .args(["--max-connections-per-client", "0"])
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("GATEWAY_OBJECTS")

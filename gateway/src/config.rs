@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// days, at startup and then hourly. Off unless set.
     #[arg(long, env = "GATEWAY_RETENTION_DAYS", value_parser = clap::value_parser!(u64).range(1..=36_500))]
     pub retention_days: Option<u64>,
+    /// Most connections (HTTP and sockets) one client address may hold open at once; a further
+    /// one is answered 429 and closed. 0: no cap.
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS_PER_CLIENT", default_value_t = crate::core::caps::MAX_CONNECTIONS_PER_CLIENT)]
+    pub max_connections_per_client: usize,
 }
 
 impl ServeArgs {
@@ -111,6 +115,7 @@ impl ServeArgs {
             retention: self
                 .retention_days
                 .map(|days| Duration::from_secs(days * 24 * 3600)),
+            max_connections_per_client: self.max_connections_per_client,
         })
     }
 }

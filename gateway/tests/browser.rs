@@ -565,3 +565,45 @@ async fn item_8_shutdown_waits_for_the_request_in_flight() {
     assert_eq!(events, 1, "shutdown returned before the request finished");
     assert_eq!(answer.await.unwrap().unwrap().status(), 200);
 }
+
+/// Issue 9, item 8: one client address holds at most the configured number of connections; one
+/// more is answered 429 with the cap and closed, and a place freed is usable again.
+#[tokio::test]
+async fn item_8_a_client_over_its_connection_cap_gets_429_and_a_freed_place_is_reused() {
+    let gw = TestGateway::start_with(|config| config.max_connections_per_client = 2).await;
+    let first = gw.connect("capped").await;
+    let _second = gw.connect("capped").await;
+
+    let mut third = tokio::net::TcpStream::connect(gw.gateway.as_ref().unwrap().addr())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    use tokio::io::AsyncReadExt as _;
+    tokio::time::timeout(DEADLINE, third.read_to_string(&mut answer))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+    assert!(
+        answer.ends_with(
+            r#"{"detail":"too many connections from this address: at most 2 may be open at once"}"#
+        ),
+        "{answer}"
+    );
+
+    drop(first);
+    // The gateway notices the close on its own schedule: try until the place is free.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let (status, _) = gw.get_json("/health").await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 429);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the freed place was never reused"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -53,3 +53,10 @@ pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// interview runs a day. A stereo `mix` is also bound by what a WAV header can say (32-bit
 /// sizes: 67 108 s, about 18.6 h).
 pub const MAX_WAV_SECONDS: u64 = 24 * 60 * 60;
+
+/// Most connections (HTTP requests in flight or kept alive, and WebSockets) one client address
+/// may hold open at once. A recorder holds two or three (mic, meeting audio, a resolve); an
+/// office behind one NAT address with dozens of interviewers stays well under 256, while one
+/// host opening thousands of idle connections cannot exhaust the gateway's file descriptors.
+/// `gateway bench`, which plays thousands of recorders from one address, turns it off.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 256;

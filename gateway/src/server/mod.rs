@@ -63,6 +63,8 @@ pub struct GatewayConfig {
     /// Delete sessions whose latest update is older than this, at startup and then every
     /// hour; `None` keeps them (the bundled gateway never sets it).
     pub retention: Option<Duration>,
+    /// Open connections one client address may hold (0: no cap); see `accept.rs`.
+    pub max_connections_per_client: usize,
 }
 
 impl GatewayConfig {
@@ -92,6 +94,7 @@ impl GatewayConfig {
             idle_timeout: Duration::from_secs(60),
             durability: Durability::Process,
             retention: None,
+            max_connections_per_client: crate::core::caps::MAX_CONNECTIONS_PER_CLIENT,
         }
     }
 }
@@ -224,7 +227,12 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
     let app = router(state);
-    let task = tokio::spawn(accept::serve(listener, app, stopping));
+    let task = tokio::spawn(accept::serve(
+        listener,
+        app,
+        stopping,
+        config.max_connections_per_client,
+    ));
     let warnings = config.warnings();
     Ok(RunningGateway {
         addr,
