@@ -7,11 +7,16 @@
 //! synced to stable storage, `synchronous=FULL`, else it survives a process kill,
 //! `synchronous=NORMAL`). A failing job rolls back to its savepoint without spoiling its
 //! neighbours.
+//!
+//! Reads ([`Database::read`]) have a thread and a read-only connection of their own: with WAL
+//! a reader sees the last commit while the writer works, so a `GET state`, a session load or
+//! the history list never waits behind a batch of writes. A caller that has awaited a write
+//! reads it back.
 
 use std::path::Path;
 use std::sync::mpsc;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use crate::core::ports::StorageError;
@@ -24,11 +29,14 @@ const MAX_BATCH: usize = 256;
 /// batch's commit outcome is known. It gets no connection when no transaction could be begun.
 type Job = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
+/// What the reading thread runs.
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
-/// Handle to the database thread; cheap to clone.
+/// Handle to the database threads; cheap to clone.
 #[derive(Clone)]
 pub struct Database {
     jobs: mpsc::Sender<Job>,
+    reads: mpsc::Sender<ReadJob>,
 }
 
 impl Database {
@@ -40,7 +48,8 @@ impl Database {
         };
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError(format!("cannot create the data directory: {e}")))?;
-        let conn = Connection::open(dir.join("gateway.sqlite3"))
+        let path = dir.join("gateway.sqlite3");
+        let conn = Connection::open(&path)
             .and_then(|conn| {
                 conn.execute_batch(&format!(
                     "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA busy_timeout=5000;"
@@ -49,12 +58,58 @@ impl Database {
                 Ok(conn)
             })
             .map_err(|e| StorageError(format!("cannot open the database: {e}")))?;
+        // Opened after the writer made the schema and the WAL files.
+        let reader = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|conn| {
+            conn.execute_batch("PRAGMA busy_timeout=5000;")?;
+            Ok(conn)
+        })
+        .map_err(|e| StorageError(format!("cannot open the database for reading: {e}")))?;
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("gateway-db".into())
             .spawn(move || commit_loop(conn, queue))
             .map_err(|e| StorageError(format!("cannot start the database thread: {e}")))?;
-        Ok(Database { jobs })
+        let (reads, read_queue) = mpsc::channel::<ReadJob>();
+        std::thread::Builder::new()
+            .name("gateway-db-read".into())
+            .spawn(move || {
+                while let Ok(job) = read_queue.recv() {
+                    job(&reader);
+                }
+            })
+            .map_err(|e| StorageError(format!("cannot start the database reader: {e}")))?;
+        Ok(Database { jobs, reads })
+    }
+
+    /// Runs the read `f` on the reading connection, in one read transaction (a consistent
+    /// snapshot of the last commit), without waiting for writes in progress.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let result = conn.execute_batch("BEGIN").and_then(|()| {
+                let value = f(conn);
+                let ended = conn.execute_batch("COMMIT");
+                value.and_then(|v| ended.map(|()| v))
+            });
+            if result.is_err() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            let _ = answer.send(result.map_err(|e| StorageError(format!("database: {e}"))));
+        });
+        self.reads
+            .send(job)
+            .map_err(|_| StorageError("the database is closed".into()))?;
+        answered
+            .await
+            .map_err(|_| StorageError("the database reader stopped".into()))?
     }
 
     /// Runs `f` in the next committed batch and returns its result once that batch is durable.
@@ -129,5 +184,54 @@ fn commit_loop(conn: Connection, queue: mpsc::Receiver<Job>) {
         for reply in replies {
             reply(committed.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 9, item 9: a read answers while a batch of writes is still open.
+    #[tokio::test]
+    async fn item9_a_read_does_not_wait_for_a_write_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path(), Durability::Process).unwrap();
+        db.call(|conn| conn.execute("CREATE TABLE t (v INTEGER)", []).map(drop))
+            .await
+            .unwrap();
+        db.call(|conn| conn.execute("INSERT INTO t VALUES (1)", []).map(drop))
+            .await
+            .unwrap();
+        // A write that holds its transaction open until the test lets it go.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let writer = db.clone();
+        let write = tokio::spawn(async move {
+            writer
+                .call(move |conn| {
+                    conn.execute("INSERT INTO t VALUES (2)", [])?;
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+        });
+        let count = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            db.read(|conn| conn.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))),
+        )
+        .await
+        .expect("the read does not wait for the open write")
+        .unwrap();
+        assert_eq!(
+            count, 1,
+            "the read sees the last commit, not the write in progress"
+        );
+        assert!(!write.is_finished());
+        release.send(()).unwrap();
+        write.await.unwrap().unwrap();
+        let count = db
+            .read(|conn| conn.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)))
+            .await
+            .unwrap();
+        assert_eq!(count, 2, "a read after an awaited write sees it");
     }
 }

@@ -74,7 +74,7 @@ impl Database {
         after: Option<(EpochMs, String)>,
         limit: usize,
     ) -> Result<Vec<ListedSession>, StorageError> {
-        self.call(move |conn| list(conn, after.as_ref(), limit))
+        self.read(move |conn| list(conn, after.as_ref(), limit))
             .await
     }
 
@@ -83,7 +83,7 @@ impl Database {
         &self,
         cutoff: EpochMs,
     ) -> Result<Vec<String>, StorageError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             conn.prepare(&format!(
                 "SELECT s.session_id FROM {SESSIONS_WITH_STREAMS} WHERE {UPDATED_AT} < ?1"
             ))?
@@ -96,7 +96,7 @@ impl Database {
     /// The latest update of the session stored under `safe_id` (`None`: no such session).
     pub async fn session_updated_at(&self, safe_id: &str) -> Result<Option<EpochMs>, StorageError> {
         let safe_id = safe_id.to_owned();
-        self.call(move |conn| {
+        self.read(move |conn| {
             conn.prepare(&format!(
                 "SELECT {UPDATED_AT} FROM {SESSIONS_WITH_STREAMS} WHERE s.safe_id = ?1"
             ))?
@@ -110,7 +110,7 @@ impl Database {
     /// The `sessions` row stored under `safe_id`, if any.
     pub async fn session_row(&self, safe_id: &str) -> Result<Option<SessionRow>, StorageError> {
         let safe_id = safe_id.to_owned();
-        self.call(move |conn| {
+        self.read(move |conn| {
             conn.prepare_cached("SELECT session_id, finalized_at FROM sessions WHERE safe_id = ?1")?
                 .query_row([safe_id], |r| {
                     Ok(SessionRow {

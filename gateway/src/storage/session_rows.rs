@@ -274,7 +274,7 @@ fn save_replay(
 impl SessionStorage for Database {
     async fn load(&self, id: &SessionId) -> Result<StoredSession, StorageError> {
         let id = id.clone();
-        self.call(move |conn| load(conn, &id)).await
+        self.read(move |conn| load(conn, &id)).await
     }
 
     async fn save_ingest(
@@ -356,7 +356,7 @@ impl SessionStorage for Database {
 
     async fn replay(&self, id: &SessionId, key: &str) -> Result<Option<String>, StorageError> {
         let (id, key) = (id.clone(), key.to_owned());
-        self.call(move |conn| {
+        self.read(move |conn| {
             conn.prepare_cached(
                 "SELECT answer FROM replays WHERE safe_id = ?1 AND idempotency_key = ?2",
             )?
@@ -368,7 +368,7 @@ impl SessionStorage for Database {
 
     async fn events(&self, id: &SessionId) -> Result<Vec<SpeakerEvent>, StorageError> {
         let id = id.clone();
-        self.call(move |conn| {
+        self.read(move |conn| {
             let texts = conn
                 .prepare_cached("SELECT event FROM events WHERE safe_id = ?1 ORDER BY idx")?
                 .query_map([id.safe()], |r| r.get::<_, String>(0))?
