@@ -317,3 +317,85 @@ async fn item3_frames_are_resent_without_limit_while_the_gateways_storage_fails(
     }
     gw.shutdown().await.unwrap();
 }
+
+/// Issue 11, item 4: audio held because the gateway was down is delivered by `recorder-cli
+/// send`, without recording, once the gateway is back; the gateway then holds the local copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_audio_is_delivered_without_recording_once_the_gateway_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    // An address where nothing listens yet: the recording cannot deliver anything.
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let base = format!("http://{addr}");
+    let spool = dir.path().join("spool");
+    let mut config = RecorderConfig::new(
+        GatewayEndpoint::parse(&base, None).unwrap(),
+        "held",
+        InputSpec::Tone { freq: 440.0 },
+        &spool,
+    );
+    config.pacing = Pacing::AsFastAsPossible;
+    config.duration = Some(Duration::from_secs(4));
+    config.resolve = None;
+    let mut handle = Recorder::start(config).unwrap();
+    handle.audio_finished().await;
+    let summary = handle.stop(Duration::from_millis(200)).await;
+    assert!(!summary.drained);
+    assert_eq!((summary.frames, summary.uplink.pending), (4, 4));
+
+    let gw = start_gateway(&dir.path().join("gateway"), addr).await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_recorder-cli"))
+        .args([
+            "send",
+            "--gateway",
+            &base,
+            "--session",
+            "held",
+            "--timeout",
+            "30",
+        ])
+        .arg("--spool-dir")
+        .arg(&spool)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout.trim(),
+        "mic: 4 frames held, 4 delivered (stored 4, duplicate 0), 0 still held"
+    );
+    let (remote, missing) = gateway_pcm(&base, "held").await;
+    assert_eq!(missing, 0);
+    assert_same_audio(
+        &remote,
+        &wav_pcm(summary.local_copy.as_ref().unwrap().as_ref()),
+    );
+
+    // Nothing is held now: a second send has nothing to do and says so.
+    let again = tokio::process::Command::new(env!("CARGO_BIN_EXE_recorder-cli"))
+        .args([
+            "send",
+            "--gateway",
+            &base,
+            "--session",
+            "held",
+            "--spool-dir",
+        ])
+        .arg(&spool)
+        .output()
+        .await
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "mic: 0 frames held, 0 delivered (stored 0, duplicate 0), 0 still held"
+    );
+    gw.shutdown().await.unwrap();
+}

@@ -37,6 +37,22 @@ enum Command {
     Devices,
     /// Record from an input and stream it to the gateway until it ends or Ctrl-C.
     Stream(StreamArgs),
+    /// Send the audio a recording of the session left in its spools (the gateway was
+    /// unreachable), without recording. Exit code 3 when frames are still held at the end.
+    Send {
+        #[arg(long, env = "RECORDER_GATEWAY")]
+        gateway: String,
+        #[arg(long)]
+        session: String,
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Root of the session spools.
+        #[arg(long, env = "RECORDER_SPOOL_DIR", default_value = "recorder-spool")]
+        spool_dir: PathBuf,
+        /// Seconds each stream may take to deliver what it holds.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
     /// Write the session's result.json on the gateway.
     Finalize {
         #[arg(long, env = "RECORDER_GATEWAY")]
@@ -126,6 +142,36 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Devices => devices(),
             Command::Stream(args) => stream(args).await,
+            Command::Send {
+                gateway,
+                session,
+                key,
+                spool_dir,
+                timeout,
+            } => {
+                let endpoint = GatewayEndpoint::parse(&gateway, key.key()?)?;
+                let timeout = seconds(timeout, "--timeout")?;
+                let delivered =
+                    engine::deliver_held(&endpoint, &spool_dir, &session, timeout).await?;
+                let mut all = true;
+                for d in &delivered {
+                    println!(
+                        "{}: {} frames held, {} delivered (stored {}, duplicate {}), {} still held",
+                        d.stream,
+                        d.held,
+                        d.counters.acked,
+                        d.counters.stored,
+                        d.counters.duplicate,
+                        d.counters.pending
+                    );
+                    all &= d.drained;
+                }
+                Ok(if all {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(3)
+                })
+            }
             Command::Finalize {
                 gateway,
                 session,

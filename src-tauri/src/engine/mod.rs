@@ -17,6 +17,7 @@
 //! are sent first, numbering continues, and its local copy is extended.
 
 mod audio;
+mod held;
 mod resume;
 mod stored;
 
@@ -39,6 +40,7 @@ use crate::stream::{Stream, stream_dir};
 use crate::uplink::{Backoff, Uplink, UplinkConfig};
 
 pub use audio::AudioReport;
+pub use held::{Delivered, deliver_held};
 pub use stored::{StoredSeqs, stored_seqs};
 
 /// File name of the local copy inside the session directory.
