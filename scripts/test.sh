@@ -63,13 +63,13 @@ if cargo tree -p recorder --no-default-features -e normal | grep -qE ' (gateway|
   echo "the recorder engine without the app must not depend on the gateway" >&2
   exit 1
 fi
-# The wire contract compiles for Cloudflare Workers (wasm32). The target comes from rustup; a
+# The wire contract and the session core compile for Cloudflare Workers (wasm32). The target comes from rustup; a
 # machine that cannot fetch it says so and skips this one check.
 if rustup target list --installed | grep -qx wasm32-unknown-unknown \
   || rustup target add wasm32-unknown-unknown; then
-  cargo check -p contract --target wasm32-unknown-unknown
+  cargo check -p contract -p session-core --target wasm32-unknown-unknown
 else
-  echo "SKIPPED: the wasm32-unknown-unknown target could not be installed; contract not checked for wasm32" >&2
+  echo "SKIPPED: the wasm32-unknown-unknown target could not be installed; contract and session-core not checked for wasm32" >&2
 fi
 
 # The real app window under Xvfb, driven through WebDriver.

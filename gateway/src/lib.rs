@@ -2,12 +2,13 @@
 //! storage and the speaker-inference proxy, behind the seed gateway's wire contract.
 
 pub use contract::protocol;
+/// The session core lives in its own crate (`session-core`); `gateway::core` is its path here.
+pub use session_core as core;
 
 pub mod actor;
 pub mod attribution;
 pub mod bench;
 pub mod config;
-pub mod core;
 pub mod inference;
 pub mod limits;
 pub mod server;

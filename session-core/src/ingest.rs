@@ -6,10 +6,10 @@
 //! that fills a hole therefore lowers `missing_chunks`; the seed would have dropped it as a
 //! duplicate.
 
-use crate::core::clock::{EpochMs, rfc3339};
-use crate::core::seq_set::SeqSet;
-use crate::core::session_id::SessionId;
-use crate::protocol::{Ack, AckStatus, FRAME_BYTES, IngestStatus};
+use crate::clock::{EpochMs, rfc3339};
+use crate::seq_set::SeqSet;
+use crate::session_id::SessionId;
+use contract::protocol::{Ack, AckStatus, FRAME_BYTES, IngestStatus};
 
 /// What is persisted about a session's ingest besides its stored seqs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,14 +6,14 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::core::caps::{
+use crate::caps::{
     MAX_EMAIL_CHARS, MAX_EVENTS_PER_SESSION, MAX_IDEMPOTENCY_KEY_CHARS, MAX_METADATA_BYTES,
     MAX_ROSTER_ENTRIES, MAX_SPEAKER_NAME_CHARS,
 };
-use crate::core::clock::{EpochMs, rfc3339};
-use crate::core::session_id::SessionId;
-use crate::core::stream::Stream;
-use crate::protocol::{
+use crate::clock::{EpochMs, rfc3339};
+use crate::session_id::SessionId;
+use crate::stream::Stream;
+use contract::protocol::{
     ATTRIBUTION_KEY, Cluster, Decision, ResolveAnswer, RosterEntry, SessionState, SpeakerEvent,
     TIMELINE_KEY, TimelineTurn,
 };

@@ -9,17 +9,15 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::core::clock::{EpochMs, rfc3339};
-use crate::core::ingest::{CaptureOrigin, ChunkPlan, IngestState};
-use crate::core::message::ValidChunk;
-use crate::core::ports::{ObjectStorage, SessionStorage, StorageError};
-use crate::core::seq_set::SeqSet;
-use crate::core::session_id::SessionId;
-use crate::core::speakers::{
-    AnswerError, AttributionUpdate, EventLogFull, ResolveInput, SpeakerRecord,
-};
-use crate::core::stream::Stream;
-use crate::protocol::{
+use crate::clock::{EpochMs, rfc3339};
+use crate::ingest::{CaptureOrigin, ChunkPlan, IngestState};
+use crate::message::ValidChunk;
+use crate::ports::{ObjectStorage, SessionStorage, StorageError};
+use crate::seq_set::SeqSet;
+use crate::session_id::SessionId;
+use crate::speakers::{AnswerError, AttributionUpdate, EventLogFull, ResolveInput, SpeakerRecord};
+use crate::stream::Stream;
+use contract::protocol::{
     Ack, CHANNELS, FORMAT, FinalResult, FinalizeResponse, IngestStatus, Ready, SAMPLE_RATE,
     StateResponse, StatusMessage,
 };
@@ -369,9 +367,9 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::memory::{MemoryObjects, MemoryStorage};
-    use crate::core::speakers::parse_resolve;
-    use crate::protocol::{AckStatus, FRAME_BYTES};
+    use crate::memory::{MemoryObjects, MemoryStorage};
+    use crate::speakers::parse_resolve;
+    use contract::protocol::{AckStatus, FRAME_BYTES};
 
     fn frame(id: &str, seq: u64) -> ValidChunk {
         ValidChunk {
@@ -624,7 +622,7 @@ mod tests {
 
     #[tokio::test]
     async fn item9_a_session_with_a_full_event_log_refuses_resolves_and_bindings_but_finalizes() {
-        use crate::core::caps::MAX_EVENTS_PER_SESSION;
+        use crate::caps::MAX_EVENTS_PER_SESSION;
         let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
         let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
         let input =

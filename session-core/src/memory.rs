@@ -3,15 +3,13 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use crate::core::clock::EpochMs;
-use crate::core::ingest::{CaptureOrigin, IngestRecord};
-use crate::core::ports::{
-    ObjectStorage, SessionStorage, StorageError, StoredSession, StoredStream,
-};
-use crate::core::session_id::SessionId;
-use crate::core::speakers::SpeakerRecord;
-use crate::core::stream::Stream;
-use crate::protocol::SpeakerEvent;
+use crate::clock::EpochMs;
+use crate::ingest::{CaptureOrigin, IngestRecord};
+use crate::ports::{ObjectStorage, SessionStorage, StorageError, StoredSession, StoredStream};
+use crate::session_id::SessionId;
+use crate::speakers::SpeakerRecord;
+use crate::stream::Stream;
+use contract::protocol::SpeakerEvent;
 
 #[derive(Default)]
 pub struct MemoryStorage {

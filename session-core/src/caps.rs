@@ -4,9 +4,9 @@
 //! over a cap is refused with a 4xx whose `detail` names the cap, and the session is left as it
 //! was. The values are generous for a real interview (a panel of people, a day of audio) and
 //! small enough that no single session can grow the database, the memory of a `finalize` or a
-//! download without bound. Process limits (open files) are in [`crate::limits`]; the size of a
-//! whole HTTP body is with its extractor (`server::extract::MAX_BODY_BYTES`, 8 MiB) and of a
-//! WebSocket message in [`crate::protocol::MAX_WS_MESSAGE_BYTES`].
+//! download without bound. Process limits (open files) are in the gateway's `limits` module; the size of a
+//! whole HTTP body is with the gateway's extractor (`server::extract::MAX_BODY_BYTES`, 8 MiB) and of a
+//! WebSocket message in [`contract::protocol::MAX_WS_MESSAGE_BYTES`].
 
 /// Most entries in a resolve's `roster`. An interview has a handful of people and a large
 /// meeting's invite list a hundred or so; the roster is stored in the state and sent to

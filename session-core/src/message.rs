@@ -10,8 +10,8 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::core::clock::EpochMs;
-use crate::protocol::{CHANNELS, FORMAT, FRAME_BYTES, SAMPLE_RATE};
+use crate::clock::EpochMs;
+use contract::protocol::{CHANNELS, FORMAT, FRAME_BYTES, SAMPLE_RATE};
 
 /// Longest `reason` kept from a `close` message.
 pub const MAX_CLOSE_REASON_CHARS: usize = 120;

@@ -8,12 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::clock::EpochMs;
-use crate::core::ingest::{CaptureOrigin, IngestRecord};
-use crate::core::session_id::SessionId;
-use crate::core::speakers::SpeakerRecord;
-use crate::core::stream::Stream;
-use crate::protocol::SpeakerEvent;
+use crate::clock::EpochMs;
+use crate::ingest::{CaptureOrigin, IngestRecord};
+use crate::session_id::SessionId;
+use crate::speakers::SpeakerRecord;
+use crate::stream::Stream;
+use contract::protocol::SpeakerEvent;
 
 /// A storage failure, in words safe to show a client (no paths, no credentials).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,7 +64,7 @@ pub trait SessionStorage {
     ) -> Result<(), StorageError>;
     /// Saves the speaker state with its new event (none for an attribution of stored audio)
     /// and, for an idempotent resolve, the answer to replay (key, JSON text), atomically. A
-    /// host keeps at most [`MAX_REPLAYS_PER_SESSION`](crate::core::caps::MAX_REPLAYS_PER_SESSION)
+    /// host keeps at most [`MAX_REPLAYS_PER_SESSION`](crate::caps::MAX_REPLAYS_PER_SESSION)
     /// replays a session, dropping the oldest.
     async fn save_speakers(
         &self,
