@@ -416,6 +416,90 @@ impl Drop for NullSink {
 }
 
 /// The loudest 100 ms of `samples`, as RMS in full-scale units.
+/// Writes 3 s of a 0.5-amplitude 1 kHz stereo tone at `rate`, to play into a sink.
+fn write_meeting_tone(path: &Path, rate: u32) {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for n in 0..rate * 3 {
+        let v = 0.5 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(n) / f64::from(rate)).sin();
+        for _ in 0..2 {
+            writer.write_sample((v * 32767.0) as i16).unwrap();
+        }
+    }
+    writer.finalize().unwrap();
+}
+
+/// Starts `recorder-cli stream` recording a mic tone for `seconds` and the default output's
+/// audio (the null sink's server) as the system stream.
+fn record_with_system_default(
+    sink: &NullSink,
+    base: &str,
+    session: &str,
+    spool: &Path,
+    seconds: u32,
+) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_recorder-cli"))
+        .args(["stream", "--gateway", base, "--session", session])
+        .args(["--resolve-every", "0", "--system", "default"])
+        .args(["--input", "tone:440", "--duration", &seconds.to_string()])
+        .arg("--spool-dir")
+        .arg(spool)
+        .env("PULSE_SERVER", &sink.server)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the gateway holds `frames` frames of the session's system stream.
+async fn system_frames_reach(base: &str, session: &str, frames: u64) {
+    wait_until(
+        "frames of the system stream",
+        Duration::from_secs(20),
+        || {
+            let base = base.to_owned();
+            let session = session.to_owned();
+            async move {
+                let (_, body) = get(&base, &format!("/v1/sessions/{session}/state")).await;
+                let state: Value = serde_json::from_slice(&body).unwrap();
+                state["streams"]["system"]["last_seq"].as_u64() >= Some(frames)
+            }
+        },
+    )
+    .await;
+}
+
+/// Runs a PulseAudio client tool (`pactl`, `paplay`) against the null sink's server.
+async fn pulse(sink: &NullSink, program: &str, args: &[&str]) {
+    let status = tokio::process::Command::new(program)
+        .args(args)
+        .env("PULSE_SERVER", &sink.server)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .unwrap_or_else(|e| panic!("{program} (pulseaudio-utils) runs: {e}"));
+    assert!(status.success(), "{program} {args:?}");
+}
+
+/// The gateway's system stream of `session`, checked to be the local copy byte for byte.
+async fn stored_system_stream(base: &str, session: &str, spool: &Path) -> Vec<i16> {
+    let (status, body) = get(
+        base,
+        &format!("/v1/sessions/{session}/audio.wav?stream=system"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, stored) = wav_body(&body);
+    let local = spool.join(session).join("streams/system/local.wav");
+    assert_same_audio(&as_bytes(&stored), &wav_pcm(&local));
+    stored
+}
+
 fn loudest_rms(samples: &[i16]) -> f64 {
     samples
         .chunks(1600)
@@ -438,57 +522,22 @@ async fn what_a_null_sink_plays_is_recorded_as_the_system_stream_and_stored_iden
     };
     // A 0.5-amplitude 1 kHz tone to play into the sink while the mic records 12 s of a tone.
     let meeting = dir.path().join("meeting.wav");
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(&meeting, spec).unwrap();
-    for n in 0..48_000 * 3 {
-        let v = 0.5 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(n) / 48_000.0).sin();
-        for _ in 0..2 {
-            writer.write_sample((v * 32767.0) as i16).unwrap();
-        }
-    }
-    writer.finalize().unwrap();
+    write_meeting_tone(&meeting, 48_000);
     let gw = start_gateway(&dir.path().join("gateway"), any_port()).await;
     let base = gw.http_url();
     let spool = dir.path().join("spool");
     let session = "null-sink";
 
-    let recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_recorder-cli"))
-        .args(["stream", "--gateway", &base, "--session", session])
-        .args(["--resolve-every", "0", "--system", "default"])
-        .args(["--input", "tone:440", "--duration", "12", "--spool-dir"])
-        .arg(&spool)
-        .env("PULSE_SERVER", &sink.server)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let recorder = record_with_system_default(&sink, &base, session, &spool, 12);
     // Play once the monitor delivers (its first frame reached the gateway).
-    wait_until(
-        "the system stream's first frame",
-        Duration::from_secs(20),
-        || {
-            let base = base.clone();
-            async move {
-                let (_, body) = get(&base, &format!("/v1/sessions/{session}/state")).await;
-                let state: Value = serde_json::from_slice(&body).unwrap();
-                state["streams"]["system"]["last_seq"].as_u64() >= Some(1)
-            }
-        },
+    system_frames_reach(&base, session, 1).await;
+    let meeting = meeting.to_string_lossy();
+    pulse(
+        &sink,
+        "paplay",
+        &["--device=nullsink", "--latency-msec=20", &meeting],
     )
     .await;
-    let played = tokio::process::Command::new("paplay")
-        .args(["--device=nullsink", "--latency-msec=20"])
-        .arg(&meeting)
-        .env("PULSE_SERVER", &sink.server)
-        .status()
-        .await
-        .expect("paplay (pulseaudio-utils) runs");
-    assert!(played.success());
     let output = tokio::time::timeout(Duration::from_secs(60), recorder.wait_with_output())
         .await
         .expect("recorder-cli ends with its 12 s mic tone")
@@ -501,15 +550,7 @@ async fn what_a_null_sink_plays_is_recorded_as_the_system_stream_and_stored_iden
     );
     println!("{stdout}");
 
-    let local = spool.join(session).join("streams/system/local.wav");
-    let (status, body) = get(
-        &base,
-        &format!("/v1/sessions/{session}/audio.wav?stream=system"),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let (_, stored) = wav_body(&body);
-    assert_same_audio(&as_bytes(&stored), &wav_pcm(&local));
+    let stored = stored_system_stream(&base, session, &spool).await;
     let rms = loudest_rms(&stored);
     assert!(
         (0.33..0.38).contains(&rms),
@@ -538,36 +579,9 @@ async fn an_output_that_disappears_stops_the_system_stream_with_its_name_and_the
     let base = gw.http_url();
     let spool = dir.path().join("spool");
     let session = "output-gone";
-    let recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_recorder-cli"))
-        .args(["stream", "--gateway", &base, "--session", session])
-        .args(["--resolve-every", "0", "--system", "default"])
-        .args(["--input", "tone:440", "--duration", "8", "--spool-dir"])
-        .arg(&spool)
-        .env("PULSE_SERVER", &sink.server)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until(
-        "two frames of the system stream",
-        Duration::from_secs(20),
-        || {
-            let base = base.clone();
-            async move {
-                let (_, body) = get(&base, &format!("/v1/sessions/{session}/state")).await;
-                let state: Value = serde_json::from_slice(&body).unwrap();
-                state["streams"]["system"]["last_seq"].as_u64() >= Some(2)
-            }
-        },
-    )
-    .await;
-    let unloaded = tokio::process::Command::new("pactl")
-        .args(["unload-module", "module-null-sink"])
-        .env("PULSE_SERVER", &sink.server)
-        .status()
-        .await
-        .expect("pactl (pulseaudio-utils) runs");
-    assert!(unloaded.success());
+    let recorder = record_with_system_default(&sink, &base, session, &spool, 8);
+    system_frames_reach(&base, session, 2).await;
+    pulse(&sink, "pactl", &["unload-module", "module-null-sink"]).await;
 
     let output = tokio::time::timeout(Duration::from_secs(60), recorder.wait_with_output())
         .await
@@ -596,15 +610,7 @@ async fn an_output_that_disappears_stops_the_system_stream_with_its_name_and_the
         system_line.starts_with(&format!("system audio: {kept} frames")),
         "the summary counts the frames made before the stop: {system_line}"
     );
-    let (status, body) = get(
-        &base,
-        &format!("/v1/sessions/{session}/audio.wav?stream=system"),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let (_, stored) = wav_body(&body);
-    let local = spool.join(session).join("streams/system/local.wav");
-    assert_same_audio(&as_bytes(&stored), &wav_pcm(&local));
+    stored_system_stream(&base, session, &spool).await;
     gw.shutdown().await.unwrap();
 }
 
@@ -617,79 +623,35 @@ async fn a_new_default_output_is_followed_and_what_it_plays_is_recorded() {
         println!("SKIPPED: pulseaudio is not installed (Debian: pulseaudio pulseaudio-utils)");
         return;
     };
-    let pactl = |args: &'static [&'static str]| {
-        let server = sink.server.clone();
-        async move {
-            let status = tokio::process::Command::new("pactl")
-                .args(args)
-                .env("PULSE_SERVER", server)
-                .stdout(std::process::Stdio::null())
-                .status()
-                .await
-                .expect("pactl (pulseaudio-utils) runs");
-            assert!(status.success(), "pactl {args:?}");
-        }
-    };
-    pactl(&[
-        "load-module",
-        "module-null-sink",
-        "sink_name=headphones",
-        "rate=44100",
-    ])
+    pulse(
+        &sink,
+        "pactl",
+        &[
+            "load-module",
+            "module-null-sink",
+            "sink_name=headphones",
+            "rate=44100",
+        ],
+    )
     .await;
     let meeting = dir.path().join("meeting.wav");
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(&meeting, spec).unwrap();
-    for n in 0..44_100 * 3 {
-        let v = 0.5 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(n) / 44_100.0).sin();
-        for _ in 0..2 {
-            writer.write_sample((v * 32767.0) as i16).unwrap();
-        }
-    }
-    writer.finalize().unwrap();
+    write_meeting_tone(&meeting, 44_100);
 
     let gw = start_gateway(&dir.path().join("gateway"), any_port()).await;
     let base = gw.http_url();
     let spool = dir.path().join("spool");
     let session = "output-switch";
-    let recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_recorder-cli"))
-        .args(["stream", "--gateway", &base, "--session", session])
-        .args(["--resolve-every", "0", "--system", "default"])
-        .args(["--input", "tone:440", "--duration", "10", "--spool-dir"])
-        .arg(&spool)
-        .env("PULSE_SERVER", &sink.server)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until(
-        "two frames of the system stream",
-        Duration::from_secs(20),
-        || {
-            let base = base.clone();
-            async move {
-                let (_, body) = get(&base, &format!("/v1/sessions/{session}/state")).await;
-                let state: Value = serde_json::from_slice(&body).unwrap();
-                state["streams"]["system"]["last_seq"].as_u64() >= Some(2)
-            }
-        },
+    let recorder = record_with_system_default(&sink, &base, session, &spool, 10);
+    system_frames_reach(&base, session, 2).await;
+    pulse(&sink, "pactl", &["set-default-sink", "headphones"]).await;
+    // Three seconds of tone into the new default; the capture checks for a switch every 250 ms.
+    let meeting = meeting.to_string_lossy();
+    pulse(
+        &sink,
+        "paplay",
+        &["--device=headphones", "--latency-msec=20", &meeting],
     )
     .await;
-    pactl(&["set-default-sink", "headphones"]).await;
-    // Three seconds of tone into the new default; the capture checks for a switch every 250 ms.
-    let played = tokio::process::Command::new("paplay")
-        .args(["--device=headphones", "--latency-msec=20"])
-        .arg(&meeting)
-        .env("PULSE_SERVER", &sink.server)
-        .status()
-        .await
-        .expect("paplay (pulseaudio-utils) runs");
-    assert!(played.success());
 
     let output = tokio::time::timeout(Duration::from_secs(60), recorder.wait_with_output())
         .await
@@ -699,15 +661,7 @@ async fn a_new_default_output_is_followed_and_what_it_plays_is_recorded() {
     println!("{stdout}");
     assert!(output.status.success(), "{stdout}");
     assert!(!stdout.contains("stopped early"), "{stdout}");
-    let (status, body) = get(
-        &base,
-        &format!("/v1/sessions/{session}/audio.wav?stream=system"),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let (_, stored) = wav_body(&body);
-    let local = spool.join(session).join("streams/system/local.wav");
-    assert_same_audio(&as_bytes(&stored), &wav_pcm(&local));
+    let stored = stored_system_stream(&base, session, &spool).await;
     let rms = loudest_rms(&stored);
     assert!(
         (0.33..0.38).contains(&rms),
