@@ -18,9 +18,7 @@ use std::time::Duration;
 
 use e2e_support::*;
 use recorder::endpoint::GatewayEndpoint;
-use recorder::pipeline::{self, PipelineConfig, PipelineEvent, StopHandle};
-use recorder::source::{self, InputSpec, OpenOptions, Pacing};
-use recorder::spool::{Durability, Spool, SpooledFrame};
+use recorder::spool::{Durability, Spool};
 use recorder::uplink::{Backoff, Uplink, UplinkConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -187,30 +185,7 @@ async fn a_five_minute_recording_survives_a_faulty_network_and_two_gateway_kills
     ));
 
     let local_copy = dir.path().join("local.wav");
-    let capture = source::open(
-        &InputSpec::Wav(wav),
-        OpenOptions {
-            pacing: Pacing::AsFastAsPossible,
-            tone_duration: None,
-        },
-    )
-    .unwrap();
-    let mut frames = Vec::new();
-    let pipeline_config = PipelineConfig {
-        local_copy: Some(local_copy.clone()),
-        ..PipelineConfig::default()
-    };
-    pipeline::run(capture, &pipeline_config, &StopHandle::new(), |event| {
-        if let PipelineEvent::Frame(f) = event {
-            frames.push(SpooledFrame {
-                seq: f.seq,
-                timestamp_ms: f.timestamp_ms,
-                pcm: f.pcm,
-            });
-        }
-        std::ops::ControlFlow::Continue(())
-    })
-    .unwrap();
+    let frames = frame_wav(&wav, &local_copy);
     assert_eq!(frames.len(), SECONDS as usize);
 
     let session = "chaos";

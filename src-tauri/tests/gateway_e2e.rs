@@ -9,8 +9,7 @@ use e2e_support::*;
 use recorder::endpoint::GatewayEndpoint;
 use recorder::engine::{Recorder, RecorderConfig};
 use recorder::events::UplinkCounters;
-use recorder::pipeline::{self, PipelineConfig, PipelineEvent, StopHandle};
-use recorder::source::{self, InputSpec, OpenOptions, Pacing};
+use recorder::source::{InputSpec, Pacing};
 use recorder::spool::{Durability, Spool, SpooledFrame};
 use recorder::uplink::{Backoff, Uplink, UplinkConfig};
 use tokio::sync::watch;
@@ -93,30 +92,7 @@ async fn the_gateway_restarted_twice_mid_stream_still_gets_every_byte() {
     // The real pipeline frames the file into a list; the test hands frames to the real uplink
     // in three portions so that each gateway restart lands mid-stream, deterministically.
     let local_copy = dir.path().join("local.wav");
-    let capture = source::open(
-        &InputSpec::Wav(wav),
-        OpenOptions {
-            pacing: Pacing::AsFastAsPossible,
-            tone_duration: None,
-        },
-    )
-    .unwrap();
-    let mut frames = Vec::new();
-    let pipeline_config = PipelineConfig {
-        local_copy: Some(local_copy.clone()),
-        ..PipelineConfig::default()
-    };
-    pipeline::run(capture, &pipeline_config, &StopHandle::new(), |event| {
-        if let PipelineEvent::Frame(f) = event {
-            frames.push(SpooledFrame {
-                seq: f.seq,
-                timestamp_ms: f.timestamp_ms,
-                pcm: f.pcm,
-            });
-        }
-        std::ops::ControlFlow::Continue(())
-    })
-    .unwrap();
+    let frames = frame_wav(&wav, &local_copy);
     assert_eq!(frames.len(), 90);
 
     let spool = Spool::open(dir.path().join("spool"), session, Durability::Sync).unwrap();

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use contract::protocol::{FRAME_BYTES, MISSING_SECONDS_HEADER, StateResponse};
 use gateway::server::{GatewayConfig, RunningGateway};
+use recorder::pipeline::{self, PipelineConfig, PipelineEvent, StopHandle};
+use recorder::source::{self, InputSpec, OpenOptions, Pacing};
+use recorder::spool::SpooledFrame;
 
 /// Starts the real gateway on `listen` (port 0 for a free one) with its data in `data_dir`.
 pub async fn start_gateway(data_dir: &Path, listen: std::net::SocketAddr) -> RunningGateway {
@@ -46,6 +49,36 @@ pub fn write_wav(path: &Path, secs: u32) -> PathBuf {
     }
     writer.finalize().unwrap();
     path.to_owned()
+}
+
+/// Frames `wav` through the real pipeline as fast as possible (its local copy to `local_copy`),
+/// for tests that hand the frames to an uplink themselves.
+pub fn frame_wav(wav: &Path, local_copy: &Path) -> Vec<SpooledFrame> {
+    let capture = source::open(
+        &InputSpec::Wav(wav.to_owned()),
+        OpenOptions {
+            pacing: Pacing::AsFastAsPossible,
+            tone_duration: None,
+        },
+    )
+    .unwrap();
+    let mut frames = Vec::new();
+    let config = PipelineConfig {
+        local_copy: Some(local_copy.to_owned()),
+        ..PipelineConfig::default()
+    };
+    pipeline::run(capture, &config, &StopHandle::new(), |event| {
+        if let PipelineEvent::Frame(f) = event {
+            frames.push(SpooledFrame {
+                seq: f.seq,
+                timestamp_ms: f.timestamp_ms,
+                pcm: f.pcm,
+            });
+        }
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    frames
 }
 
 /// The data bytes of a 16-bit WAV file.
