@@ -11,24 +11,12 @@ use gateway::core::caps::{
     MAX_METADATA_BYTES, MAX_REPLAYS_PER_SESSION, MAX_ROSTER_ENTRIES, MAX_SPEAKER_NAME_CHARS,
     MAX_WAV_SECONDS,
 };
-use gateway::inference::InferenceConfig;
 use serde_json::{Value, json};
-use support::inference::{Behaviour, FakeInference};
+use support::inference::{Behaviour, FakeInference, gateway_with_inference};
 use support::*;
 
 async fn with_inference() -> (TestGateway, FakeInference) {
-    let inference = FakeInference::start(None).await;
-    let url = inference.url();
-    let gw = TestGateway::start_with(|c| {
-        c.inference = Some(InferenceConfig {
-            base_url: url,
-            api_key: None,
-            timeout: Duration::from_secs(10),
-            resolve_path: "/speaker/resolve".into(),
-        })
-    })
-    .await;
-    (gw, inference)
+    gateway_with_inference(None, Duration::from_secs(10)).await
 }
 
 fn resolve_body(roster: Value) -> Value {

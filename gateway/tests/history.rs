@@ -8,27 +8,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use gateway::inference::InferenceConfig;
 use serde_json::{Value, json};
 use support::child::ChildGateway;
-use support::inference::FakeInference;
+use support::inference::{FakeInference, gateway_with_inference};
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A gateway whose speakers come from the contract-honouring fake (deterministic clusters).
 async fn with_inference() -> (TestGateway, FakeInference) {
-    let inference = FakeInference::start(None).await;
-    let url = inference.url();
-    let gw = TestGateway::start_with(|c| {
-        c.inference = Some(InferenceConfig {
-            base_url: url,
-            api_key: None,
-            timeout: Duration::from_secs(10),
-            resolve_path: "/speaker/resolve".into(),
-        })
-    })
-    .await;
-    (gw, inference)
+    gateway_with_inference(None, Duration::from_secs(10)).await
 }
 
 /// Streams `seqs` of `session` on its mic (or `?stream=system`) socket, then closes it.

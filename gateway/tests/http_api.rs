@@ -8,24 +8,13 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use gateway::inference::{InferenceConfig, InferenceMode};
 use serde_json::{Value, json};
-use support::inference::{Behaviour, FakeInference};
+use support::inference::{Behaviour, FakeInference, gateway_with_inference};
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 async fn with_inference(timeout_ms: u64) -> (TestGateway, FakeInference) {
-    let inference = FakeInference::start(Some("inference-key")).await;
-    let url = inference.url();
-    let gw = TestGateway::start_with(|c| {
-        c.inference = Some(InferenceConfig {
-            base_url: url,
-            api_key: Some("inference-key".into()),
-            timeout: Duration::from_millis(timeout_ms),
-            resolve_path: "/speaker/resolve".into(),
-        })
-    })
-    .await;
-    (gw, inference)
+    gateway_with_inference(Some("inference-key"), Duration::from_millis(timeout_ms)).await
 }
 
 fn resolve_body() -> Value {

@@ -170,3 +170,23 @@ fn answer(body: &Value, count: usize) -> Value {
         "updated_state": state,
     })
 }
+
+/// A test gateway whose inference service is a new fake (expecting `key`, if any), asked with
+/// `timeout`.
+pub async fn gateway_with_inference(
+    key: Option<&'static str>,
+    timeout: Duration,
+) -> (super::TestGateway, FakeInference) {
+    let inference = FakeInference::start(key).await;
+    let url = inference.url();
+    let gw = super::TestGateway::start_with(|c| {
+        c.inference = Some(gateway::inference::InferenceConfig {
+            base_url: url,
+            api_key: key.map(str::to_owned),
+            timeout,
+            resolve_path: "/speaker/resolve".into(),
+        })
+    })
+    .await;
+    (gw, inference)
+}
