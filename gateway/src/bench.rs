@@ -18,7 +18,7 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::protocol::{AckStatus, FRAME_BYTES, ServerMessage};
-use crate::storage::Durability;
+use crate::storage::{Durability, FrameStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Pace {
@@ -47,6 +47,13 @@ pub struct BenchArgs {
     /// What the child gateway's ACK promises (`--durability` of `serve`).
     #[arg(long, value_enum, default_value_t = Durability::Process)]
     pub durability: Durability,
+    /// How the child gateway stores frames (`--frame-store` of `serve`).
+    #[arg(long, value_enum, default_value_t = FrameStore::Log)]
+    pub frame_store: FrameStore,
+    /// Run the load twice, frames in the log and then one file per frame (the previous
+    /// design), each against a fresh gateway and data directory, and print both.
+    #[arg(long, conflicts_with = "target")]
+    pub compare: bool,
     /// Load an already running gateway at this address (HOST:PORT) instead of starting one,
     /// e.g. to profile it; its CPU and memory are then not reported.
     #[arg(long)]
@@ -78,23 +85,69 @@ struct SessionRun {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     crate::limits::raise_open_files();
-    let temp = std::env::temp_dir().join(format!("gateway-bench-{}", std::process::id()));
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| temp.clone());
+    let scratch = args.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+    if args.target.is_none() {
+        disk_bandwidth(&scratch)?;
+    }
+    let stores = if args.compare {
+        vec![FrameStore::Log, FrameStore::Files]
+    } else {
+        vec![args.frame_store]
+    };
+    let mut runs = Vec::new();
+    for store in stores {
+        let measured = load(&args, store).await?;
+        measured.print();
+        runs.push(measured);
+    }
+    if runs.len() > 1 {
+        println!(
+            "\nframe store   frames/s   ack p50 / p99 / max ms     cpu us/frame   peak rss MiB"
+        );
+        for run in &runs {
+            println!("{}", run.summary());
+        }
+    }
+    Ok(())
+}
+
+/// What one load against one gateway measured.
+struct Measured {
+    store: FrameStore,
+    elapsed: f64,
+    /// ACK latencies, µs, ascending.
+    latencies: Vec<u64>,
+    /// The child's CPU seconds, peak and final RSS (KiB), when it is our child.
+    process: Option<(f64, u64, u64)>,
+}
+
+/// Starts a gateway storing frames as `store` (unless `--target`), runs the sessions, stops it.
+async fn load(args: &BenchArgs, store: FrameStore) -> anyhow::Result<Measured> {
+    let temp = std::env::temp_dir().join(format!(
+        "gateway-bench-{}-{}",
+        std::process::id(),
+        store.as_str()
+    ));
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.join(store.as_str()),
+        None => temp.clone(),
+    };
     let (mut child, addr) = match &args.target {
         Some(addr) => (None, addr.clone()),
         None => {
-            let (child, addr) = start_child(&data_dir, args.durability).await?;
+            let (child, addr) = start_child(&data_dir, args.durability, store).await?;
             (Some(child), addr)
         }
     };
     let pid = child.as_ref().and_then(Child::id);
     println!(
-        "bench: {} sessions x {} frames, pace {:?}, window {}, durability {}, gateway {addr}",
+        "\nbench: {} sessions x {} frames, pace {:?}, window {}, durability {}, frames in {}, gateway {addr}",
         args.sessions,
         args.frames,
         args.pace,
         args.window,
-        args.durability.as_str()
+        args.durability.as_str(),
+        store.as_str(),
     );
 
     let contents: std::sync::Arc<Vec<String>> = std::sync::Arc::new(
@@ -162,34 +215,105 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.data_dir.is_none() && args.target.is_none() {
         let _ = std::fs::remove_dir_all(&temp);
     }
-
     latencies.sort_unstable();
-    let frames = latencies.len() as f64;
-    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
-    println!("frames acked      {}", latencies.len());
-    println!("elapsed           {elapsed:.2} s");
-    println!("throughput        {:.0} frames/s", frames / elapsed);
-    println!(
-        "pcm               {:.1} MB/s",
-        frames * FRAME_BYTES as f64 / elapsed / 1e6
-    );
-    println!(
-        "ack latency ms    p50 {:.2}  p99 {:.2}  max {:.2}",
-        pct(0.50),
-        pct(0.99),
-        pct(1.0)
-    );
-    if let Some((cpu_secs, peak, after)) = process {
-        println!(
-            "gateway cpu       {cpu_secs:.2} s = {:.0} us per frame",
-            cpu_secs * 1e6 / frames
-        );
-        println!(
-            "gateway rss MiB   peak {:.1}  after the run {:.1}",
-            peak as f64 / 1024.0,
-            after as f64 / 1024.0
-        );
+    Ok(Measured {
+        store,
+        elapsed,
+        latencies,
+        process,
+    })
+}
+
+impl Measured {
+    fn frames(&self) -> f64 {
+        self.latencies.len() as f64
     }
+
+    /// The `p` quantile of the ACK latency, ms.
+    fn ms(&self, p: f64) -> f64 {
+        let last = self.latencies.len().saturating_sub(1);
+        self.latencies
+            .get((last as f64 * p) as usize)
+            .map_or(0.0, |&us| us as f64 / 1000.0)
+    }
+
+    fn print(&self) {
+        let frames = self.frames();
+        println!("frames acked      {}", self.latencies.len());
+        println!("elapsed           {:.2} s", self.elapsed);
+        println!("throughput        {:.0} frames/s", frames / self.elapsed);
+        println!(
+            "pcm               {:.1} MB/s",
+            frames * FRAME_BYTES as f64 / self.elapsed / 1e6
+        );
+        println!(
+            "ack latency ms    p50 {:.2}  p99 {:.2}  max {:.2}",
+            self.ms(0.50),
+            self.ms(0.99),
+            self.ms(1.0)
+        );
+        if let Some((cpu_secs, peak, after)) = self.process {
+            println!(
+                "gateway cpu       {cpu_secs:.2} s = {:.0} us per frame",
+                cpu_secs * 1e6 / frames
+            );
+            println!(
+                "gateway rss MiB   peak {:.1}  after the run {:.1}",
+                peak as f64 / 1024.0,
+                after as f64 / 1024.0
+            );
+        }
+    }
+
+    /// One row of the comparison table.
+    fn summary(&self) -> String {
+        let (cpu, peak) = self.process.map_or((0.0, 0.0), |(cpu, peak, _)| {
+            (cpu * 1e6 / self.frames(), peak as f64 / 1024.0)
+        });
+        format!(
+            "{:<12} {:>9.0}   {:>7.2} / {:>7.2} / {:>7.2}   {:>12.0}   {:>12.1}",
+            self.store.as_str(),
+            self.frames() / self.elapsed,
+            self.ms(0.5),
+            self.ms(0.99),
+            self.ms(1.0),
+            cpu,
+            peak
+        )
+    }
+}
+
+/// The physical limit first: this disk's synced sequential write bandwidth where the data
+/// directories go, in large (100 frames) and frame-sized writes, each followed by a sync.
+fn disk_bandwidth(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("gateway-bench-disk-{}", std::process::id()));
+    let measure = |block: usize, blocks: usize| -> anyhow::Result<f64> {
+        let mut file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot measure the disk in {}", dir.display()))?;
+        let data = vec![0x5a_u8; block];
+        let started = Instant::now();
+        for _ in 0..blocks {
+            file.write_all(&data)?;
+            file.sync_data()?;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        Ok((block * blocks) as f64 / seconds / 1e6)
+    };
+    let large = measure(100 * FRAME_BYTES, 32);
+    let small = measure(FRAME_BYTES, 200);
+    let _ = std::fs::remove_file(&path);
+    let (large, small) = (large?, small?);
+    let frames = |mb_s: f64| mb_s * 1e6 / FRAME_BYTES as f64;
+    println!(
+        "disk: synced sequential writes {large:.0} MB/s in {} KB writes ({:.0} frames/s), \
+         {small:.0} MB/s in {} KB writes ({:.0} frames/s)",
+        100 * FRAME_BYTES / 1000,
+        frames(large),
+        FRAME_BYTES / 1000,
+        frames(small)
+    );
     Ok(())
 }
 
@@ -311,11 +435,13 @@ fn test_pcm() -> Vec<u8> {
 async fn start_child(
     data_dir: &std::path::Path,
     durability: Durability,
+    store: FrameStore,
 ) -> anyhow::Result<(Child, String)> {
     let exe = std::env::current_exe().context("cannot find the gateway binary")?;
     let mut child = Command::new(exe)
         .args(["serve", "--listen", "127.0.0.1:0", "--durability"])
         .arg(durability.as_str())
+        .args(["--frame-store", store.as_str()])
         // Thousands of simulated recorders share one address here.
         .args(["--max-connections-per-client", "0"])
         .arg("--data-dir")

@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::inference::{DEFAULT_RESOLVE_PATH, DEFAULT_TIMEOUT_MS, InferenceConfig, InferenceMode};
 use crate::server::GatewayConfig;
-use crate::storage::Durability;
+use crate::storage::{Durability, FrameStore};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -66,6 +66,11 @@ pub struct ServeArgs {
     /// ACK) or process (they survive the gateway being killed, not a power cut).
     #[arg(long, env = "GATEWAY_DURABILITY", value_enum, default_value_t = Durability::Process)]
     pub durability: Durability,
+    /// How a local objects directory stores frames: log (appended to a few large segment
+    /// files, many frames per write and sync) or files (one file per frame, the older design).
+    /// Either way every frame reads back at its key; a bucket always has one object per key.
+    #[arg(long, env = "GATEWAY_FRAME_STORE", value_enum, default_value_t = FrameStore::Log)]
+    pub frame_store: FrameStore,
     /// Seconds an unused session stays in memory.
     #[arg(long, env = "GATEWAY_IDLE_SECS", default_value_t = 60)]
     pub idle_secs: u64,
@@ -112,6 +117,7 @@ impl ServeArgs {
             speaker_model: self.speaker_model,
             idle_timeout: Duration::from_secs(self.idle_secs.max(1)),
             durability: self.durability,
+            frame_store: self.frame_store,
             retention: self
                 .retention_days
                 .map(|days| Duration::from_secs(days * 24 * 3600)),

@@ -9,16 +9,12 @@
 
 mod support;
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use futures_util::{SinkExt, StreamExt};
-use gateway::protocol::{Ack, FRAME_BYTES, ServerMessage};
+use gateway::protocol::FRAME_BYTES;
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use support::child::ChildGateway;
+use support::kill::stream_until_crash;
 use support::*;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Frames in the whole session (seconds of audio).
 const TOTAL: u64 = 200;
@@ -37,7 +33,7 @@ async fn acked_frames_survive_two_sigkills_and_the_session_completes() {
     for round in 1..=2 {
         let unacked: Vec<u64> = (1..=TOTAL).filter(|s| !acked.contains(s)).collect();
         let before = acked.len();
-        let outcome = stream_until_crash(&mut gw, session, unacked).await;
+        let outcome = stream_until_crash(&mut gw, session, unacked, ACKS_BEFORE_KILL).await;
         assert!(
             outcome.never_acked > 0,
             "round {round}: the kill should land with frames in flight"
@@ -105,8 +101,7 @@ async fn acked_frames_survive_two_sigkills_and_the_session_completes() {
         .unwrap();
     assert_eq!(finalize.status().as_u16(), 200);
     let result: Value =
-        serde_json::from_slice(&std::fs::read(gw.object("sessions/crash-1/result.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&gw.read_object("sessions/crash-1/result.json").unwrap()).unwrap();
     assert_eq!(result["ingest"]["received_chunks"], TOTAL);
     assert_eq!(result["ingest"]["missing_chunks"], 0);
 }
@@ -140,76 +135,9 @@ async fn sigterm_stops_the_gateway_gracefully_with_a_socket_open() {
         (Some(1), Some(1))
     );
     assert_eq!(
-        std::fs::read(gw.object("sessions/term/chunks/00000001.pcm")).unwrap(),
+        gw.read_object("sessions/term/chunks/00000001.pcm").unwrap(),
         pcm(1)
     );
-}
-
-/// What one streaming round saw before and after its kill.
-struct CrashOutcome {
-    /// Every ACK that reached the client, including those read after the kill was sent.
-    acks: Vec<Ack>,
-    /// Frames written to the socket that were never ACKed: in flight when the kill landed.
-    never_acked: usize,
-}
-
-/// Writes `seqs` as fast as the socket takes them while reading ACKs; after
-/// [`ACKS_BEFORE_KILL`] ACKs sends SIGKILL, then reads whatever ACKs the socket still yields.
-async fn stream_until_crash(gw: &mut ChildGateway, session: &str, seqs: Vec<u64>) -> CrashOutcome {
-    // Encoded up front, so the writer only writes.
-    let frames: Vec<String> = seqs
-        .iter()
-        .map(|&seq| chunk(session, seq).to_string())
-        .collect();
-    let mut socket = connect(&gw.ws(session)).await;
-    hello(&mut socket).await;
-    let (mut sink, mut stream) = socket.split();
-    let sent = Arc::new(AtomicUsize::new(0));
-    let writer = {
-        let sent = sent.clone();
-        tokio::spawn(async move {
-            for text in frames {
-                if sink.send(Message::text(text)).await.is_err() {
-                    break; // the gateway is gone
-                }
-                sent.fetch_add(1, Ordering::SeqCst);
-            }
-        })
-    };
-    let mut acks = Vec::new();
-    let mut killed = false;
-    loop {
-        let message = tokio::time::timeout(DEADLINE, stream.next())
-            .await
-            .expect("an ACK or the end of the socket in time");
-        let text = match message {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-            Some(Ok(_)) => continue,
-        };
-        match serde_json::from_str(text.as_str()).expect("a server message") {
-            ServerMessage::Ack(ack) => acks.push(ack),
-            other => panic!("expected an ACK, got {other:?}"),
-        }
-        if acks.len() == ACKS_BEFORE_KILL && !killed {
-            gw.crash().await;
-            killed = true;
-        }
-    }
-    assert!(
-        killed,
-        "the socket ended after {} ACKs, before the kill; log:\n{}",
-        acks.len(),
-        gw.log()
-    );
-    tokio::time::timeout(DEADLINE, writer)
-        .await
-        .expect("the writer stops once the gateway is gone")
-        .unwrap();
-    CrashOutcome {
-        never_acked: sent.load(Ordering::SeqCst) - acks.len(),
-        acks,
-    }
 }
 
 /// After a restart: the counters cover every ACKed frame, each ACKed frame's object holds its
@@ -238,25 +166,23 @@ async fn assert_acked_frames_are_durable(gw: &ChildGateway, session: &str, acked
 
     for &seq in acked {
         let key = format!("sessions/{session}/chunks/{seq:08}.pcm");
-        let bytes = std::fs::read(gw.object(&key)).unwrap_or_else(|e| panic!("{key}: {e}"));
+        let bytes = gw
+            .read_object(&key)
+            .unwrap_or_else(|| panic!("{key} is stored"));
         assert!(bytes == pcm(seq), "{key} holds frame {seq}'s exact bytes");
     }
     // A kill may leave an object whose counters were not committed, never a torn one.
-    let chunk_dir = gw.object(&format!("sessions/{session}/chunks"));
     let mut objects = 0u64;
-    for entry in std::fs::read_dir(&chunk_dir).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        let Some(seq) = name
-            .strip_suffix(".pcm")
-            .and_then(|s| s.parse::<u64>().ok())
-        else {
-            continue; // a staging file of a write the kill interrupted
-        };
-        assert!(
-            std::fs::read(chunk_dir.join(&name)).unwrap() == pcm(seq),
-            "{name} is whole"
-        );
-        objects += 1;
+    let last = ingest["last_seq"]
+        .as_u64()
+        .unwrap()
+        .max(*acked.last().unwrap());
+    for seq in 1..=TOTAL.max(last) {
+        let key = format!("sessions/{session}/chunks/{seq:08}.pcm");
+        if let Some(bytes) = gw.read_object(&key) {
+            assert!(bytes == pcm(seq), "{key} is whole");
+            objects += 1;
+        }
     }
     assert!(
         objects >= received,

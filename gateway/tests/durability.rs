@@ -1,9 +1,11 @@
-//! `--durability`: what an ACK promises (issue 10). Under `power` every ACKed frame's object
-//! file, its directory and the database commit are synced to stable storage before the ACK;
-//! under `process` nothing is synced per frame (an ACK survives `kill -9`, see `crash.rs`).
+//! `--durability`: what an ACK promises (issue 10). Under `power` every ACKed frame's log
+//! record and the database commits (its index row, the counters) are synced to stable storage
+//! before the ACK; under `process` nothing is synced per frame (an ACK survives `kill -9`, see
+//! `crash.rs`).
 //!
 //! The real binary runs under `strace`, which counts the sync calls it makes while frames are
-//! sent one at a time. (A power-cut simulation that drops unsynced writes is still to come.)
+//! sent one at a time. `power_cut.rs` shows what those syncs buy: every ACKed frame survives a
+//! simulated power cut.
 #![cfg(target_os = "linux")]
 
 mod support;
@@ -69,7 +71,7 @@ fn count_syncs(trace: &std::path::Path) -> usize {
 #[tokio::test]
 async fn power_syncs_each_frame_file_directory_and_commit_before_the_ack() {
     let syncs = syncs_while_storing("power").await;
-    // Per frame: the object file, its directory, and the database's log.
+    // Per frame: the frame log, and the database's log twice (index row, counters).
     assert!(
         syncs >= 3 * FRAMES as usize,
         "{syncs} sync calls for {FRAMES} frames under --durability power"

@@ -231,7 +231,9 @@ async fn the_result_is_the_stored_result_json_byte_for_byte_and_404_until_finali
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let bytes = response.bytes().await.unwrap();
-    let on_disk = std::fs::read(gw.object(done["result_key"].as_str().unwrap())).unwrap();
+    let on_disk = gw
+        .read_object(done["result_key"].as_str().unwrap())
+        .unwrap();
     assert_eq!(bytes.as_ref(), on_disk.as_slice());
     let result: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(result["session_id"], "r 1");
@@ -259,16 +261,34 @@ async fn delete_removes_every_object_and_row_and_the_session_leaves_the_list() {
     stream_frames(&gw.ws("kept"), "kept", &[1]).await;
 
     let folder = gw.object("sessions/gone_1");
-    assert_eq!(files_under(&folder).len(), 3 + 2 + 1, "frames and result");
+    let keys: Vec<String> = [
+        "chunks/00000001.pcm",
+        "chunks/00000002.pcm",
+        "chunks/00000003.pcm",
+        "streams/system/chunks/00000001.pcm",
+        "streams/system/chunks/00000002.pcm",
+        "result.json",
+    ]
+    .iter()
+    .map(|key| format!("sessions/gone_1/{key}"))
+    .collect();
+    for key in &keys {
+        assert!(gw.read_object(key).is_some(), "{key} is stored");
+    }
     let (code, deleted) = gw.send_json("DELETE", &path, json!(null)).await;
     assert_eq!(code, 200, "{deleted}");
     assert_eq!(
         deleted,
         json!({"session_id": session, "deleted": true, "objects_deleted": 6})
     );
-    assert!(files_under(&folder).is_empty());
+    for key in &keys {
+        assert_eq!(gw.read_object(key), None, "{key} is gone");
+    }
     assert!(!folder.exists(), "no empty folders are left behind");
-    assert!(gw.object("sessions/kept/chunks/00000001.pcm").exists());
+    assert!(
+        gw.read_object("sessions/kept/chunks/00000001.pcm")
+            .is_some()
+    );
 
     let (_, list) = gw.get_json("/v1/sessions").await;
     assert_eq!(ids(list["sessions"].as_array().unwrap()), ["kept"]);
@@ -312,7 +332,10 @@ async fn delete_is_refused_while_a_socket_streams_into_the_session() {
         body["detail"],
         "session 'live' has an open socket: stop streaming into it (close the socket) before deleting it"
     );
-    assert!(gw.object("sessions/live/chunks/00000001.pcm").exists());
+    assert!(
+        gw.read_object("sessions/live/chunks/00000001.pcm")
+            .is_some()
+    );
     let ack = send_chunk(&mut socket, "live", 2).await;
     assert_eq!(ack.last_seq, 2, "the socket streams on");
 
@@ -425,6 +448,7 @@ async fn retention_deletes_sessions_untouched_for_longer_than_the_period_at_star
         .unwrap();
     assert_eq!(ids(list["sessions"].as_array().unwrap()), ["recent"]);
     assert!(files_under(&gw.object("sessions/old")).is_empty());
+    assert_eq!(gw.read_object("sessions/old/chunks/00000001.pcm"), None);
     assert!(gw.object("sessions/recent/result.json").exists());
     assert!(
         gw.log().contains("retention: expired sessions deleted"),

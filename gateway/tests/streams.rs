@@ -186,7 +186,8 @@ async fn a_reused_seq_with_other_audio_is_refused_and_nothing_is_overwritten() {
         "seq 1 of the mic stream is already stored with different audio; nothing was overwritten. Continue after last_seq 2"
     );
     assert_eq!(
-        std::fs::read(gw.object(&format!("sessions/{SESSION}/chunks/00000001.pcm"))).unwrap(),
+        gw.read_object(&format!("sessions/{SESSION}/chunks/00000001.pcm"))
+            .unwrap(),
         flat(5)
     );
     // The same bytes again are a true duplicate.
@@ -207,8 +208,13 @@ async fn an_unreadable_frame_is_served_as_silence_and_rewritten_by_a_resend() {
     for seq in 1..=3 {
         ask(&mut ws, &chunk_at(seq, 1_000 * seq, &flat(seq as i16))).await;
     }
-    let damaged = gw.object(&format!("sessions/{SESSION}/chunks/00000002.pcm"));
-    std::fs::write(&damaged, b"short").unwrap();
+    let damaged = format!("sessions/{SESSION}/chunks/00000002.pcm");
+    gw.damage_frame(&damaged);
+    assert_eq!(
+        gw.read_object(&damaged),
+        None,
+        "a damaged record is no frame"
+    );
 
     let (code, headers, body) = wav(&gw, "").await;
     assert_eq!(code, 200);
@@ -222,7 +228,7 @@ async fn an_unreadable_frame_is_served_as_silence_and_rewritten_by_a_resend() {
 
     let ack = ask(&mut ws, &chunk_at(2, 2_000, &flat(2))).await;
     assert_eq!(ack["status"], "stored", "{ack}");
-    assert_eq!(std::fs::read(&damaged).unwrap(), flat(2));
+    assert_eq!(gw.read_object(&damaged).unwrap(), flat(2));
     let (_, headers, body) = wav(&gw, "").await;
     assert_eq!(headers["x-unreadable-seconds"], "0");
     let expected: Vec<u8> = [flat(1), flat(2), flat(3)].concat();

@@ -6,6 +6,8 @@ mod e2e_support;
 use std::time::{Duration, Instant};
 
 use e2e_support::*;
+use gateway::server::GatewayConfig;
+use gateway::storage::FrameStore;
 use recorder::endpoint::GatewayEndpoint;
 use recorder::engine::{Recorder, RecorderConfig};
 use recorder::events::UplinkCounters;
@@ -233,7 +235,11 @@ async fn item1_a_fresh_spool_on_an_existing_session_continues_after_the_gateways
 async fn item3_frames_are_resent_without_limit_while_the_gateways_storage_fails() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("gateway");
-    let gw = start_gateway(&data, any_port()).await;
+    // Frames one file each, so their folder can be made unwritable; the gateway answers a
+    // failed write the same way whichever store failed.
+    let mut gateway_config = GatewayConfig::local(&data);
+    gateway_config.frame_store = FrameStore::Files;
+    let gw = gateway::server::start(gateway_config).await.unwrap();
     let base = gw.http_url();
     let session = "storage-fails";
     let frame = |seq: u64| SpooledFrame {

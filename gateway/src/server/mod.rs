@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use crate::inference::{Inference, InferenceConfig, InferenceMode};
 use crate::sessions::Sessions;
-use crate::storage::{Database, Durability, Objects};
+use crate::storage::{Database, Durability, FrameStore, Objects};
 use open_sockets::{AllClosed, OpenSockets, open_sockets};
 
 /// How long shutdown waits for open sockets to send their close frames.
@@ -60,6 +60,8 @@ pub struct GatewayConfig {
     pub idle_timeout: Duration,
     /// What an ACK promises: see [`Durability`].
     pub durability: Durability,
+    /// How a local objects directory stores frames.
+    pub frame_store: FrameStore,
     /// Delete sessions whose latest update is older than this, at startup and then every
     /// hour; `None` keeps them (the bundled gateway never sets it).
     pub retention: Option<Duration>,
@@ -93,6 +95,7 @@ impl GatewayConfig {
             speaker_model: None,
             idle_timeout: Duration::from_secs(60),
             durability: Durability::Process,
+            frame_store: FrameStore::Log,
             retention: None,
             max_connections_per_client: crate::core::caps::MAX_CONNECTIONS_PER_CLIENT,
         }
@@ -185,9 +188,17 @@ impl RunningGateway {
 pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     let database = Database::open(&config.data_dir, config.durability)?;
     let objects = match &config.objects {
-        Some(spec) => Objects::from_spec(spec, config.durability)?,
-        None => Objects::local(&config.data_dir.join("objects"), config.durability)?,
+        Some(spec) => Objects::from_spec(spec, config.durability, config.frame_store, &database)?,
+        None => Objects::local(
+            &config.data_dir.join("objects"),
+            config.durability,
+            config.frame_store,
+            &database,
+        )?,
     };
+    // Segments left without a live frame (deleted sessions, a crash between a frame's write
+    // and its index row) go before the first write.
+    objects.reclaim().await?;
     let storage = format!(
         "{} (durability: {})",
         objects.description(),

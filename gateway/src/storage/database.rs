@@ -22,6 +22,9 @@ use tokio::sync::oneshot;
 use crate::core::ports::StorageError;
 use crate::storage::Durability;
 
+/// The database's file inside the data directory.
+pub const FILE_NAME: &str = "gateway.sqlite3";
+
 /// Most jobs committed together; bounds the latency a large batch adds to its first caller.
 const MAX_BATCH: usize = 256;
 
@@ -48,13 +51,14 @@ impl Database {
         };
         std::fs::create_dir_all(dir)
             .map_err(|e| StorageError(format!("cannot create the data directory: {e}")))?;
-        let path = dir.join("gateway.sqlite3");
+        let path = dir.join(FILE_NAME);
         let conn = Connection::open(&path)
             .and_then(|conn| {
                 conn.execute_batch(&format!(
                     "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA busy_timeout=5000;"
                 ))?;
                 super::session_rows::create_schema(&conn)?;
+                super::frame_index::create_schema(&conn)?;
                 Ok(conn)
             })
             .map_err(|e| StorageError(format!("cannot open the database: {e}")))?;

@@ -2,13 +2,15 @@
 //! Both implement the session core's ports.
 
 pub mod database;
+mod frame_index;
+pub mod frame_log;
 mod history;
 pub mod objects;
 mod session_rows;
 
 pub use database::Database;
 pub use history::{ListedSession, ListedStream, SessionRow};
-pub use objects::Objects;
+pub use objects::{Objects, read_local};
 
 /// What an ACK promises about the frame and counters it acknowledges (`--durability`,
 /// `GATEWAY_DURABILITY`).
@@ -28,6 +30,25 @@ impl Durability {
         match self {
             Durability::Power => "power",
             Durability::Process => "process",
+        }
+    }
+}
+
+/// How a local objects directory stores frames (`--frame-store`, `GATEWAY_FRAME_STORE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FrameStore {
+    /// Appended to the frame log, many frames per write and per sync.
+    #[default]
+    Log,
+    /// One file per frame at its key (the design before the log; kept to compare).
+    Files,
+}
+
+impl FrameStore {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrameStore::Log => "log",
+            FrameStore::Files => "files",
         }
     }
 }

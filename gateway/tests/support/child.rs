@@ -103,9 +103,15 @@ impl ChildGateway {
         format!("ws://{}/v1/audio/ws/{}", self.addr, session)
     }
 
-    /// Path of an object in the local object directory.
+    /// Path of an object in the local object directory: results (and frames stored one
+    /// file each, `--frame-store files`).
     pub fn object(&self, key: &str) -> PathBuf {
         self.data_dir.join("objects").join(key)
+    }
+
+    /// The stored bytes of an object, wherever the store put them (frames go to the log).
+    pub fn read_object(&self, key: &str) -> Option<Vec<u8>> {
+        gateway::storage::read_local(&self.data_dir, key).expect("readable storage")
     }
 
     /// Sends `signal` to the child (not its group: the gateway has no children of its own).

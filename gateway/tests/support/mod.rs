@@ -4,6 +4,7 @@
 
 pub mod child;
 pub mod inference;
+pub mod kill;
 pub mod s3;
 
 use std::time::Duration;
@@ -73,9 +74,44 @@ impl TestGateway {
         )
     }
 
-    /// Path of an object in the local object directory.
+    /// Path of an object in the local object directory: results (and frames stored one
+    /// file each, `FrameStore::Files`).
     pub fn object(&self, key: &str) -> std::path::PathBuf {
         self.data.path().join("objects").join(key)
+    }
+
+    /// The stored bytes of an object, wherever the store put them (frames go to the log).
+    pub fn read_object(&self, key: &str) -> Option<Vec<u8>> {
+        gateway::storage::read_local(self.data.path(), key).expect("readable storage")
+    }
+
+    /// Spoils a stored frame behind the gateway's back: flips its last byte in the log.
+    pub fn damage_frame(&self, key: &str) {
+        let conn = rusqlite::Connection::open(self.data.path().join("gateway.sqlite3")).unwrap();
+        let (segment, offset, len): (i64, i64, i64) = conn
+            .query_row(
+                "SELECT segment, offset, len FROM log_objects WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("a logged frame");
+        let path = self
+            .data
+            .path()
+            .join(format!("objects/frame-log/{segment:08}.log"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        // The payload ends after a 16-byte header and the key.
+        let last = (offset + 16 + key.len() as i64 + len - 1) as usize;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    }
+
+    /// Bytes in the frame log's segments.
+    pub fn log_bytes(&self) -> u64 {
+        std::fs::read_dir(self.data.path().join("objects/frame-log"))
+            .unwrap()
+            .map(|entry| entry.unwrap().metadata().unwrap().len())
+            .sum()
     }
 
     pub async fn connect(&self, session: &str) -> Socket {
