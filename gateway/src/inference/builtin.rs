@@ -310,8 +310,9 @@ pub fn to_f64(values: &[f32]) -> Vec<f64> {
 }
 
 /// The samples of the contract's `audio` object: `pcm_s16le` (16 kHz mono) or a 16 kHz mono
-/// 16-bit `wav`, at most [`MAX_SECONDS`].
-fn decode_audio(audio: &Value) -> Result<Vec<f32>, InferenceError> {
+/// 16-bit `wav`, at most 30 s (`MAX_SECONDS`). Refusals are the contract's 422 (413 when too
+/// long). Public for its fuzz target (`fuzz/fuzz_targets/speaker_audio.rs`).
+pub fn decode_audio(audio: &Value) -> Result<Vec<f32>, InferenceError> {
     let text = audio
         .get("content_b64")
         .and_then(Value::as_str)

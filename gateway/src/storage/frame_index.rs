@@ -1,17 +1,20 @@
 //! Where each logged object lies: the `log_objects` table, key → (segment, offset, length).
 //!
-//! It lives in the gateway's database, so its rows commit in the same group commits (and with
-//! the same durability) as the session rows, and a key's row is written only after its record
-//! is in the log.
+//! It lives in the gateway's database, so its rows commit with the same durability as the
+//! session rows, and a key's row is written only after its record is in the log. A frame's row
+//! is written in the very transaction that records the frame (`save_chunk`), so storing a frame
+//! costs one log write and one commit, not two commits: the objects hand the frame's location
+//! over in [`Unindexed`] and the session rows pick it up.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Mutex;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::core::ports::StorageError;
 use crate::storage::Database;
-use crate::storage::frame_log::Location;
+use crate::storage::frame_log::{Appended, Location};
 
 pub(super) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
@@ -25,19 +28,47 @@ pub(super) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// Records (or moves) `key` to `at`.
-pub async fn put(db: &Database, key: &str, at: Location) -> Result<(), StorageError> {
-    let key = key.to_owned();
-    db.call(move |conn| {
-        conn.prepare_cached(
-            "INSERT INTO log_objects (key, segment, offset, len) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (key) DO UPDATE SET
-                segment = excluded.segment, offset = excluded.offset, len = excluded.len",
-        )?
-        .execute(params![key, sql(at.segment), sql(at.offset), sql(at.len)])
-        .map(drop)
-    })
-    .await
+/// Frames in the log whose index row is not committed yet, by key: written by the objects'
+/// `put`, taken by the `save_chunk` that follows it for the same key, which commits the row
+/// with the frame's own. Until then reads of the key find it here. An entry whose frame is
+/// never recorded (its save failed) is replaced by the frame's resend.
+#[derive(Default)]
+pub struct Unindexed(Mutex<HashMap<String, Appended>>);
+
+impl Unindexed {
+    pub fn insert(&self, key: &str, appended: Appended) {
+        self.0
+            .lock()
+            .expect("unindexed frames")
+            .insert(key.to_owned(), appended);
+    }
+
+    pub fn location(&self, key: &str) -> Option<Location> {
+        let pending = self.0.lock().expect("unindexed frames");
+        pending.get(key).map(|appended| appended.location)
+    }
+
+    /// Takes `key`'s entry; it holds its segment until dropped, after the commit.
+    pub fn take(&self, key: &str) -> Option<Appended> {
+        self.0.lock().expect("unindexed frames").remove(key)
+    }
+
+    /// Forgets every entry under `prefix` (a deleted session).
+    pub fn forget_prefix(&self, prefix: &str) {
+        let mut pending = self.0.lock().expect("unindexed frames");
+        pending.retain(|key, _| !key.starts_with(prefix));
+    }
+}
+
+/// Records (or moves) `key` to `at`, inside the caller's transaction.
+pub fn upsert(conn: &Connection, key: &str, at: Location) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO log_objects (key, segment, offset, len) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (key) DO UPDATE SET
+            segment = excluded.segment, offset = excluded.offset, len = excluded.len",
+    )?
+    .execute(params![key, sql(at.segment), sql(at.offset), sql(at.len)])
+    .map(drop)
 }
 
 pub async fn get(db: &Database, key: &str) -> Result<Option<Location>, StorageError> {

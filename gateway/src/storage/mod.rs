@@ -2,7 +2,7 @@
 //! Both implement the session core's ports.
 
 pub mod database;
-mod frame_index;
+pub mod frame_index;
 pub mod frame_log;
 mod history;
 pub mod objects;

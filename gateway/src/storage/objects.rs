@@ -124,7 +124,10 @@ impl Objects {
     /// damaged: a resend writes it again).
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
         if let Some(logged) = self.logged(key)
-            && let Some(at) = frame_index::get(&logged.index, key).await?
+            && let Some(at) = match logged.index.unindexed().location(key) {
+                Some(at) => Some(at),
+                None => frame_index::get(&logged.index, key).await?,
+            }
         {
             let (log, key) = (logged.log.clone(), key.to_owned());
             return tokio::task::spawn_blocking(move || log.read(&key, at))
@@ -195,6 +198,7 @@ impl Objects {
             .map_err(|e| object_error("list", prefix, e))?;
         let mut count = keys.len() as u64;
         if let Some(logged) = &self.log {
+            logged.index.unindexed().forget_prefix(prefix);
             count += frame_index::delete_prefix(&logged.index, prefix).await?;
             self.reclaim().await?;
         }
@@ -264,9 +268,10 @@ impl ObjectStorage for Objects {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
         if let Some(logged) = self.logged(key) {
             let appended = logged.log.append(key, bytes).await?;
-            // The record is written; the index row makes it the key's, durably, before the
-            // append's hold on its segment is let go.
-            return frame_index::put(&logged.index, key, appended.location).await;
+            // The record is written; the frame's `save_chunk`, which the session core makes
+            // next, commits its index row with the frame's own row (see `Unindexed`).
+            logged.index.unindexed().insert(key, appended);
+            return Ok(());
         }
         let path = ObjectPath::from(key);
         self.store

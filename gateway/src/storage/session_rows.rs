@@ -18,7 +18,7 @@ use crate::core::session_id::SessionId;
 use crate::core::speakers::SpeakerRecord;
 use crate::core::stream::Stream;
 use crate::protocol::{SessionState, SpeakerEvent};
-use crate::storage::Database;
+use crate::storage::{Database, frame_index};
 
 /// The schema version this code writes (`PRAGMA user_version`). 2 added `replays.stored_idx`.
 const SCHEMA_VERSION: i64 = 2;
@@ -297,21 +297,32 @@ impl SessionStorage for Database {
         ingest: &IngestRecord,
     ) -> Result<(), StorageError> {
         let (id, ingest) = (id.clone(), *ingest);
-        self.call(move |conn| {
-            write_ingest(conn, &id, stream, &ingest)?;
-            conn.prepare_cached(
-                "INSERT INTO frames (safe_id, stream, seq, captured_at) VALUES (?1, ?2, ?3, ?4)
+        // A frame just written to the log: its index row commits with the frame's row.
+        let key = id.stream_chunk_key(stream, seq);
+        let logged = self.unindexed().take(&key);
+        let location = logged.as_ref().map(|appended| appended.location);
+        let saved = self
+            .call(move |conn| {
+                if let Some(at) = location {
+                    frame_index::upsert(conn, &key, at)?;
+                }
+                write_ingest(conn, &id, stream, &ingest)?;
+                conn.prepare_cached(
+                    "INSERT INTO frames (safe_id, stream, seq, captured_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT DO UPDATE SET captured_at = excluded.captured_at",
-            )?
-            .execute(params![
-                id.safe(),
-                stream.as_str(),
-                seq as i64,
-                captured_at as i64
-            ])?;
-            Ok(())
-        })
-        .await
+                )?
+                .execute(params![
+                    id.safe(),
+                    stream.as_str(),
+                    seq as i64,
+                    captured_at as i64
+                ])?;
+                Ok(())
+            })
+            .await;
+        // Committed (or not): either way the record no longer needs holding its segment.
+        drop(logged);
+        saved
     }
 
     async fn save_speakers(
