@@ -24,24 +24,41 @@ use tokio::sync::broadcast::error::RecvError;
 #[command(
     name = "recorder-cli",
     version,
-    about = "Record audio and stream it to the gateway"
+    about = "Record audio and stream it to the gateway",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// Shown under every `--help`.
+const EXIT_CODES: &str = "Exit codes:
+  0    done: every frame reached the gateway (or the command succeeded)
+  1    an error (the message says which)
+  3    stream/send: frames are still held in the spool (the gateway did not take them in time);
+       `recorder-cli send` delivers them later
+  130  stream: stopped by a second Ctrl-C before the spool drained; the frames stay in the
+       spool for `recorder-cli send`";
+
+/// A second Ctrl-C: stop at once, leaving what is unsent in the spool.
+const INTERRUPTED: u8 = 130;
+
 #[derive(Subcommand)]
 enum Command {
     /// List audio input devices and their configurations, and the outputs `--system` can record.
     Devices,
     /// Record from an input and stream it to the gateway until it ends or Ctrl-C.
+    #[command(after_help = EXIT_CODES)]
     Stream(StreamArgs),
     /// Send the audio a recording of the session left in its spools (the gateway was
     /// unreachable), without recording. Exit code 3 when frames are still held at the end.
+    #[command(after_help = EXIT_CODES)]
     Send {
+        /// Gateway base URL, e.g. http://127.0.0.1:8787.
         #[arg(long, env = "RECORDER_GATEWAY")]
         gateway: String,
+        /// Session id whose spool to send.
         #[arg(long)]
         session: String,
         #[command(flatten)]
@@ -54,9 +71,12 @@ enum Command {
         timeout: f64,
     },
     /// Write the session's result.json on the gateway.
+    #[command(after_help = EXIT_CODES)]
     Finalize {
+        /// Gateway base URL, e.g. http://127.0.0.1:8787.
         #[arg(long, env = "RECORDER_GATEWAY")]
         gateway: String,
+        /// Session id to finalize.
         #[arg(long)]
         session: String,
         #[command(flatten)]
@@ -67,6 +87,7 @@ enum Command {
 /// The gateway's API key, given directly or as a file (so it does not show in `ps`).
 #[derive(clap::Args)]
 struct KeyArgs {
+    /// The gateway's API key (prefer --api-key-file: a key on the command line shows in `ps`).
     #[arg(long, env = "RECORDER_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Read the API key from this file.
@@ -280,7 +301,7 @@ async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
             String::new()
         }
     );
-    let mut line = Line::default();
+    let mut line = Line::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
@@ -294,12 +315,21 @@ async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
             },
         }
     }
-    // Keep drawing while the spool drains.
+    // Keep drawing while the spool drains; a second Ctrl-C stops waiting (the frames are on
+    // disk in the spool either way).
     let stop = handle.stop(drain);
     tokio::pin!(stop);
     let summary = loop {
         tokio::select! {
             summary = &mut stop => break summary,
+            _ = tokio::signal::ctrl_c() => {
+                line.note(&format!(
+                    "stopped before the gateway took everything: {} frames stay in the spool \
+                     (recorder-cli send --session {} delivers them)",
+                    line.counters.pending, args.session
+                ));
+                return Ok(ExitCode::from(INTERRUPTED));
+            }
             _ = ticker.tick() => line.draw(),
             event = events.recv() => if let Ok(event) = event { line.on_event(event) },
         }
@@ -308,8 +338,10 @@ async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
     if let Some(system) = &summary.system {
         line.system = Some(system.uplink.clone());
     }
-    line.draw();
-    eprintln!();
+    line.draw_now();
+    if line.terminal {
+        eprintln!();
+    }
     let u = &summary.uplink;
     println!(
         "session {}: {} frames ({:.1} s of audio), last seq {}; sent {} (resent {}), acked {} \
@@ -380,7 +412,8 @@ fn fmt_ms(value: Option<f64>) -> String {
 }
 
 /// The one-line live display.
-#[derive(Default)]
+/// The live counters: one line redrawn in place on a terminal; elsewhere (a log file, a
+/// pipe) plain lines, one every [`PLAIN_EVERY`], without terminal control codes.
 struct Line {
     /// The mic's.
     counters: UplinkCounters,
@@ -388,9 +421,26 @@ struct Line {
     system: Option<UplinkCounters>,
     state: String,
     level: Option<f32>,
+    terminal: bool,
+    /// When the last plain line was printed.
+    printed: Option<std::time::Instant>,
 }
 
+/// How often the counters are printed when stderr is not a terminal.
+const PLAIN_EVERY: Duration = Duration::from_secs(10);
+
 impl Line {
+    fn new() -> Line {
+        Line {
+            counters: UplinkCounters::default(),
+            system: None,
+            state: String::new(),
+            level: None,
+            terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            printed: None,
+        }
+    }
+
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Level {
@@ -455,11 +505,38 @@ impl Line {
 
     /// Prints a message on its own line, above the live line.
     fn note(&mut self, message: &str) {
-        eprint!("\r\x1b[K{message}\n");
+        if self.terminal {
+            eprint!("\r\x1b[K{message}\n");
+            self.draw();
+        } else {
+            eprintln!("{message}");
+        }
+    }
+
+    /// Redraws the line on a terminal; elsewhere prints it if [`PLAIN_EVERY`] has passed.
+    fn draw(&mut self) {
+        if !self.terminal {
+            if self.printed.is_some_and(|at| at.elapsed() < PLAIN_EVERY) {
+                return;
+            }
+            self.printed = Some(std::time::Instant::now());
+        }
+        let text = self.text();
+        if self.terminal {
+            eprint!("\r\x1b[K{text}");
+            let _ = std::io::stderr().flush();
+        } else {
+            eprintln!("{text}");
+        }
+    }
+
+    /// Forces a plain line out now (the final counters).
+    fn draw_now(&mut self) {
+        self.printed = None;
         self.draw();
     }
 
-    fn draw(&self) {
+    fn text(&self) -> String {
         let c = &self.counters;
         let level = self.level.map_or("   -".into(), |l| format!("{l:4.0}"));
         let system = self.system.as_ref().map_or(String::new(), |s| {
@@ -468,8 +545,8 @@ impl Line {
                 s.acked, s.pending, s.gateway_missing
             )
         });
-        eprint!(
-            "\r\x1b[K{level} dBFS | sent {} acked {} pending {} dup {} err {} | missing {} | ack {} ms{system} | {}",
+        format!(
+            "{level} dBFS | sent {} acked {} pending {} dup {} err {} | missing {} | ack {} ms{system} | {}",
             c.sent,
             c.acked,
             c.pending,
@@ -478,7 +555,6 @@ impl Line {
             c.gateway_missing,
             fmt_ms(c.latency.last_ms),
             self.state
-        );
-        let _ = std::io::stderr().flush();
+        )
     }
 }
