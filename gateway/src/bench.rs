@@ -54,6 +54,10 @@ pub struct BenchArgs {
     /// design), each against a fresh gateway and data directory, and print both.
     #[arg(long, conflicts_with = "target")]
     pub compare: bool,
+    /// Run the load once per count in this list (e.g. `1,2,4,8,16`), the child gateway pinned
+    /// to that many CPUs (Linux), and print how throughput grows with cores.
+    #[arg(long, value_delimiter = ',', conflicts_with = "target")]
+    pub cores: Vec<usize>,
     /// Load an already running gateway at this address (HOST:PORT) instead of starting one,
     /// e.g. to profile it; its CPU and memory are then not reported.
     #[arg(long)]
@@ -94,18 +98,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         vec![args.frame_store]
     };
+    // `None`: every CPU the child may use.
+    let core_counts: Vec<Option<usize>> = if args.cores.is_empty() {
+        vec![None]
+    } else {
+        args.cores.iter().map(|&n| Some(n.max(1))).collect()
+    };
     let mut runs = Vec::new();
-    for store in stores {
-        let measured = load(&args, store).await?;
-        measured.print();
-        runs.push(measured);
+    for &cores in &core_counts {
+        for &store in &stores {
+            let measured = load(&args, store, cores).await?;
+            measured.print();
+            runs.push(measured);
+        }
     }
     if runs.len() > 1 {
         println!(
-            "\nframe store   frames/s   ack p50 / p99 / max ms     cpu us/frame   peak rss MiB"
+            "\ncores  frame store   frames/s   speedup   ack p50 / p99 / max ms     cpu us/frame   peak rss MiB"
         );
         for run in &runs {
-            println!("{}", run.summary());
+            // Against the same store on the fewest cores measured.
+            let base = runs.iter().find(|r| r.store == run.store).expect("itself");
+            println!("{}", run.summary(base));
         }
     }
     Ok(())
@@ -114,6 +128,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// What one load against one gateway measured.
 struct Measured {
     store: FrameStore,
+    /// CPUs the child was pinned to (`None`: all).
+    cores: Option<usize>,
     elapsed: f64,
     /// ACK latencies, µs, ascending.
     latencies: Vec<u64>,
@@ -122,32 +138,37 @@ struct Measured {
 }
 
 /// Starts a gateway storing frames as `store` (unless `--target`), runs the sessions, stops it.
-async fn load(args: &BenchArgs, store: FrameStore) -> anyhow::Result<Measured> {
-    let temp = std::env::temp_dir().join(format!(
-        "gateway-bench-{}-{}",
-        std::process::id(),
-        store.as_str()
-    ));
+async fn load(
+    args: &BenchArgs,
+    store: FrameStore,
+    cores: Option<usize>,
+) -> anyhow::Result<Measured> {
+    let name = match cores {
+        Some(n) => format!("{}-{n}cores", store.as_str()),
+        None => store.as_str().to_owned(),
+    };
+    let temp = std::env::temp_dir().join(format!("gateway-bench-{}-{name}", std::process::id()));
     let data_dir = match &args.data_dir {
-        Some(dir) => dir.join(store.as_str()),
+        Some(dir) => dir.join(&name),
         None => temp.clone(),
     };
     let (mut child, addr) = match &args.target {
         Some(addr) => (None, addr.clone()),
         None => {
-            let (child, addr) = start_child(&data_dir, args.durability, store).await?;
+            let (child, addr) = start_child(&data_dir, args.durability, store, cores).await?;
             (Some(child), addr)
         }
     };
     let pid = child.as_ref().and_then(Child::id);
     println!(
-        "\nbench: {} sessions x {} frames, pace {:?}, window {}, durability {}, frames in {}, gateway {addr}",
+        "\nbench: {} sessions x {} frames, pace {:?}, window {}, durability {}, frames in {}, {}, gateway {addr}",
         args.sessions,
         args.frames,
         args.pace,
         args.window,
         args.durability.as_str(),
         store.as_str(),
+        cores.map_or("all cores".to_owned(), |n| format!("{n} core(s)")),
     );
 
     let contents: std::sync::Arc<Vec<String>> = std::sync::Arc::new(
@@ -218,6 +239,7 @@ async fn load(args: &BenchArgs, store: FrameStore) -> anyhow::Result<Measured> {
     latencies.sort_unstable();
     Ok(Measured {
         store,
+        cores,
         elapsed,
         latencies,
         process,
@@ -265,15 +287,18 @@ impl Measured {
         }
     }
 
-    /// One row of the comparison table.
-    fn summary(&self) -> String {
+    /// One row of the comparison table; the speedup is against `base`.
+    fn summary(&self, base: &Measured) -> String {
         let (cpu, peak) = self.process.map_or((0.0, 0.0), |(cpu, peak, _)| {
             (cpu * 1e6 / self.frames(), peak as f64 / 1024.0)
         });
+        let rate = |m: &Measured| m.frames() / m.elapsed;
         format!(
-            "{:<12} {:>9.0}   {:>7.2} / {:>7.2} / {:>7.2}   {:>12.0}   {:>12.1}",
+            "{:>5}  {:<12} {:>9.0}   {:>6.2}x   {:>7.2} / {:>7.2} / {:>7.2}   {:>12.0}   {:>12.1}",
+            self.cores.map_or("all".to_owned(), |n| n.to_string()),
             self.store.as_str(),
-            self.frames() / self.elapsed,
+            rate(self),
+            rate(self) / rate(base),
             self.ms(0.5),
             self.ms(0.99),
             self.ms(1.0),
@@ -436,9 +461,14 @@ async fn start_child(
     data_dir: &std::path::Path,
     durability: Durability,
     store: FrameStore,
+    cores: Option<usize>,
 ) -> anyhow::Result<(Child, String)> {
     let exe = std::env::current_exe().context("cannot find the gateway binary")?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    if let Some(cores) = cores {
+        pin_to_cores(&mut command, cores)?;
+    }
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--durability"])
         .arg(durability.as_str())
         .args(["--frame-store", store.as_str()])
@@ -467,6 +497,36 @@ async fn start_child(
         }
     }
     bail!("the gateway exited before it was ready")
+}
+
+/// Makes the child run on CPUs `0..cores` only; its runtime sizes itself to them.
+#[cfg(target_os = "linux")]
+fn pin_to_cores(command: &mut Command, cores: usize) -> anyhow::Result<()> {
+    let available = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores > available {
+        bail!("--cores {cores}: this machine lets the bench use {available}");
+    }
+    // SAFETY: between fork and exec the closure only calls sched_setaffinity(2) on a cpu_set_t
+    // it built on its own stack: no allocation, no locks.
+    unsafe {
+        command.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for cpu in 0..cores {
+                libc::CPU_SET(cpu, &mut set);
+            }
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_to_cores(_: &mut Command, _: usize) -> anyhow::Result<()> {
+    bail!("--cores needs Linux")
 }
 
 async fn stop_child(child: &mut Child) {
