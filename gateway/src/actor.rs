@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,13 +79,40 @@ impl SessionHandle {
 
 /// Live sessions by safe name.
 pub struct Registry {
-    actors: Mutex<HashMap<String, Entry>>,
+    actors: Mutex<Actors>,
     database: Database,
     objects: Objects,
     idle_after: Duration,
+    /// Most live sessions one client address may have started (0: no cap).
+    max_per_client: usize,
+}
+
+/// The running actors, and how many of them each client address started.
+#[derive(Default)]
+struct Actors {
+    by_name: HashMap<String, Entry>,
+    per_client: HashMap<IpAddr, usize>,
+}
+
+impl Actors {
+    fn remove(&mut self, name: &str) {
+        let Some(entry) = self.by_name.remove(name) else {
+            return;
+        };
+        if let Some(client) = entry.client
+            && let Some(count) = self.per_client.get_mut(&client)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.per_client.remove(&client);
+            }
+        }
+    }
 }
 
 struct Entry {
+    /// The address whose request started the actor (`None`: the gateway's own work).
+    client: Option<IpAddr>,
     mailbox: mpsc::Sender<Command>,
     resolve_lock: Arc<tokio::sync::Mutex<()>>,
     /// One more strong count for every socket handle alive (see [`Registry::open_sockets`]).
@@ -92,51 +120,89 @@ struct Entry {
 }
 
 impl Registry {
-    pub fn new(database: Database, objects: Objects, idle_after: Duration) -> Arc<Registry> {
+    pub fn new(
+        database: Database,
+        objects: Objects,
+        idle_after: Duration,
+        max_per_client: usize,
+    ) -> Arc<Registry> {
         Arc::new(Registry {
-            actors: Mutex::new(HashMap::new()),
+            actors: Mutex::default(),
             database,
             objects,
             idle_after,
+            max_per_client,
         })
     }
 
-    /// The handle of `id`'s actor, starting it if it is not running.
-    pub fn session(self: &Arc<Self>, id: &SessionId) -> SessionHandle {
-        self.handle(id, false)
+    /// The handle of `id`'s actor, starting it if it is not running. A `client` that already
+    /// started its cap of live sessions cannot start another (a running one is always open
+    /// to it); the gateway's own work (`None`) is never refused.
+    pub fn session(
+        self: &Arc<Self>,
+        id: &SessionId,
+        client: Option<IpAddr>,
+    ) -> Result<SessionHandle, SessionError> {
+        self.handle(id, false, client)
     }
 
     /// The handle a socket holds for its life: as [`Registry::session`], and counted as an
     /// open socket of the session while it (or a clone) lives.
-    pub fn socket_session(self: &Arc<Self>, id: &SessionId) -> SessionHandle {
-        self.handle(id, true)
+    pub fn socket_session(
+        self: &Arc<Self>,
+        id: &SessionId,
+        client: Option<IpAddr>,
+    ) -> Result<SessionHandle, SessionError> {
+        self.handle(id, true, client)
     }
 
     /// How many socket handles of `id`'s session are alive.
     pub fn open_sockets(&self, id: &SessionId) -> usize {
         let actors = self.actors.lock().expect("registry lock");
         actors
+            .by_name
             .get(id.safe())
             .map_or(0, |entry| Arc::strong_count(&entry.sockets) - 1)
     }
 
-    fn handle(self: &Arc<Self>, id: &SessionId, socket: bool) -> SessionHandle {
+    fn handle(
+        self: &Arc<Self>,
+        id: &SessionId,
+        socket: bool,
+        client: Option<IpAddr>,
+    ) -> Result<SessionHandle, SessionError> {
         let mut actors = self.actors.lock().expect("registry lock");
-        let entry = actors.entry(id.safe().to_owned()).or_insert_with(|| {
+        let Actors {
+            by_name,
+            per_client,
+        } = &mut *actors;
+        if !by_name.contains_key(id.safe())
+            && let Some(client) = client
+        {
+            let started = per_client.entry(client).or_default();
+            if self.max_per_client > 0 && *started >= self.max_per_client {
+                return Err(SessionError::LiveSessionCap {
+                    cap: self.max_per_client,
+                });
+            }
+            *started += 1;
+        }
+        let entry = by_name.entry(id.safe().to_owned()).or_insert_with(|| {
             let (mailbox, inbox) = mpsc::channel(MAILBOX);
             tokio::spawn(Arc::clone(self).run_actor(id.clone(), mailbox.downgrade(), inbox));
             Entry {
+                client,
                 mailbox,
                 resolve_lock: Arc::default(),
                 sockets: Arc::default(),
             }
         });
-        SessionHandle {
+        Ok(SessionHandle {
             id: id.clone(),
             mailbox: entry.mailbox.clone(),
             resolve_lock: Arc::clone(&entry.resolve_lock),
             _socket: socket.then(|| Arc::clone(&entry.sockets)),
-        }
+        })
     }
 
     /// Runs a read on `id`'s session without starting an actor: in the running actor if there
@@ -155,7 +221,7 @@ impl Registry {
     {
         let live = {
             let actors = self.actors.lock().expect("registry lock");
-            actors.get(id.safe()).map(|entry| SessionHandle {
+            actors.by_name.get(id.safe()).map(|entry| SessionHandle {
                 id: id.clone(),
                 mailbox: entry.mailbox.clone(),
                 resolve_lock: Arc::clone(&entry.resolve_lock),
@@ -174,12 +240,12 @@ impl Registry {
     /// Forgets every actor: each finishes the commands already in its mailbox and stops once
     /// the last handle to it is gone (used at shutdown, so storage closes behind them).
     pub fn close(&self) {
-        self.actors.lock().expect("registry lock").clear();
+        *self.actors.lock().expect("registry lock") = Actors::default();
     }
 
     /// Number of running actors.
     pub fn live_sessions(&self) -> usize {
-        self.actors.lock().expect("registry lock").len()
+        self.actors.lock().expect("registry lock").by_name.len()
     }
 
     async fn run_actor(
@@ -221,7 +287,7 @@ impl Registry {
         inbox: &mpsc::Receiver<Command>,
     ) -> bool {
         let mut actors = self.actors.lock().expect("registry lock");
-        let Some(entry) = actors.get(name) else {
+        let Some(entry) = actors.by_name.get(name) else {
             return true;
         };
         let is_own = own
@@ -242,6 +308,7 @@ impl Registry {
         let mut actors = self.actors.lock().expect("registry lock");
         let is_own = own.upgrade().is_some_and(|own| {
             actors
+                .by_name
                 .get(name)
                 .is_some_and(|e| own.same_channel(&e.mailbox))
         });

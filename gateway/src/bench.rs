@@ -474,6 +474,7 @@ async fn start_child(
         .args(["--frame-store", store.as_str()])
         // Thousands of simulated recorders share one address here.
         .args(["--max-connections-per-client", "0"])
+        .args(["--max-sessions-per-client", "0"])
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("GATEWAY_OBJECTS")

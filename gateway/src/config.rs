@@ -82,6 +82,11 @@ pub struct ServeArgs {
     /// one is answered 429 and closed. 0: no cap.
     #[arg(long, env = "GATEWAY_MAX_CONNECTIONS_PER_CLIENT", default_value_t = crate::core::caps::MAX_CONNECTIONS_PER_CLIENT)]
     pub max_connections_per_client: usize,
+    /// Most sessions one client address may keep live at once (started by its sockets or its
+    /// resolve, binding or finalize calls); one more is answered 429 (a socket: an error and
+    /// close code 1013). An idle session leaves memory after --idle-secs. 0: no cap.
+    #[arg(long, env = "GATEWAY_MAX_SESSIONS_PER_CLIENT", default_value_t = crate::core::caps::MAX_LIVE_SESSIONS_PER_CLIENT)]
+    pub max_sessions_per_client: usize,
 }
 
 impl ServeArgs {
@@ -122,6 +127,7 @@ impl ServeArgs {
                 .retention_days
                 .map(|days| Duration::from_secs(days * 24 * 3600)),
             max_connections_per_client: self.max_connections_per_client,
+            max_sessions_per_client: self.max_sessions_per_client,
         })
     }
 }

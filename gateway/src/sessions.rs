@@ -1,6 +1,7 @@
 //! What the gateway does for a session, in one place for both the socket and the HTTP routes:
 //! each operation finds the session's actor and runs the core's rule inside it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -71,10 +72,16 @@ impl Sessions {
         objects: Objects,
         inference: Inference,
         idle_after: Duration,
+        max_sessions_per_client: usize,
     ) -> Sessions {
         let queue = inference.builtin().map(|_| AttributionQueue::new());
         let sessions = Sessions {
-            registry: Registry::new(database.clone(), objects.clone(), idle_after),
+            registry: Registry::new(
+                database.clone(),
+                objects.clone(),
+                idle_after,
+                max_sessions_per_client,
+            ),
             database,
             objects,
             inference,
@@ -92,8 +99,12 @@ impl Sessions {
 
     /// The handle a socket holds for its life; while it lives the session counts as having
     /// an open socket (a delete is refused, see [`Sessions::delete`]).
-    pub fn handle(&self, id: &SessionId) -> SessionHandle {
-        self.registry.socket_session(id)
+    pub fn handle(
+        &self,
+        id: &SessionId,
+        client: Option<IpAddr>,
+    ) -> Result<SessionHandle, SessionError> {
+        self.registry.socket_session(id, client)
     }
 
     pub fn objects(&self) -> &Objects {
@@ -166,8 +177,9 @@ impl Sessions {
         id: &SessionId,
         input: ResolveInput,
         idempotency_key: Option<String>,
+        client: Option<IpAddr>,
     ) -> Result<Resolved, ResolveError> {
-        let handle = self.registry.session(id);
+        let handle = self.registry.session(id, client)?;
         let _one_at_a_time = handle.resolve_lock.lock().await;
         if let Some(key) = idempotency_key.clone() {
             let stored = handle
@@ -200,9 +212,10 @@ impl Sessions {
         id: &SessionId,
         cluster_id: String,
         name: String,
+        client: Option<IpAddr>,
     ) -> Result<StateResponse, SessionError> {
         self.registry
-            .session(id)
+            .session(id, client)?
             .run(move |s| Box::pin(async move { s.bind(&cluster_id, &name, now_ms()).await }))
             .await
     }
@@ -211,6 +224,7 @@ impl Sessions {
         &self,
         id: &SessionId,
         metadata: Map<String, Value>,
+        client: Option<IpAddr>,
     ) -> Result<FinalizeResponse, SessionError> {
         // The result covers every stored second: attribute what is left first. A failure here
         // is logged, not fatal: the audio is safe and the timeline can catch up later.
@@ -225,7 +239,7 @@ impl Sessions {
             }
         }
         self.registry
-            .session(id)
+            .session(id, client)?
             .run(move |s| Box::pin(async move { s.finalize(metadata, now_ms()).await }))
             .await
     }
@@ -289,7 +303,8 @@ impl Sessions {
         let Some(engine) = self.inference.builtin().cloned() else {
             return Ok(false);
         };
-        let handle = self.registry.session(id);
+        // The gateway's own work: never refused by a client's cap.
+        let handle = self.registry.session(id, None)?;
         let _one_at_a_time = handle.resolve_lock.lock().await;
         let snapshot = handle
             .run(move |s| Box::pin(async move { Ok(StreamSnapshot::of(s, stream)) }))

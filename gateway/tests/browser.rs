@@ -607,3 +607,59 @@ async fn item_8_a_client_over_its_connection_cap_gets_429_and_a_freed_place_is_r
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Issue 9, item 8: one client address keeps at most the configured number of sessions live.
+/// One more is refused (a socket: an error and close code 1013; a request: 429), a session
+/// already live stays open to it, and once one of its sessions has gone idle it may start
+/// another.
+#[tokio::test]
+async fn item_8_a_client_over_its_live_session_cap_is_refused_until_one_goes_idle() {
+    let gw = TestGateway::start_with(|config| {
+        config.max_sessions_per_client = 2;
+        config.idle_timeout = std::time::Duration::from_millis(200);
+    })
+    .await;
+    let mut first = gw.connect("live-1").await;
+    hello(&mut first).await;
+    let mut second = gw.connect("live-2").await;
+    hello(&mut second).await;
+    let detail = "too many live sessions from this address: at most 2 may be open at once; \
+                  finish one, or wait a minute after one goes quiet";
+
+    let mut third = gw.connect("live-3").await;
+    let refusal = next_json(&mut third).await;
+    assert_eq!(refusal["type"], "error", "{refusal}");
+    assert_eq!(refusal["detail"], detail);
+    let close = close_frame(&mut third).await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1013, "{close:?}");
+    let binding = json!({"cluster_id": "spk_0", "name": "Ada"});
+    let (status, body) = gw
+        .send_json("PUT", "/v1/sessions/live-3/bindings", binding.clone())
+        .await;
+    assert_eq!((status, body), (429, json!({ "detail": detail })));
+    assert_eq!(live_sessions(&gw).await, 2, "nothing was started");
+
+    // A live session is still open to the same address (here: no such cluster yet).
+    let (status, _) = gw
+        .send_json("PUT", "/v1/sessions/live-1/bindings", binding.clone())
+        .await;
+    assert_eq!(status, 404);
+
+    // Once `live-2` has gone idle its place is free again.
+    drop(second);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let (status, body) = gw
+            .send_json("PUT", "/v1/sessions/live-3/bindings", binding.clone())
+            .await;
+        if status == 404 {
+            break;
+        }
+        assert_eq!(status, 429, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle session's place was never freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -21,6 +21,17 @@ pub const MAX_SPEAKER_NAME_CHARS: usize = 200;
 /// path limit less its brackets).
 pub const MAX_EMAIL_CHARS: usize = 254;
 
+/// Highest frame `seq` a chunk may carry: a frame a second for 136 years. Everything derived
+/// from a seq (object keys, offsets in samples and bytes, the capture clock in ms) then stays
+/// far inside 64 bits; a seq near `u64::MAX` overflowed them (found by `fuzz/`, target
+/// `message`: seq 10^16 overflowed `CaptureOrigin::start_ms`).
+pub const MAX_SEQ: u64 = u32::MAX as u64;
+
+/// Latest `timestamp_ms` a chunk may carry: the last millisecond of the year 9999 (what
+/// RFC 3339 can write). Streams are aligned by differences of capture times in ms and then in
+/// samples, which stay inside 64 bits below it.
+pub const MAX_TIMESTAMP_MS: u64 = 253_402_300_799_999;
+
 /// Longest `x-idempotency-key`, in characters. The recorder sends `<session id>:<first>-<last>`
 /// (a 128-character id plus two seqs); 256 leaves room for other clients' prefixes and UUIDs.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 256;
@@ -60,3 +71,9 @@ pub const MAX_WAV_SECONDS: u64 = 24 * 60 * 60;
 /// host opening thousands of idle connections cannot exhaust the gateway's file descriptors.
 /// `gateway bench`, which plays thousands of recorders from one address, turns it off.
 pub const MAX_CONNECTIONS_PER_CLIENT: usize = 256;
+
+/// Most sessions one client address may keep live (in memory, with an actor) at once. A
+/// recorder keeps one (two streams share it) and a server relaying many recorders from one
+/// address a few hundred; an idle session leaves memory after a minute, so the cap bounds what
+/// one address can make the gateway hold, not what it can record over a day. 0: no cap.
+pub const MAX_LIVE_SESSIONS_PER_CLIENT: usize = 256;

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::caps::{MAX_SEQ, MAX_TIMESTAMP_MS};
 use crate::clock::EpochMs;
 use contract::protocol::{CHANNELS, FORMAT, FRAME_BYTES, SAMPLE_RATE};
 
@@ -35,9 +36,10 @@ pub enum Incoming {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidChunk {
     pub meeting_id: String,
+    /// 1..=[`MAX_SEQ`].
     pub seq: u64,
-    /// When the frame's first sample was captured (`timestamp_ms`, epoch ms): streams of one
-    /// session are aligned by it.
+    /// When the frame's first sample was captured (`timestamp_ms`, epoch ms, at most
+    /// [`MAX_TIMESTAMP_MS`]): streams of one session are aligned by it.
     pub captured_at: EpochMs,
     /// Exactly [`FRAME_BYTES`] bytes of PCM.
     pub pcm: Vec<u8>,
@@ -58,6 +60,10 @@ pub enum MessageError {
     UnknownType(String),
     #[error("{0}")]
     Field(&'static str),
+    #[error("seq must be at most {MAX_SEQ}")]
+    SeqTooLarge,
+    #[error("timestamp_ms must be at most {MAX_TIMESTAMP_MS} (the end of the year 9999)")]
+    TimestampTooLarge,
     #[error("content_b64 is not valid base64: {0}")]
     InvalidBase64(String),
     #[error("content_b64 must decode to exactly {FRAME_BYTES} bytes, got {0}")]
@@ -128,6 +134,9 @@ fn parse_chunk(raw: &RawMessage<'_>) -> Result<ValidChunk, MessageError> {
         .seq
         .and_then(positive_integer)
         .ok_or(MessageError::Field("seq must be a positive integer"))?;
+    if seq > MAX_SEQ {
+        return Err(MessageError::SeqTooLarge);
+    }
     let captured_at = raw
         .timestamp_ms
         .and_then(|v| serde_json::from_str::<f64>(v.get()).ok())
@@ -135,6 +144,9 @@ fn parse_chunk(raw: &RawMessage<'_>) -> Result<ValidChunk, MessageError> {
         .ok_or(MessageError::Field(
             "timestamp_ms must be a positive number",
         ))?;
+    if captured_at > MAX_TIMESTAMP_MS as f64 {
+        return Err(MessageError::TimestampTooLarge);
+    }
     if raw.sample_rate.and_then(positive_integer) != Some(u64::from(SAMPLE_RATE)) {
         return Err(MessageError::Field("sample_rate must be 16000"));
     }
@@ -157,7 +169,7 @@ fn parse_chunk(raw: &RawMessage<'_>) -> Result<ValidChunk, MessageError> {
     Ok(ValidChunk {
         meeting_id: meeting_id.into_owned(),
         seq,
-        // Saturating: a float past u64 (or a fraction) still names a moment to align by.
+        // A fraction of a millisecond is dropped.
         captured_at: captured_at as EpochMs,
         pcm,
     })
@@ -247,6 +259,28 @@ mod tests {
         for (overrides, expected) in cases {
             assert_eq!(error_of(overrides.clone()), expected, "for {overrides}");
         }
+    }
+
+    #[test]
+    fn seq_and_timestamp_stay_within_what_the_clock_arithmetic_holds() {
+        let chunk =
+            |seq: u64, ts: f64| parse_message(&chunk_json(json!({"seq": seq, "timestamp_ms": ts})));
+        assert!(matches!(chunk(MAX_SEQ, 1.0), Ok(Incoming::Chunk(c)) if c.seq == MAX_SEQ));
+        assert_eq!(
+            chunk(MAX_SEQ + 1, 1.0).unwrap_err().to_string(),
+            "seq must be at most 4294967295"
+        );
+        // The fuzz target `message` found this one: the capture clock overflowed.
+        assert_eq!(
+            chunk(10_000_000_000_000_000, 1.0),
+            Err(MessageError::SeqTooLarge)
+        );
+        let latest = MAX_TIMESTAMP_MS as f64;
+        assert!(
+            matches!(chunk(1, latest), Ok(Incoming::Chunk(c)) if c.captured_at == MAX_TIMESTAMP_MS)
+        );
+        assert_eq!(chunk(1, latest + 1.0), Err(MessageError::TimestampTooLarge));
+        assert_eq!(chunk(1, 1e300), Err(MessageError::TimestampTooLarge));
     }
 
     #[test]

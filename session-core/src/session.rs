@@ -41,6 +41,10 @@ pub enum SessionError {
         seq: u64,
         last_seq: u64,
     },
+    #[error(
+        "too many live sessions from this address: at most {cap} may be open at once; finish one, or wait a minute after one goes quiet"
+    )]
+    LiveSessionCap { cap: usize },
     #[error(transparent)]
     EventLogFull(#[from] EventLogFull),
     #[error(transparent)]

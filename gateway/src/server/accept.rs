@@ -25,6 +25,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tower::ServiceExt as _;
 
 /// How long a connection may take to send a request's head (and may sit idle between requests).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,15 +63,7 @@ pub async fn serve(
         };
         let (app, stop, open) = (app.clone(), stop.clone(), open.clone());
         tokio::spawn(async move {
-            connection(
-                Counted {
-                    stream,
-                    _slot: slot,
-                },
-                app,
-                stop,
-            )
-            .await;
+            connection(Counted { stream, slot }, app, stop).await;
             drop(open);
         });
     }
@@ -122,7 +115,7 @@ impl Drop for Slot {
 /// for a WebSocket is when the socket closes (hyper hands this stream to the upgrade).
 struct Counted {
     stream: TcpStream,
-    _slot: Slot,
+    slot: Slot,
 }
 
 impl tokio::io::AsyncRead for Counted {
@@ -187,12 +180,23 @@ async fn refuse(mut stream: TcpStream, max: usize) {
     .await;
 }
 
+/// The address a request came from, for the caps that count per client (an extension of every
+/// request).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
 async fn connection(stream: Counted, app: Router, mut stop: watch::Receiver<bool>) {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    let service = TowerToHyperService::new(app);
+    let client = ClientAddr(stream.slot.ip);
+    let service = TowerToHyperService::new(app.map_request(
+        move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(client);
+            request
+        },
+    ));
     let mut conn = pin!(
         builder
             .serve_connection(TokioIo::new(stream), service)

@@ -25,6 +25,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    /// Over a per-client cap on what the gateway holds (live sessions); later may work.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// A well-formed request for something the gateway will not produce (an `audio.wav` over
     /// its cap).
     #[error("{0}")]
@@ -72,6 +75,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
@@ -137,6 +141,7 @@ impl From<SessionError> for ApiError {
             | SessionError::SeqConflict { .. }
             | SessionError::EventLogFull(_) => ApiError::Conflict(detail),
             SessionError::MeetingMismatch { .. } => ApiError::BadRequest(detail),
+            SessionError::LiveSessionCap { .. } => ApiError::TooManyRequests(detail),
             SessionError::UnknownCluster(_) => ApiError::NotFound(detail),
             SessionError::Answer(_) => ApiError::BadGateway {
                 detail,

@@ -67,6 +67,8 @@ pub struct GatewayConfig {
     pub retention: Option<Duration>,
     /// Open connections one client address may hold (0: no cap); see `accept.rs`.
     pub max_connections_per_client: usize,
+    /// Live sessions one client address may have started (0: no cap); see `actor.rs`.
+    pub max_sessions_per_client: usize,
 }
 
 impl GatewayConfig {
@@ -98,6 +100,7 @@ impl GatewayConfig {
             frame_store: FrameStore::Log,
             retention: None,
             max_connections_per_client: crate::core::caps::MAX_CONNECTIONS_PER_CLIENT,
+            max_sessions_per_client: crate::core::caps::MAX_LIVE_SESSIONS_PER_CLIENT,
         }
     }
 }
@@ -211,7 +214,13 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     );
     let inference_line = inference.describe();
     let inference_configured = inference.is_configured();
-    let sessions = Sessions::new(database, objects, inference, config.idle_timeout);
+    let sessions = Sessions::new(
+        database,
+        objects,
+        inference,
+        config.idle_timeout,
+        config.max_sessions_per_client,
+    );
     let (stop, stopping) = watch::channel(false);
     if let Some(max_age) = config.retention {
         // The first sweep is over before anyone can connect; the next ones run meanwhile.

@@ -1,9 +1,9 @@
 //! The HTTP routes: parse, call one operation of [`Sessions`], shape the answer.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use crate::core::speakers::{parse_binding, parse_finalize, parse_idempotency_key, parse_resolve};
@@ -12,6 +12,7 @@ use crate::protocol::{
     FinalizeResponse, IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER, StateResponse,
 };
 use crate::server::AppState;
+use crate::server::accept::ClientAddr;
 use crate::server::error::ApiError;
 use crate::server::extract::{Body, SessionPath};
 use crate::sessions::Resolved;
@@ -38,44 +39,53 @@ pub async fn state(
 pub async fn resolve(
     State(app): State<AppState>,
     SessionPath(id): SessionPath,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let input = parse_resolve(&body)?;
     let key = parse_idempotency_key(headers.get(IDEMPOTENCY_KEY_HEADER).map(|v| v.as_bytes()))?;
     let json = HeaderValue::from_static("application/json");
-    Ok(match app.sessions.resolve(&id, input, key).await? {
-        Resolved::Fresh(answer) => ([(header::CONTENT_TYPE, json)], answer).into_response(),
-        Resolved::Replay(answer) => (
-            [
-                (header::CONTENT_TYPE, json),
-                (
-                    header::HeaderName::from_static(IDEMPOTENT_REPLAY_HEADER),
-                    HeaderValue::from_static("true"),
-                ),
-            ],
-            answer,
-        )
-            .into_response(),
-    })
+    Ok(
+        match app.sessions.resolve(&id, input, key, ip(client)).await? {
+            Resolved::Fresh(answer) => ([(header::CONTENT_TYPE, json)], answer).into_response(),
+            Resolved::Replay(answer) => (
+                [
+                    (header::CONTENT_TYPE, json),
+                    (
+                        header::HeaderName::from_static(IDEMPOTENT_REPLAY_HEADER),
+                        HeaderValue::from_static("true"),
+                    ),
+                ],
+                answer,
+            )
+                .into_response(),
+        },
+    )
 }
 
 pub async fn finalize(
     State(app): State<AppState>,
     SessionPath(id): SessionPath,
+    client: Option<Extension<ClientAddr>>,
     Body(body): Body,
 ) -> Result<Json<FinalizeResponse>, ApiError> {
     let metadata = parse_finalize(&body)?;
-    Ok(Json(app.sessions.finalize(&id, metadata).await?))
+    Ok(Json(
+        app.sessions.finalize(&id, metadata, ip(client)).await?,
+    ))
 }
 
 pub async fn bind(
     State(app): State<AppState>,
     SessionPath(id): SessionPath,
+    client: Option<Extension<ClientAddr>>,
     Body(body): Body,
 ) -> Result<Json<StateResponse>, ApiError> {
     let (cluster_id, name) = parse_binding(&body)?;
-    Ok(Json(app.sessions.bind(&id, cluster_id, name).await?))
+    Ok(Json(
+        app.sessions.bind(&id, cluster_id, name, ip(client)).await?,
+    ))
 }
 
 /// `POST /speaker/resolve`: the built-in engine answering the inference service's contract,
@@ -118,4 +128,9 @@ pub async fn speaker_service(State(app): State<AppState>, Body(body): Body) -> R
             .into_response(),
         Err(other) => ApiError::Unavailable(other.to_string()).into_response(),
     }
+}
+
+/// The requesting client's address, counted against its cap on live sessions.
+fn ip(client: Option<Extension<ClientAddr>>) -> Option<std::net::IpAddr> {
+    client.map(|Extension(ClientAddr(ip))| ip)
 }

@@ -56,15 +56,21 @@ pub async fn authenticate(
         },
         Ok(Some(Ok(_binary_or_ping))) => (AUTH_REQUIRED, "authentication required"),
     };
+    refuse(socket, detail.to_owned(), close_code::POLICY, reason).await;
+    None
+}
+
+/// Answers a socket the gateway will not serve with an error message (`detail`) and closes it
+/// with `code` and `reason`.
+pub async fn refuse(mut socket: WebSocket, detail: String, code: u16, reason: &'static str) {
     let refusal = ServerMessage::Error {
-        detail: detail.to_owned(),
+        detail,
         seq: None,
         retry: false,
     };
     if send(&mut socket, &refusal).await {
-        close(&mut socket, close_code::POLICY, reason).await;
+        close(&mut socket, code, reason).await;
     }
-    None
 }
 
 /// Sends one message within [`SEND_DEADLINE`]; false if it could not.

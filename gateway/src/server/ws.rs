@@ -12,10 +12,11 @@ use crate::core::session::SessionError;
 use crate::core::stream::Stream;
 use crate::protocol::{MAX_WS_MESSAGE_BYTES, ServerMessage};
 use crate::server::AppState;
+use crate::server::accept::ClientAddr;
 use crate::server::auth::KeyChecked;
 use crate::server::error::ApiError;
 use crate::server::extract::{SessionPath, StreamName};
-use crate::server::socket_auth::authenticate;
+use crate::server::socket_auth::{authenticate, refuse};
 use crate::sessions::now_ms;
 
 pub async fn upgrade(
@@ -23,6 +24,7 @@ pub async fn upgrade(
     SessionPath(id): SessionPath,
     stream: StreamName,
     checked: Option<Extension<KeyChecked>>,
+    client: Option<Extension<ClientAddr>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(upgrade) = upgrade else {
@@ -43,7 +45,21 @@ pub async fn upgrade(
                 let Some(socket) = authenticate(&app, socket, proved).await else {
                     return;
                 };
-                let handle = app.sessions.handle(&id);
+                let client = client.map(|Extension(ClientAddr(ip))| ip);
+                let handle = match app.sessions.handle(&id, client) {
+                    Ok(handle) => handle,
+                    Err(err) => {
+                        // Over the address's cap on live sessions: it may try again later.
+                        refuse(
+                            socket,
+                            err.to_string(),
+                            close_code::AGAIN,
+                            "too many sessions",
+                        )
+                        .await;
+                        return;
+                    }
+                };
                 Connection {
                     app,
                     handle,

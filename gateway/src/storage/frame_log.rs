@@ -31,8 +31,11 @@ pub const SEGMENT_BYTES: u64 = 64 << 20;
 const MAX_BATCH_BYTES: usize = 8 << 20;
 const MAGIC: &[u8; 4] = b"IRF1";
 const HEADER_BYTES: usize = 16;
-/// Open read handles kept; past this the cache starts over (segments are few and large).
-const MAX_READERS: usize = 256;
+/// Open read handles kept. Reads go to recent segments (the engine reads back what was just
+/// stored) or walk one session's segments in order (`audio.wav`), so a few suffice; past this
+/// the oldest segment's handle is closed, so a long-running gateway holds a flat number of
+/// descriptors however many segments it writes.
+const MAX_READERS: usize = 16;
 
 /// Where a key's record lies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,8 +219,10 @@ impl FrameLog {
                 return Err(StorageError("cannot open a frame log segment".into()));
             }
         };
-        if readers.len() >= MAX_READERS {
-            readers.clear();
+        if readers.len() >= MAX_READERS
+            && let Some(&oldest) = readers.keys().min()
+        {
+            readers.remove(&oldest);
         }
         readers.insert(segment, Arc::clone(&file));
         Ok(Some(file))
