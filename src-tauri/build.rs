@@ -19,6 +19,8 @@ mod window {
         "list_devices",
         "save_settings",
         "new_session_id",
+        "session_view",
+        "send_held",
         "start_recording",
         "stop_recording",
         "rename_speaker",

@@ -14,13 +14,21 @@
 //! delivered, and the session must end with nothing missing.
 //!
 //! A third test records with nothing configured: the bundled gateway's built-in speaker
-//! engine must put a speaker in the speakers panel.
+//! engine must put a speaker in the speakers panel. It then goes through a session's life
+//! (issue 11, item 3): Pause and Resume keep the clock on the session's recorded time; after
+//! Finalize the next Start records a new session (new id, clean panels); recording into the
+//! finalized session again asks first, and then goes on after its recorded time.
 //!
 //! A fourth records the meeting audio too ("Also record meeting audio", on by default; its
 //! source a second tone through `RECORDER_SYSTEM`, as the mic's is through `RECORDER_INPUT`,
 //! since the test machine has no sound card): both meters must move, both streams' counters
 //! rise, the meeting audio's speaker shows as `remote`, and Finalize must deliver both streams
 //! (per-stream counters in `result.json`, none missing).
+//!
+//! A fifth sends held audio without recording (issue 11, item 4): the gateway goes away while
+//! the app records; after Pause the held seconds are listed and delivered in the background
+//! once the gateway is back; held again and the app closed while recording, a relaunch lists
+//! the session with its backlog, and "Send and finalize" delivers it and writes the result.
 //!
 //! Needs a DISPLAY, `tauri-driver` and `WebKitWebDriver`, and the app binary built; without
 //! them it FAILS and says what to do. `scripts/e2e.sh` provides all of it.
@@ -134,9 +142,10 @@ async fn a_gateway_outage_holds_frames_and_the_page_says_when_they_are_delivered
 }
 
 /// With nothing configured, the bundled gateway's built-in speaker engine answers: a speaker
-/// row appears in the window while recording, without any inference URL.
+/// row appears in the window while recording, without any inference URL. Then the session is
+/// paused, resumed, finalized, and the next Start begins a new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_built_in_engine_fills_the_speakers_panel_with_nothing_configured() {
+async fn the_built_in_engine_names_speakers_and_a_finalized_session_gives_way_to_a_new_one() {
     e2e::require_display();
     let app = e2e::app_binary();
     let artifacts = e2e::artifacts_dir();
@@ -145,7 +154,7 @@ async fn the_built_in_engine_fills_the_speakers_panel_with_nothing_configured() 
     let settings = json!({
         "input": "tone:440",
         "gateway": {"mode": "bundled", "remote_url": "", "remote_api_key": ""},
-        "session_id": "e2e-builtin",
+        "session_id": BUILTIN_SESSION,
         "resolve_every_secs": 2.0,
     });
     std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
@@ -159,7 +168,11 @@ async fn the_built_in_engine_fills_the_speakers_panel_with_nothing_configured() 
         &artifacts,
     );
     let client = connect(&driver, &app).await;
-    let outcome = tokio::time::timeout(Duration::from_secs(120), built_in_speakers(&client)).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(240),
+        built_in_speakers(&client, &artifacts),
+    )
+    .await;
     finish(
         client,
         driver,
@@ -170,7 +183,9 @@ async fn the_built_in_engine_fills_the_speakers_panel_with_nothing_configured() 
     let _ = std::fs::remove_dir_all(&home);
 }
 
-async fn built_in_speakers(client: &Client) -> anyhow::Result<()> {
+const BUILTIN_SESSION: &str = "e2e-builtin";
+
+async fn built_in_speakers(client: &Client, artifacts: &Path) -> anyhow::Result<()> {
     wait_for(
         client,
         "the bundled gateway with its built-in engine",
@@ -196,6 +211,129 @@ async fn built_in_speakers(client: &Client) -> anyhow::Result<()> {
             .as_str()
             .is_some_and(|c| c.starts_with("spk_")),
         "unexpected speaker row {row}"
+    );
+    session_lifecycle(client, artifacts).await
+}
+
+/// Issue 11, item 3, on a recording session with a speaker in the panel: Pause/Resume,
+/// Finalize, a new session on the next Start, and the question before recording into a
+/// finalized session.
+async fn session_lifecycle(client: &Client, artifacts: &Path) -> anyhow::Result<()> {
+    let paused_state = format!("Paused · session {BUILTIN_SESSION}");
+    // At least 3 seconds recorded, so that the clock has something to keep.
+    let page = wait_for(client, "acked ≥ 3", 30, |page| {
+        number(&page["acked"]) >= 3
+    })
+    .await?;
+    anyhow::ensure!(
+        page["recordLabel"] == "Pause",
+        "while recording the button reads {}",
+        page["recordLabel"]
+    );
+    click(client, "#record-button").await?;
+    let paused = wait_for(client, "the session to pause", 30, |page| {
+        page["recordState"] == paused_state.as_str() && page["recordLabel"] == "Resume"
+    })
+    .await?;
+    let at_pause = clock_secs(&paused["elapsed"]);
+    anyhow::ensure!(at_pause >= 3, "paused at {}", paused["elapsed"]);
+
+    // Resume: the clock goes on from the session's recorded time, the speakers stay.
+    start_recording(client).await?;
+    let resumed = client.execute(READ_PAGE, vec![]).await?;
+    anyhow::ensure!(
+        clock_secs(&resumed["elapsed"]) >= at_pause
+            && resumed["recordLabel"] == "Pause"
+            && resumed["sessionId"] == BUILTIN_SESSION
+            && resumed["speakers"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty()),
+        "paused at {at_pause} s; after Resume the page shows {resumed:#}"
+    );
+    wait_for(client, "the clock to go on past the pause", 20, |page| {
+        clock_secs(&page["elapsed"]) >= at_pause + 2
+    })
+    .await?;
+
+    let page = finalize(client).await?;
+    anyhow::ensure!(
+        page["resultKey"] == format!("sessions/{BUILTIN_SESSION}/result.json").as_str()
+            && page["recordState"] == format!("Finalized · session {BUILTIN_SESSION}").as_str()
+            && page["recordLabel"] == "Start",
+        "after Finalize the page shows {page:#}"
+    );
+    let total = clock_secs(&page["elapsed"]);
+    anyhow::ensure!(total >= at_pause + 2, "finalized at {}", page["elapsed"]);
+    save_screenshot(client, &artifacts.join("finalized.png")).await;
+
+    // The next Start records a new session, with nothing of the finalized one in the panels.
+    start_recording(client).await?;
+    let fresh = client.execute(READ_PAGE, vec![]).await?;
+    let new_id = fresh["sessionId"].as_str().unwrap_or_default().to_owned();
+    anyhow::ensure!(
+        new_id.starts_with("interview-")
+            && fresh["recordState"] == format!("Recording · session {new_id}").as_str()
+            && fresh["speakers"].as_array().is_some_and(Vec::is_empty)
+            && fresh["timeline"] == 0
+            && fresh["resultKey"] == ""
+            && clock_secs(&fresh["elapsed"]) < 5
+            && number(&fresh["acked"]) < 5,
+        "the Start after Finalize shows {fresh:#}"
+    );
+    click(client, "#record-button").await?;
+    wait_for(client, "the new session to pause", 30, |page| {
+        page["recordState"] == format!("Paused · session {new_id}").as_str()
+    })
+    .await?;
+
+    // Typing the finalized session in again: Start asks first; Cancel records nothing.
+    replace_text(client, "#session-id", BUILTIN_SESSION).await?;
+    wait_for(client, "the finalized session in Setup", 20, |page| {
+        page["recordState"] == format!("Finalized · session {BUILTIN_SESSION}").as_str()
+            && clock_secs(&page["elapsed"]) >= total
+    })
+    .await?;
+    click(client, "#record-button").await?;
+    let asked = wait_for(
+        client,
+        "the question about the finalized session",
+        20,
+        |page| page["dialog"].is_string(),
+    )
+    .await?;
+    anyhow::ensure!(
+        asked["dialog"]
+            .as_str()
+            .is_some_and(|t| t.contains(BUILTIN_SESSION) && t.contains("was finalized")),
+        "the question reads {}",
+        asked["dialog"]
+    );
+    save_screenshot(client, &artifacts.join("finalized-question.png")).await;
+    click(client, "#finalized-cancel").await?;
+    let page = wait_for(client, "the question to close", 10, |page| {
+        page["dialog"].is_null()
+    })
+    .await?;
+    anyhow::ensure!(
+        page["recordState"] == format!("Finalized · session {BUILTIN_SESSION}").as_str(),
+        "after Cancel the page shows {page:#}"
+    );
+
+    // Asked again and answered "Record into it anyway": the clock goes on after its time.
+    click(client, "#record-button").await?;
+    wait_for(client, "the question again", 20, |page| {
+        page["dialog"].is_string()
+    })
+    .await?;
+    click(client, "#finalized-continue").await?;
+    let page = wait_for(client, "recording into the finalized session", 20, |page| {
+        page["recordState"] == format!("Recording · session {BUILTIN_SESSION}").as_str()
+    })
+    .await?;
+    anyhow::ensure!(
+        clock_secs(&page["elapsed"]) >= total,
+        "finalized at {total} s; recording into it again the clock shows {}",
+        page["elapsed"]
     );
     Ok(())
 }
@@ -401,7 +539,8 @@ async fn outage(
     // Stop first this time: Finalize then only writes the result.
     click(client, "#record-button").await?;
     wait_for(client, "the recording to stop", 30, |page| {
-        page["recordState"] == "Stopped" && page["connection"] == "Not recording"
+        page["recordState"] == format!("Paused · session {OUTAGE_SESSION}").as_str()
+            && page["connection"] == "Not recording"
     })
     .await?;
     let page = finalize(client).await?;
@@ -420,6 +559,210 @@ async fn outage(
     );
     println!(
         "after the outage: {} frames stored, none missing",
+        ingest["received_chunks"]
+    );
+    gateway.shutdown().await?;
+    Ok(())
+}
+
+const HELD_SESSION: &str = "e2e-held";
+
+/// Issue 11, item 4: audio held while the gateway is away is delivered without recording, in
+/// the background after Pause, and after a relaunch with "Send and finalize".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_audio_is_delivered_after_pause_and_after_a_relaunch_then_finalized() {
+    e2e::require_display();
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    let home = tempdir(&artifacts, "held");
+    std::fs::create_dir_all(home.join("config")).unwrap();
+    let gateway_data = home.join("remote-gateway");
+    let gateway = gateway::server::start(gateway::server::GatewayConfig::local(&gateway_data))
+        .await
+        .expect("start the remote gateway");
+    let addr = gateway.addr();
+    let settings = json!({
+        "input": "tone:440",
+        "record_system": false,
+        "gateway": {"mode": "remote", "remote_url": gateway.http_url(), "remote_api_key": ""},
+        "session_id": HELD_SESSION,
+    });
+    std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+    let (config_dir, data_dir) = (home.join("config"), home.join("data"));
+    let envs = [
+        ("RECORDER_CONFIG_DIR", config_dir.as_path()),
+        ("RECORDER_DATA_DIR", data_dir.as_path()),
+    ];
+
+    // First launch: held after Pause, delivered in the background; held again, then closed.
+    let driver = TauriDriver::start("held-first", &envs, &artifacts);
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(240),
+        hold_and_deliver_in_the_background(&client, gateway, addr, &gateway_data),
+    )
+    .await;
+    finish(
+        client,
+        driver,
+        outcome,
+        &artifacts.join("held-first-failure.png"),
+    )
+    .await;
+
+    // Relaunch: the held session is listed with its backlog and delivered on request.
+    let driver = TauriDriver::start("held-relaunch", &envs, &artifacts);
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(240),
+        deliver_after_relaunch(&client, &artifacts, addr, &gateway_data),
+    )
+    .await;
+    finish(
+        client,
+        driver,
+        outcome,
+        &artifacts.join("held-relaunch-failure.png"),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// The held list's row of [`HELD_SESSION`], if the page shows one.
+fn held_row(page: &Value) -> Option<&Value> {
+    page["heldList"]
+        .as_array()?
+        .iter()
+        .find(|row| row["session"] == HELD_SESSION)
+}
+
+async fn hold_and_deliver_in_the_background(
+    client: &Client,
+    gateway: gateway::server::RunningGateway,
+    addr: std::net::SocketAddr,
+    gateway_data: &Path,
+) -> anyhow::Result<()> {
+    wait_for(client, "the remote gateway to be reachable", 30, |page| {
+        page["gateway"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Remote gateway ·"))
+    })
+    .await?;
+    start_recording(client).await?;
+    wait_for(client, "acked ≥ 2", 40, |page| {
+        number(&page["acked"]) >= 2
+    })
+    .await?;
+    gateway.shutdown().await?;
+    wait_for(
+        client,
+        "frames held while the gateway is away",
+        40,
+        |page| number(&page["pending"]) >= 3,
+    )
+    .await?;
+
+    // Pause: what the gateway did not take is listed, and sent in the background.
+    click(client, "#record-button").await?;
+    let page = wait_for(client, "the held session after Pause", 60, |page| {
+        page["recordState"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Paused"))
+            && held_row(page)
+                .is_some_and(|row| row["state"] == "sending" && row["held"].as_u64() >= Some(3))
+    })
+    .await?;
+    println!(
+        "after Pause the held list says: {}",
+        held_row(&page).unwrap()["text"]
+    );
+
+    let mut config = gateway::server::GatewayConfig::local(gateway_data);
+    config.listen = addr;
+    let gateway = gateway::server::start(config).await?;
+    let page = wait_for(client, "the background delivery", 60, |page| {
+        held_row(page).is_some_and(|row| row["state"] == "delivered" && row["held"] == 0)
+    })
+    .await?;
+    println!(
+        "once the gateway was back: {}",
+        held_row(&page).unwrap()["text"]
+    );
+
+    // Held again, and the app closed while it records.
+    gateway.shutdown().await?;
+    start_recording(client).await?;
+    wait_for(client, "frames held again", 40, |page| {
+        number(&page["pending"]) >= 3 && held_row(page).is_none()
+    })
+    .await?;
+    Ok(())
+}
+
+async fn deliver_after_relaunch(
+    client: &Client,
+    artifacts: &Path,
+    addr: std::net::SocketAddr,
+    gateway_data: &Path,
+) -> anyhow::Result<()> {
+    // The session in Setup is the held one: paused, its clock at its recorded time (the page
+    // asks for that after its first drawing).
+    let paused_state = format!("Paused · session {HELD_SESSION}");
+    let page = wait_for(client, "the held session listed at launch", 30, |page| {
+        held_row(page)
+            .is_some_and(|row| row["state"] == "waiting" && row["held"].as_u64() >= Some(3))
+            && page["recordState"] == paused_state.as_str()
+    })
+    .await?;
+    let row = held_row(&page).unwrap();
+    anyhow::ensure!(
+        row["sendVisible"] == true
+            && row["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("held on this computer")),
+        "the held row at launch: {row}"
+    );
+    anyhow::ensure!(
+        page["recordLabel"] == "Resume" && clock_secs(&page["elapsed"]) >= 5,
+        "at launch the page shows {page:#}"
+    );
+    println!("at launch: {}", row["text"]);
+
+    let mut config = gateway::server::GatewayConfig::local(gateway_data);
+    config.listen = addr;
+    let gateway = gateway::server::start(config).await?;
+    click(
+        client,
+        &format!("#held-list li[data-session='{HELD_SESSION}'] button.finalize-held"),
+    )
+    .await?;
+    let page = wait_for(
+        client,
+        "the held session delivered and finalized",
+        90,
+        |page| held_row(page).is_some_and(|row| row["state"] == "finalized"),
+    )
+    .await?;
+    save_screenshot(client, &artifacts.join("held-audio.png")).await;
+    let key = format!("sessions/{HELD_SESSION}/result.json");
+    anyhow::ensure!(
+        held_row(&page).unwrap()["text"]
+            .as_str()
+            .is_some_and(|t| t.contains(&key)),
+        "the held row after finalize: {}",
+        held_row(&page).unwrap()
+    );
+    let result: Value =
+        serde_json::from_slice(&std::fs::read(gateway_data.join("objects").join(&key))?)?;
+    let ingest = &result["ingest"];
+    anyhow::ensure!(
+        ingest["missing_chunks"] == 0
+            && ingest["last_seq"] == ingest["received_chunks"]
+            && number(&ingest["received_chunks"]) >= 5,
+        "ingest after the held audio was delivered: {ingest}"
+    );
+    println!(
+        "after the relaunch: {} frames stored, none missing, finalized",
         ingest["received_chunks"]
     );
     gateway.shutdown().await?;
@@ -671,6 +1014,17 @@ return {
   connection: text('chip-connection'),
   inference: text('chip-inference'),
   recordState: text('record-state'),
+  recordLabel: text('record-label'),
+  elapsed: text('elapsed'),
+  timeline: document.querySelectorAll('#timeline .seg').length,
+  dialog: document.getElementById('finalized-dialog').hidden ? null : text('finalized-text'),
+  heldList: [...document.querySelectorAll('#held-list li')].map((row) => ({
+    session: row.dataset.session,
+    state: row.dataset.state,
+    held: Number(row.dataset.held),
+    text: row.querySelector('.held-text').textContent.trim(),
+    sendVisible: !row.querySelector('.send-held').hidden,
+  })),
   sessionId: document.getElementById('session-id').value,
   input: document.getElementById('input-select').value,
   acked: text('count-acked'),
@@ -715,6 +1069,23 @@ async fn wait_for(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Types `text` over a field's whole content and leaves it with Tab, as a user does (so the
+/// page sees one `change`, never the field empty as `clear` would make it).
+async fn replace_text(client: &Client, css: &str, text: &str) -> anyhow::Result<()> {
+    let field = client
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| anyhow::anyhow!("{css}: {e}"))?;
+    client
+        .execute(
+            "const el = document.querySelector(arguments[0]); el.focus(); el.select();",
+            vec![json!(css)],
+        )
+        .await?;
+    field.send_keys(&format!("{text}{TAB}")).await?;
+    Ok(())
 }
 
 async fn type_into(client: &Client, css: &str, text: &str) -> anyhow::Result<()> {
@@ -784,6 +1155,20 @@ async fn save_screenshot(client: &Client, path: &Path) -> bool {
         .arg(path)
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// WebDriver's Tab key: leaving a field fires its `change`, as a user's Tab does.
+const TAB: &str = "\u{E004}";
+
+/// The page's clock (`mm:ss` or `h:mm:ss`) in seconds; unreadable is 0.
+fn clock_secs(value: &Value) -> u64 {
+    value.as_str().map_or(0, |text| {
+        text.split(':')
+            .try_fold(0u64, |total, part| {
+                part.parse::<u64>().ok().map(|n| total * 60 + n)
+            })
+            .unwrap_or(0)
+    })
 }
 
 /// A level the page shows (`aria-valuenow`, a string); absent is below every floor.

@@ -38,6 +38,21 @@ const ui = {
   /** Whether this session has audio the gateway stored (Finalize is then useful). */
   recorded: false,
   resolveEvery: 5,
+  /** The session in Setup as the app knows it (`session_view`): recorded seconds,
+   *  finalized_at, held seconds, the gateway's speakers state. */
+  session: null,
+  /** Seconds the session had before the running (or last) run: the clock adds the run's time. */
+  runBase: 0,
+  /** The clock while this page has not run the session (after load, or a change of session). */
+  sessionSeconds: 0,
+  /** The session whose speakers, timeline and counters the panels show. */
+  panelSession: null,
+  /** The session this page finalized: the next Start begins a new session without asking. */
+  finalizedHere: null,
+  /** A finalized session the interviewer chose to record into anyway (asked once). */
+  confirmedFinalized: null,
+  /** Sessions with audio held on this computer: [{session_id, held, delivery: {state, ...}}]. */
+  held: [],
 };
 
 const COLORS = ["#2f7ddf", "#e0852c", "#2f9e5b", "#b255c9", "#d8455a", "#1aa2a8", "#8c6d3f", "#6b6fd6"];
@@ -69,10 +84,18 @@ function seconds(n) {
   return `${n} second${n === 1 ? "" : "s"}`;
 }
 
+/** The session's recorded seconds (the clock, the timeline's scale): every earlier run plus
+ *  the running one, so a Resume goes on from where the Pause left it. */
 function elapsedNow() {
-  if (!ui.startedAtMs) return 0;
+  if (!ui.startedAtMs) return ui.sessionSeconds;
   const end = ui.phase === "recording" ? Date.now() : (ui.endedAtMs || Date.now());
-  return (end - ui.startedAtMs) / 1000;
+  return ui.runBase + Math.max(0, end - ui.startedAtMs) / 1000;
+}
+
+/** Whether the session in Setup was finalized (by this page, the gateway or the held list). */
+function sessionFinalized() {
+  const id = ui.settings ? ui.settings.session_id : null;
+  return !!(ui.session && ui.session.session_id === id && ui.session.finalized_at);
 }
 
 // ---------- calling Rust ----------
@@ -230,6 +253,8 @@ function applyStatus(status) {
     $("banner-warning").hidden = true;
   }
   $("paths").textContent = `Settings: ${status.config_dir} · Data: ${status.data_dir}`;
+  ui.held = status.held || [];
+  drawHeld();
   if (status.recording) {
     startedRecording(status.recording);
   } else if (status.last_summary && status.last_summary.session_id === status.settings.session_id) {
@@ -294,36 +319,131 @@ function startedRecording(info) {
   ui.phase = "recording";
   ui.startedAtMs = info.started_at_ms;
   ui.endedAtMs = 0;
+  // Frames are one second each: the seconds recorded before this run.
+  ui.runBase = Math.max(0, (info.first_seq || 1) - 1);
+  ui.panelSession = info.session_id;
   if (info.first_seq > 1) ui.recorded = true;
   drawPhase();
 }
 
-function resetLive() {
+/** A new run: its counters, connection, meters and banners start afresh (the speakers and the
+ *  timeline stay; they are the session's). */
+function resetRun() {
   ui.counters = null;
   ui.connection = null;
   ui.systemCounters = null;
   ui.systemConnection = null;
   ui.meetingAudio = null;
   ui.systemError = null;
+  resetMeter("mic");
   resetMeter("system");
   ui.heldMax = 0;
   ui.holdingNow = false;
-  ui.speakers.clear();
-  ui.timeline = [];
   ui.resolveUnavailable = null;
-  $("speakers-body").replaceChildren();
   delete $("finalize-status").dataset.outcome;
   $("banner-held").hidden = true;
   $("banner-drained").hidden = true;
   drawCounters();
-  drawSpeakers();
   drawInference();
   drawSystemState();
+}
+
+/** Another session in the panels: nothing of the previous one stays (speakers, timeline,
+ *  counters, clock, result). */
+function resetSession(sessionId) {
+  resetRun();
+  ui.speakers.clear();
+  ui.timeline = [];
+  $("speakers-body").replaceChildren();
+  drawSpeakers();
+  ui.recorded = false;
+  ui.startedAtMs = 0;
+  ui.endedAtMs = 0;
+  ui.runBase = 0;
+  ui.sessionSeconds = 0;
+  ui.panelSession = sessionId;
+  ui.confirmedFinalized = null;
+  ui.session = { session_id: sessionId, recorded: 0, finalized_at: null, held: 0, state: null };
+  $("finalize-result").hidden = true;
+  drawPhase();
+}
+
+/** "New": a fresh session id, clean panels. */
+async function newSession() {
+  applyStatus(await call("new_session_id"));
+  resetSession(ui.settings.session_id);
+}
+
+/** Asks the app what the session in Setup already holds (recorded time, finalized, the
+ *  gateway's speakers) and shows it; `null` if it cannot say. Never blocks recording. */
+async function lookUpSession() {
+  try {
+    return await tauri.invoke("session_view");
+  } catch (e) {
+    return null;
+  }
+}
+
+async function refreshSession() {
+  const view = await lookUpSession();
+  if (!view || !ui.settings || view.session_id !== ui.settings.session_id || ui.phase !== "idle") return;
+  ui.session = view;
+  if (!ui.startedAtMs) ui.sessionSeconds = view.recorded;
+  if (view.recorded > 0) ui.recorded = true;
+  // A session recorded before this page opened: its speakers as the gateway has them.
+  if (view.state && ui.panelSession === view.session_id && ui.speakers.size === 0) {
+    applyState(view.state);
+    if (Array.isArray(view.state.timeline)) {
+      ui.timeline = view.state.timeline.map((t) => ({ from: t.start_ms / 1000, to: t.end_ms / 1000, cluster: t.cluster_id, stream: t.stream || "mic" }));
+    }
+    drawSpeakers();
+  }
+  drawPhase();
+}
+
+/** Before Start: which session to record into. A session this page finalized gives way to a
+ *  new one; recording into any other finalized session asks first.
+ *  Returns "continue", "new" or "cancel". */
+async function chooseSession() {
+  const id = ui.settings.session_id;
+  const view = await lookUpSession();
+  if (!view || view.session_id !== id) return "continue";
+  ui.session = view;
+  if (!view.finalized_at || ui.confirmedFinalized === id) return "continue";
+  if (ui.finalizedHere === id) return "new";
+  const answer = await askFinalized(view);
+  if (answer === "continue") ui.confirmedFinalized = id;
+  return answer;
+}
+
+/** The in-page question about a finalized session; resolves with the button pressed. */
+function askFinalized(view) {
+  const when = new Date(view.finalized_at);
+  const at = Number.isNaN(when.getTime()) ? view.finalized_at : when.toLocaleString();
+  $("finalized-text").textContent =
+    `Session “${view.session_id}” was finalized on ${at}, with ${clock(view.recorded)} recorded. ` +
+    "Recording into it adds to that session, and its result is written again when you finalize it. " +
+    "Start a new session instead?";
+  const dialog = $("finalized-dialog");
+  dialog.hidden = false;
+  $("finalized-new").focus();
+  return new Promise((resolve) => {
+    const answer = (choice) => () => {
+      dialog.hidden = true;
+      for (const id of ["finalized-new", "finalized-continue", "finalized-cancel"]) $(id).onclick = null;
+      resolve(choice);
+    };
+    $("finalized-new").onclick = answer("new");
+    $("finalized-continue").onclick = answer("continue");
+    $("finalized-cancel").onclick = answer("cancel");
+  });
 }
 
 async function toggleRecording() {
   if (ui.phase === "recording") {
     ui.phase = "stopping";
+    // The clock stops with the click, not when the last seconds are delivered.
+    if (!ui.endedAtMs) ui.endedAtMs = Date.now();
     drawPhase();
     try {
       const summary = await call("stop_recording");
@@ -339,7 +459,14 @@ async function toggleRecording() {
         ui.phase = "idle";
         return;
       }
-      resetLive();
+      const choice = await chooseSession();
+      if (choice === "cancel") return;
+      if (choice === "new") await newSession();
+      if (ui.panelSession === ui.settings.session_id) {
+        resetRun();
+      } else {
+        resetSession(ui.settings.session_id);
+      }
       $("finalize-result").hidden = true;
       const info = await call("start_recording");
       startedRecording(info);
@@ -371,7 +498,7 @@ function finished(summary) {
   const pending = summary.uplink.pending + (summary.system ? summary.system.uplink.pending : 0);
   if (!summary.drained && pending > 0) {
     showHeld(`${seconds(pending)} of audio did not reach the gateway yet. ` +
-      "They are safe on this computer and are sent first when you press Start again for this session.");
+      "They are safe on this computer and are being sent in the background (see Held audio).");
   }
   drawSystemState();
   drawPhase();
@@ -424,11 +551,15 @@ function drawPhase() {
   const recording = ui.phase === "recording";
   button.classList.toggle("recording", recording);
   button.disabled = ui.phase === "stopping" || ui.phase === "finalizing";
-  label.textContent = recording ? "Stop" : ui.phase === "stopping" ? "Stopping…" : "Start";
+  // Within a session Stop and Start pause and resume it; Finalize ends it.
+  const sessionId = ui.settings ? ui.settings.session_id : "";
+  const finalized = sessionFinalized();
+  const paused = !finalized && elapsedNow() > 0;
+  label.textContent = recording ? "Pause" : ui.phase === "stopping" ? "Pausing…" : paused ? "Resume" : "Start";
   state.textContent = {
-    idle: ui.startedAtMs ? "Stopped" : "Ready",
+    idle: finalized ? `Finalized · session ${sessionId}` : paused ? `Paused · session ${sessionId}` : "Ready",
     recording: `Recording · session ${ui.recording ? ui.recording.session_id : ""}`,
-    stopping: "Stopping: delivering the last seconds…",
+    stopping: "Pausing: delivering the last seconds…",
     finalizing: "Finalizing…",
   }[ui.phase];
   $("setup-fields").disabled = ui.phase !== "idle";
@@ -568,6 +699,88 @@ function updateHeldBanner() {
     setTimeout(() => { $("banner-drained").hidden = true; }, 15000);
   } else if (ui.holdingNow && c && c.state.state === "connected") {
     showHeld(`Gateway back: delivering held audio, ${seconds(pending)} to go…`);
+  }
+}
+
+// ---------- held audio ----------
+
+/** What a held session's row says. */
+function heldWords(h) {
+  const d = h.delivery || {};
+  const held = seconds(h.held);
+  switch (d.state) {
+    case "waiting":
+      return `${held} of audio held on this computer, not yet on the gateway.`;
+    case "sending":
+      return d.problem
+        ? `Waiting for the gateway (${d.problem}). ${held} held safely here; retrying…`
+        : `Sending held audio… ${held} to go.`;
+    case "delivered":
+      return "All held audio delivered to the gateway.";
+    case "finalizing":
+      return "All held audio delivered; finalizing…";
+    case "finalized":
+      return `Delivered and finalized: ${d.result_key}`;
+    case "failed":
+      return h.held > 0
+        ? `Not delivered: ${d.reason}. ${held} still held on this computer.`
+        : `${d.reason.charAt(0).toUpperCase()}${d.reason.slice(1)}.`;
+    default:
+      return `${held} held on this computer.`;
+  }
+}
+
+function heldRow(sessionId) {
+  const li = document.createElement("li");
+  li.dataset.session = sessionId;
+  li.innerHTML = `
+    <span class="held-id"></span>
+    <span class="held-text"></span>
+    <button type="button" class="send-held">Send held audio</button>
+    <button type="button" class="finalize-held"></button>`;
+  li.querySelector(".held-id").textContent = sessionId;
+  return li;
+}
+
+function drawHeld() {
+  const list = $("held-list");
+  $("held-card").hidden = ui.held.length === 0;
+  const rows = ui.held.map((h) => {
+    const li = list.querySelector(`li[data-session="${CSS.escape(h.session_id)}"]`) || heldRow(h.session_id);
+    const state = (h.delivery || {}).state;
+    li.dataset.state = state;
+    li.dataset.held = String(h.held);
+    const text = heldWords(h);
+    if (li.querySelector(".held-text").textContent !== text) li.querySelector(".held-text").textContent = text;
+    const done = state === "finalizing" || state === "finalized";
+    li.querySelector(".send-held").hidden = h.held === 0 || done;
+    const finalize = li.querySelector(".finalize-held");
+    finalize.hidden = done;
+    finalize.textContent = h.held > 0 ? "Send and finalize" : "Finalize";
+    // The session in Setup, finalized from here: the next Start begins a new one.
+    if (state === "finalized" && ui.settings && h.session_id === ui.settings.session_id) {
+      ui.session = { ...(ui.session || {}), session_id: h.session_id, finalized_at: h.delivery.finalized_at, held: 0 };
+      ui.finalizedHere = h.session_id;
+      if (ui.phase === "idle") drawPhase();
+    }
+    return li;
+  });
+  list.replaceChildren(...rows);
+}
+
+async function onHeldClick(event) {
+  const button = event.target.closest("button");
+  const row = button && button.closest("li[data-session]");
+  if (!row) return;
+  const finalize = button.classList.contains("finalize-held");
+  if (!finalize && !button.classList.contains("send-held")) return;
+  button.disabled = true;
+  try {
+    await call("send_held", { sessionId: row.dataset.session, finalize });
+  } catch (e) {
+    // shown by call()
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -728,6 +941,8 @@ function drawTimeline() {
 
 async function finalize() {
   const wasRecording = ui.phase === "recording";
+  // The clock stops with the click: what follows is delivery and writing, not recording.
+  if (wasRecording && !ui.endedAtMs) ui.endedAtMs = Date.now();
   ui.phase = "finalizing";
   drawPhase();
   $("finalize-status").textContent = wasRecording
@@ -736,15 +951,18 @@ async function finalize() {
   $("finalize-result").hidden = true;
   try {
     const result = await call("finalize_session");
-    if (wasRecording && !ui.endedAtMs) ui.endedAtMs = Date.now();
     if (result.summary) {
       ui.counters = result.summary.uplink;
       if (result.summary.system) ui.systemCounters = result.summary.system.uplink;
     }
     drawCounters();
+    ui.session = { ...(ui.session || {}), session_id: result.session_id, finalized_at: result.finalized_at, held: 0 };
+    ui.finalizedHere = result.session_id;
+    ui.confirmedFinalized = null;
     $("finalize-status").dataset.outcome = "1";
     $("finalize-status").textContent =
-      `Finalized at ${result.finalized_at} with ${result.event_count} speaker event${result.event_count === 1 ? "" : "s"}.`;
+      `Finalized at ${result.finalized_at} with ${result.event_count} speaker event${result.event_count === 1 ? "" : "s"}. ` +
+      "Start records a new session.";
     $("result-key").textContent = result.result_key;
     $("result-path").textContent = result.result_path || result.result_location;
     $("open-result").hidden = !result.result_path;
@@ -846,6 +1064,10 @@ function onEvent(message) {
     case "gateway":
       applyGateway(message.status);
       break;
+    case "held":
+      ui.held = message.sessions || [];
+      drawHeld();
+      break;
     default:
       break;
   }
@@ -879,16 +1101,8 @@ async function main() {
   $("record-button").addEventListener("click", toggleRecording);
   $("finalize-button").addEventListener("click", finalize);
   $("save-settings").addEventListener("click", saveSettings);
-  $("new-session").addEventListener("click", async () => {
-    try {
-      applyStatus(await call("new_session_id"));
-      ui.recorded = false;
-      ui.startedAtMs = 0;
-      resetLive();
-      $("finalize-result").hidden = true;
-      drawPhase();
-    } catch (e) { /* shown */ }
-  });
+  $("new-session").addEventListener("click", () => newSession().catch(() => { /* shown */ }));
+  $("held-list").addEventListener("click", onHeldClick);
   for (const radio of document.querySelectorAll('input[name="gateway-mode"]')) {
     radio.addEventListener("change", () => { showModeFields(); saveSettings(); });
   }
@@ -898,15 +1112,24 @@ async function main() {
     $(id).addEventListener("change", saveSettings);
   }
   $("session-id").addEventListener("change", () => {
-    ui.recorded = false;
-    $("finalize-result").hidden = true;
-    saveSettings().then(drawPhase);
+    // Another session: the panels empty, then show what it already holds. A finalized one
+    // typed in asks before it is recorded into, whoever finalized it.
+    ui.finalizedHere = null;
+    saveSettings().then((saved) => {
+      if (!saved) return;
+      resetSession(ui.settings.session_id);
+      refreshSession();
+    });
   });
   $("open-result").addEventListener("click", () => call("open_folder", { folder: "result" }).catch(() => {}));
   $("open-recording").addEventListener("click", () => call("open_folder", { folder: "recording" }).catch(() => {}));
 
   const status = await call("app_status");
   applyStatus(status);
+  ui.panelSession = status.settings.session_id;
+  // Not waiting for the devices (listing them can take seconds): the session's time and
+  // speakers show as soon as the gateway answers.
+  refreshSession();
   await refreshDevices();
   // The clock ticks 4 times a second (drawn only when the second changes); the timeline's
   // scale grows once a second.

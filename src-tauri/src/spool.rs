@@ -116,6 +116,45 @@ struct Meta {
     next_seq: u64,
 }
 
+/// A spool directory as it lies on disk, read without opening the spool (a running recording
+/// or delivery may own it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peeked {
+    pub session_id: String,
+    pub next_seq: u64,
+    /// Frame files, the ones set aside under `rejected/` included (the next open sends them).
+    pub frames: u64,
+}
+
+/// Reads the spool in `dir` without opening it; `None` if it has no metadata.
+pub fn peek(dir: &Path) -> Result<Option<Peeked>, SpoolError> {
+    let meta_path = dir.join(META_FILE);
+    let meta = match fs::read(&meta_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&meta_path)(e)),
+    };
+    let meta: Meta = serde_json::from_slice(&meta).map_err(|e| SpoolError::Io {
+        path: meta_path.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidData, e),
+    })?;
+    let mut frames = 0;
+    for sub in [FRAMES_DIR, REJECTED_DIR] {
+        let Ok(entries) = fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        frames += entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "frame"))
+            .count() as u64;
+    }
+    Ok(Some(Peeked {
+        session_id: meta.session_id,
+        next_seq: meta.next_seq,
+        frames,
+    }))
+}
+
 /// What opening a spool found on disk.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {

@@ -8,6 +8,7 @@ use tauri::State;
 use tauri::ipc::Channel;
 
 use super::recording::RecordingInfo;
+use super::session::SessionView;
 use super::settings::Settings;
 use super::state::{AppState, FinalizeView, Folder, InputChoice, StatusView};
 
@@ -42,6 +43,18 @@ pub async fn save_settings(app: State<'_, AppState>, settings: Settings) -> Answ
 #[tauri::command]
 pub async fn new_session_id(app: State<'_, AppState>) -> Answer<StatusView> {
     app.new_session().await.map_err(words)
+}
+
+/// The session in Setup as the gateway and this computer know it (recorded time, finalized).
+#[tauri::command]
+pub async fn session_view(app: State<'_, AppState>) -> Answer<SessionView> {
+    app.session_view().await.map_err(words)
+}
+
+/// "Send held audio" / "Send and finalize" for a session of the held list.
+#[tauri::command]
+pub async fn send_held(app: State<'_, AppState>, session_id: String, finalize: bool) -> Answer<()> {
+    app.send_held(&session_id, finalize).await.map_err(words)
 }
 
 #[tauri::command]

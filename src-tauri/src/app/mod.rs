@@ -4,15 +4,21 @@
 //! - [`settings`]: the persisted setup (`settings.json`);
 //! - [`gateway_host`]: the bundled in-process gateway, or a remote one;
 //! - [`recording`]: one running engine recording, owned by a task;
+//! - [`session`]: what the window shows of the session in Setup (recorded time, finalized);
+//! - [`held`]: the list of sessions with audio held on this computer; [`delivery`]: sending
+//!   it without recording;
 //! - [`ui_events`]: the event stream to the page;
 //! - [`speakers`]: name corrections; [`folders`]: "open folder";
 //! - [`state`]: every action, as methods; [`commands`]: the page's entry points to them.
 
 mod commands;
+mod delivery;
 mod folders;
 mod gateway_host;
+mod held;
 mod paths;
 mod recording;
+mod session;
 mod settings;
 mod speakers;
 mod state;
@@ -40,6 +46,8 @@ pub fn run() {
             commands::list_devices,
             commands::save_settings,
             commands::new_session_id,
+            commands::session_view,
+            commands::send_held,
             commands::start_recording,
             commands::stop_recording,
             commands::rename_speaker,

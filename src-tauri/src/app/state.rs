@@ -4,8 +4,15 @@
 //! Locks: `recording` and `gateway` are tokio mutexes because starting, stopping and finalizing
 //! await the network while they hold them (two clicks must not start two recordings); `settings`
 //! is a std mutex, only ever held to read or replace the value. Order: `recording`, then
-//! `gateway`, then `settings`.
+//! `gateway`, then `settings`. The deliveries' own lock is taken with `recording` held, never
+//! the other way round.
+//!
+//! A session's life as the window shows it: Start records, Stop pauses (frames the gateway did
+//! not take in time are delivered in the background, see `delivery.rs`), Start again resumes
+//! it, Finalize ends it; the page then starts a new session on the next Start, and asks before
+//! recording into a finalized one (it learns which are from [`AppState::session_view`]).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,9 +23,12 @@ use recorder::source;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::delivery::{Deliveries, Ended, Plan};
 use super::gateway_host::{GatewayHost, GatewayStatus};
+use super::held::{Delivery, HeldBoard, HeldSession};
 use super::paths::Paths;
 use super::recording::{self, Recording, RecordingInfo};
+use super::session::{self, SessionView};
 use super::settings::{self, GatewayMode, Settings};
 use super::speakers;
 use super::ui_events::UiEvents;
@@ -27,6 +37,9 @@ use super::ui_events::UiEvents;
 const STOP_DRAIN: Duration = Duration::from_secs(15);
 /// How long Finalize waits for the spool to drain before it gives up and says so.
 const FINALIZE_DRAIN: Duration = Duration::from_secs(60);
+/// How long a background delivery of held audio keeps trying (per stream) before it stops
+/// and leaves the retry to the "Send held audio" button.
+const BACKGROUND_DELIVERY: Duration = Duration::from_secs(30 * 60);
 /// How much audio each live resolution sends.
 const RESOLVE_WINDOW: Duration = Duration::from_secs(10);
 
@@ -43,6 +56,12 @@ pub struct AppState {
     recording: tokio::sync::Mutex<Option<Recording>>,
     /// The end of the most recent recording in this run of the app.
     last_summary: Mutex<Option<Summary>>,
+    /// Sessions finalized in this run of the app (id → finalized_at), for when the gateway
+    /// cannot say.
+    finalized: Mutex<HashMap<String, String>>,
+    /// Sessions with audio held on this computer, as the page lists them.
+    held: HeldBoard,
+    deliveries: Deliveries,
     events: UiEvents,
 }
 
@@ -60,6 +79,8 @@ pub struct StatusView {
     warning: Option<String>,
     config_dir: String,
     data_dir: String,
+    /// Sessions with audio held on this computer (found at launch, or left by a Stop).
+    held: Vec<HeldSession>,
 }
 
 /// An input choice for the picker.
@@ -96,6 +117,10 @@ fn env_override(name: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// What Finalize says when audio is still on its way.
+const NOT_YET: &str = "They are safe on this computer and are being sent in the background; \
+                       finalize once they are delivered.";
+
 /// Seconds of audio, of every stream, still waiting in the spools.
 fn undelivered(summary: &Summary) -> u64 {
     summary.uplink.pending + summary.system.as_ref().map_or(0, |s| s.uplink.pending)
@@ -122,6 +147,23 @@ impl AppState {
         }
         let mut gateway = GatewayHost::new(paths.gateway_dir());
         gateway.apply(&settings).await;
+        let events = UiEvents::default();
+        let held = HeldBoard::new(events.clone());
+        // Sessions an earlier run left with audio the gateway never got: offered, not sent
+        // unasked (the gateway they were meant for may be gone).
+        let mut warning = warning;
+        match engine::held_sessions(&paths.recordings_dir()) {
+            Ok(found) => {
+                for frames in found {
+                    held.put(HeldSession::new(&frames, Delivery::Waiting));
+                }
+            }
+            Err(e) => {
+                warning.get_or_insert(format!(
+                    "Could not look for audio held from earlier sessions: {e:#}"
+                ));
+            }
+        }
         AppState {
             paths,
             settings: Mutex::new(settings),
@@ -131,7 +173,10 @@ impl AppState {
             gateway: tokio::sync::Mutex::new(gateway),
             recording: tokio::sync::Mutex::new(None),
             last_summary: Mutex::new(None),
-            events: UiEvents::default(),
+            finalized: Mutex::new(HashMap::new()),
+            deliveries: Deliveries::new(held.clone()),
+            held,
+            events,
         }
     }
 
@@ -172,6 +217,106 @@ impl AppState {
                 .clone(),
             config_dir: self.paths.config_dir.display().to_string(),
             data_dir: self.paths.data_dir.display().to_string(),
+            held: self.held.list(),
+        }
+    }
+
+    /// The session in Setup: recorded time, finalized or not, speakers, held audio.
+    pub async fn session_view(&self) -> anyhow::Result<SessionView> {
+        let session_id = self.settings().session_id;
+        let endpoint = self.gateway.lock().await.endpoint().ok();
+        let mut view =
+            session::look_up(endpoint.as_ref(), &self.paths.recordings_dir(), &session_id).await?;
+        if view.finalized_at.is_none() {
+            view.finalized_at = self.finalized_here(&session_id);
+        }
+        Ok(view)
+    }
+
+    /// When this run of the app finalized the session, if it did.
+    fn finalized_here(&self, session_id: &str) -> Option<String> {
+        if let Some(Delivery::Finalized { finalized_at, .. }) =
+            self.held.get(session_id).map(|s| s.delivery)
+        {
+            return Some(finalized_at);
+        }
+        self.finalized
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(session_id)
+            .cloned()
+    }
+
+    /// "Send held audio" (and "Send and finalize") for a session of the held list: starts
+    /// its delivery in the background; the held list shows how it goes.
+    pub async fn send_held(&self, session_id: &str, then_finalize: bool) -> anyhow::Result<()> {
+        let recording = self.recording.lock().await;
+        if recording
+            .as_ref()
+            .is_some_and(|r| r.is_active() && r.info.session_id == session_id)
+        {
+            anyhow::bail!(
+                "Session {session_id} is being recorded: its held audio is sent with the recording."
+            );
+        }
+        let frames = engine::held_frames(&self.paths.recordings_dir(), session_id)?;
+        self.held.put(HeldSession::new(
+            &frames,
+            Delivery::Sending { problem: None },
+        ));
+        let endpoint = self.gateway.lock().await.endpoint()?;
+        self.deliveries
+            .start(self.plan(endpoint, session_id, BACKGROUND_DELIVERY, then_finalize))
+            .await?;
+        Ok(())
+    }
+
+    fn plan(
+        &self,
+        endpoint: recorder::endpoint::GatewayEndpoint,
+        session_id: &str,
+        timeout: Duration,
+        then_finalize: bool,
+    ) -> Plan {
+        Plan {
+            endpoint,
+            spool_root: self.paths.recordings_dir(),
+            session_id: session_id.to_owned(),
+            timeout,
+            then_finalize,
+        }
+    }
+
+    /// After a Stop that left frames in the spools: sends them in the background.
+    async fn deliver_in_background(&self, session_id: &str) {
+        let frames = match engine::held_frames(&self.paths.recordings_dir(), session_id) {
+            Ok(frames) if frames.total() > 0 => frames,
+            Ok(_) => return,
+            Err(e) => {
+                self.events.send(json!({"type": "error", "origin": "app",
+                    "message": format!("Cannot read the audio held for session {session_id}: {e:#}")}));
+                return;
+            }
+        };
+        let sending = self
+            .gateway
+            .lock()
+            .await
+            .endpoint()
+            .map(|endpoint| self.plan(endpoint, session_id, BACKGROUND_DELIVERY, false));
+        let delivery = match &sending {
+            Ok(_) => Delivery::Sending { problem: None },
+            Err(e) => Delivery::Failed {
+                reason: format!("{e:#}"),
+            },
+        };
+        self.held.put(HeldSession::new(&frames, delivery));
+        if let Ok(plan) = sending
+            && let Err(e) = self.deliveries.start(plan).await
+        {
+            let reason = format!("{e:#}");
+            self.held
+                .update(session_id, |s| s.delivery = Delivery::Failed { reason });
         }
     }
 
@@ -262,6 +407,8 @@ impl AppState {
             self.remember(summary);
         }
         let settings = self.settings().normalized()?;
+        // The recording sends what the session holds first: a delivery of it lets go now.
+        self.deliveries.stop(&settings.session_id).await?;
         let (endpoint, resolve) = {
             let gateway = self.gateway.lock().await;
             let status = gateway.status();
@@ -283,7 +430,18 @@ impl AppState {
             roster: settings.roster.clone(),
             asr_text: None,
         });
-        let started = Recording::start(config, self.events.clone()).await?;
+        let started = match Recording::start(config, self.events.clone()).await {
+            Ok(started) => started,
+            Err(e) => {
+                // Not recorded: what it holds is still on the held list (and not sending).
+                if let Some(mut held) = self.held.get(&settings.session_id) {
+                    held.delivery = Delivery::Waiting;
+                    self.held.put(held);
+                }
+                return Err(e);
+            }
+        };
+        self.held.remove(&settings.session_id);
         let info = started.info.clone();
         *recording = Some(started);
         self.events
@@ -291,8 +449,8 @@ impl AppState {
         Ok(info)
     }
 
-    /// Stops the recording; frames the gateway has not ACKed within a few seconds stay in the
-    /// spool and go first on the next Start of this session.
+    /// Stops (pauses) the recording; frames the gateway has not ACKed within a few seconds stay
+    /// in the spool and are delivered in the background (or go first on the next Start).
     pub async fn stop(&self) -> anyhow::Result<Summary> {
         let mut recording = self.recording.lock().await;
         let running = recording
@@ -305,6 +463,9 @@ impl AppState {
             .send(json!({"type": "recording", "state": "idle"}));
         let summary = summary?;
         self.remember(summary.clone());
+        if !summary.drained {
+            self.deliver_in_background(&summary.session_id).await;
+        }
         Ok(summary)
     }
 
@@ -322,13 +483,16 @@ impl AppState {
     pub async fn finalize(&self) -> anyhow::Result<FinalizeView> {
         let mut recording = self.recording.lock().await;
         let session_id = self.settings().session_id;
+        let mut just_stopped = None;
         if let Some(running) = recording.take() {
             self.events
                 .send(json!({"type": "recording", "state": "stopping"}));
             let summary = running.stop(FINALIZE_DRAIN).await;
             self.events
                 .send(json!({"type": "recording", "state": "idle"}));
-            self.remember(summary?);
+            let summary = summary?;
+            self.remember(summary.clone());
+            just_stopped = Some(summary);
         }
         let last = self
             .last_summary
@@ -336,16 +500,38 @@ impl AppState {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .filter(|s| s.session_id == session_id);
-        // `drained` covers every stream: the mic's and the meeting audio's.
-        if let Some(summary) = &last
-            && !summary.drained
-        {
+        // `drained` covers every stream: the mic's and the meeting audio's. The stop already
+        // waited as long as Finalize does: what is left goes on in the background.
+        if let Some(summary) = just_stopped.filter(|s| !s.drained) {
+            self.deliver_in_background(&session_id).await;
             anyhow::bail!(
-                "{} recorded seconds have not reached the gateway yet. They are safe on this \
-                 computer and are sent first when you press Start again for this session; \
-                 finalize once they are delivered.",
-                undelivered(summary)
+                "{} recorded seconds have not reached the gateway yet. {NOT_YET}",
+                undelivered(&summary)
             );
+        }
+        // Audio of this session still held here (an earlier Stop, an earlier run of the app)
+        // is delivered first; a background delivery of it is taken over.
+        let held = engine::held_frames(&self.paths.recordings_dir(), &session_id)?;
+        if held.total() > 0 {
+            self.held
+                .put(HeldSession::new(&held, Delivery::Sending { problem: None }));
+            let endpoint = self.gateway.lock().await.endpoint()?;
+            let plan = self.plan(endpoint, &session_id, FINALIZE_DRAIN, false);
+            match self.deliveries.run(plan).await? {
+                Ended::Delivered => {}
+                Ended::Failed(reason) => {
+                    anyhow::bail!("The held audio could not be sent: {reason}")
+                }
+                Ended::Held(left) => {
+                    self.deliver_in_background(&session_id).await;
+                    anyhow::bail!(
+                        "{left} recorded seconds have not reached the gateway yet. {NOT_YET}"
+                    );
+                }
+                Ended::Cancelled => anyhow::bail!(
+                    "Sending the held audio was interrupted; finalize once it is delivered."
+                ),
+            }
         }
         self.events
             .send(json!({"type": "recording", "state": "finalizing"}));
@@ -355,6 +541,16 @@ impl AppState {
         self.events
             .send(json!({"type": "recording", "state": "idle"}));
         let answer = answer?;
+        self.finalized
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(session_id.clone(), answer.finalized_at.clone());
+        self.held.update(&session_id, |s| {
+            s.delivery = Delivery::Finalized {
+                result_key: answer.result_key.clone(),
+                finalized_at: answer.finalized_at.clone(),
+            }
+        });
         let result_path = gateway
             .local_object_path(&answer.result_key)
             .map(|p| p.display().to_string());
@@ -399,8 +595,10 @@ impl AppState {
         super::folders::open(&dir)
     }
 
-    /// On exit: stop recording (unsent frames stay in the spool) and stop the bundled gateway.
+    /// On exit: stop recording and deliveries (unsent frames stay in the spool) and stop the
+    /// bundled gateway.
     pub async fn shutdown(&self) {
+        self.deliveries.stop_all().await;
         if let Some(running) = self.recording.lock().await.take() {
             let _ = running.stop(Duration::from_secs(3)).await;
         }

@@ -40,7 +40,9 @@ use crate::stream::{Stream, stream_dir};
 use crate::uplink::{Backoff, Uplink, UplinkConfig};
 
 pub use audio::AudioReport;
-pub use held::{Delivered, deliver_held};
+pub use held::{
+    Delivered, HeldFrames, deliver_held, deliver_held_until, held_frames, held_sessions,
+};
 pub use stored::{StoredSeqs, stored_seqs};
 
 /// File name of the local copy inside the session directory.
