@@ -72,5 +72,9 @@ else
   echo "SKIPPED: the wasm32-unknown-unknown target could not be installed; contract and session-core not checked for wasm32" >&2
 fi
 
+# Coverage-guided fuzzing of what strangers send the gateway (fuzz/): each target for a bounded
+# time from its committed seeds; a crash fails the run and names the input.
+FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh
+
 # The real app window under Xvfb, driven through WebDriver.
 bash scripts/e2e.sh
