@@ -72,11 +72,18 @@ else
 fi
 host=$(rustc -vV | sed -n 's/^host: //p')
 bin_dir="$FUZZ_TARGET_DIR/$host/release"
+# Each change to the fuzz crate's dependencies leaves the previous copy of every target binary
+# (up to 160 MB each) in deps/; keep only the ones just built.
+for target in "${targets[@]}"; do
+  find "$bin_dir/deps" -maxdepth 1 -type f -name "$target-*" ! -name '*.d' \
+    ! -samefile "$bin_dir/$target" -delete
+done
 
 # --- run ------------------------------------------------------------------------------------
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 failed=()
+reproduce=()
 summary=()
 for target in "${targets[@]}"; do
   seeds="fuzz/corpus/$target"
@@ -101,10 +108,13 @@ for target in "${targets[@]}"; do
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   summary+=("$(printf '%-18s %12s execs %8s exec/s  exit %s' "$target" "${execs:-?}" "${speed:-?}" "$status")")
   if [ "$status" -ne 0 ]; then
-    # libFuzzer's own report: the panic, its stack, and where it wrote the input.
-    tail -n 60 "$log" >&2
+    # The whole report (panic, stack, libFuzzer's summary) stays beside the input; the panic
+    # or libFuzzer's error, and where it wrote the input, are shown here.
+    cp "$log" "$artifacts/last-failure.log"
+    grep -m1 -A6 -E "panicked at|ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)" "$log" >&2 || tail -n 30 "$log" >&2
     input=$(sed -n 's/.*[Tt]est unit written to \(.*\)$/\1/p' "$log" | tail -1)
-    failed+=("$target: ${input:-no input written (see the log above)}")
+    failed+=("$target: ${input:-no input written} (log: $artifacts/last-failure.log)")
+    reproduce+=("RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz --sanitizer $FUZZ_SANITIZER $target ${input:-}")
   fi
 done
 
@@ -113,6 +123,7 @@ printf '%s\n' "${summary[@]}" >&2
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED: a fuzz target found an input that breaks it:" >&2
   printf '  %s\n' "${failed[@]}" >&2
-  echo "reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz --sanitizer $FUZZ_SANITIZER TARGET INPUT" >&2
+  echo "reproduce (from the repository root, cargo-fuzz in $tools/bin):" >&2
+  printf '  %s\n' "${reproduce[@]}" >&2
   exit 1
 fi

@@ -3,14 +3,16 @@
 //! survive a broken or hostile backend. It never panics, and an answer it accepts leaves a
 //! session that can still be stored and read back:
 //!
-//! - the state and the event round-trip through JSON (the database keeps them as JSON text and
-//!   a session that cannot load them is stuck);
+//! - the state and the event round-trip through JSON, floats to the last bit (see
+//!   `gateway_fuzz::same_json`): the database keeps them as JSON text, and a session that cannot
+//!   load them is stuck;
 //! - `result.json` holding them reads back (a finalized session rewrites it from what it reads);
 //! - the built-in engine's bookkeeping (timeline, cursors, a merge) and a binding work on it.
 #![no_main]
 
 use contract::protocol::{FinalResult, SessionState, SpeakerEvent, TimelineTurn};
 use contract::stream::Stream;
+use gateway_fuzz::same_json;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use session_core::speakers::{AttributionUpdate, ResolveInput, SpeakerRecord};
@@ -59,10 +61,10 @@ fuzz_target!(|answer: &[u8]| {
 fn check_stored(state: &SessionState, event: &SpeakerEvent) {
     let row = serde_json::to_string(state).expect("a state serializes");
     let loaded: SessionState = serde_json::from_str(&row).expect("a stored state loads");
-    assert_eq!(&loaded, state);
+    assert!(same_json(&loaded, state), "{state:?} loaded as {loaded:?}");
     let row = serde_json::to_string(event).expect("an event serializes");
     let loaded: SpeakerEvent = serde_json::from_str(&row).expect("a stored event loads");
-    assert_eq!(&loaded, event);
+    assert!(same_json(&loaded, event), "{event:?} loaded as {loaded:?}");
 
     let result = FinalResult {
         session_id: "s".into(),
@@ -74,6 +76,9 @@ fn check_stored(state: &SessionState, event: &SpeakerEvent) {
         metadata: Default::default(),
     };
     let written = serde_json::to_vec_pretty(&result).expect("a result serializes");
-    let read: Result<FinalResult, _> = serde_json::from_slice(&written);
-    assert_eq!(read.expect("result.json reads back"), result);
+    let read: FinalResult = serde_json::from_slice(&written).expect("result.json reads back");
+    assert!(
+        same_json(&read, &result),
+        "{result:?} read back as {read:?}"
+    );
 }

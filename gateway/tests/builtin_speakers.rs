@@ -191,6 +191,11 @@ async fn unusable_audio_is_refused_as_the_service_would_and_changes_nothing() {
     let gw = TestGateway::start().await;
     let silence = vec![0u8; 32_000 * 5];
     let long = vec![0u8; 32_000 * 31];
+    // A stranger's format is echoed cut to 32 characters (the fuzz target `speaker_audio`).
+    let cut_format = format!(
+        "audio.format must be pcm_s16le or wav, not '{}'",
+        "x".repeat(32)
+    );
     let cases = [
         (resolve_body(&silence, None, &[]), 422, "no speech detected"),
         (
@@ -207,6 +212,11 @@ async fn unusable_audio_is_refused_as_the_service_would_and_changes_nothing() {
             json!({"audio": {"content_b64": "AAAA", "format": "mp3"}}),
             422,
             "audio.format must be pcm_s16le or wav, not 'mp3'",
+        ),
+        (
+            json!({"audio": {"content_b64": "AAAA", "format": "x".repeat(10_000)}}),
+            422,
+            cut_format.as_str(),
         ),
         (
             json!({"audio": {"content_b64": "AAAA", "format": "pcm_s16le", "sample_rate": 44100}}),

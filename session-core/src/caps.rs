@@ -23,8 +23,8 @@ pub const MAX_EMAIL_CHARS: usize = 254;
 
 /// Highest frame `seq` a chunk may carry: a frame a second for 136 years. Everything derived
 /// from a seq (object keys, offsets in samples and bytes, the capture clock in ms) then stays
-/// far inside 64 bits; a seq near `u64::MAX` overflowed them (found by `fuzz/`, target
-/// `message`: seq 10^16 overflowed `CaptureOrigin::start_ms`).
+/// far inside 64 bits; a seq near `u64::MAX` overflowed them (the fuzz target `message` checks
+/// it: seq 10^16 overflowed `CaptureOrigin::start_ms`).
 pub const MAX_SEQ: u64 = u32::MAX as u64;
 
 /// Latest `timestamp_ms` a chunk may carry: the last millisecond of the year 9999 (what
@@ -54,6 +54,13 @@ pub const MAX_EVENTS_PER_SESSION: u64 = 20_000;
 /// stored and sent back with the next resolve; 2 MiB is hundreds of clusters. A larger answer
 /// is a broken or hostile backend: 502, state unchanged.
 pub const MAX_INFERENCE_ANSWER_BYTES: usize = 2 * 1024 * 1024;
+
+/// Deepest nesting of arrays and objects in a resolve answer (a real one nests 6 levels: the
+/// centroids). What is kept from an answer is written again up to 2 levels deeper
+/// (`result.json` holds each event's `evidence` inside `events`), and serde_json reads at most
+/// 127: an answer nested 126 levels was stored, and then the session's `result.json` could not
+/// be read back to be rewritten (the fuzz target `inference_answer` checks that it reads back).
+pub const MAX_ANSWER_NESTING: usize = 64;
 
 /// Largest `finalize` `metadata`, in bytes of compact JSON. It is the client's notes about the
 /// interview (title, people, links), copied into `result.json` on every finalize.

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::caps::{
-    MAX_EMAIL_CHARS, MAX_EVENTS_PER_SESSION, MAX_IDEMPOTENCY_KEY_CHARS, MAX_METADATA_BYTES,
-    MAX_ROSTER_ENTRIES, MAX_SPEAKER_NAME_CHARS,
+    MAX_ANSWER_NESTING, MAX_EMAIL_CHARS, MAX_EVENTS_PER_SESSION, MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_METADATA_BYTES, MAX_ROSTER_ENTRIES, MAX_SPEAKER_NAME_CHARS,
 };
 use crate::clock::{EpochMs, rfc3339};
 use crate::session_id::SessionId;
@@ -246,6 +246,11 @@ impl SpeakerRecord {
     ) -> Result<(SpeakerRecord, SpeakerEvent), AnswerError> {
         let value: Value =
             serde_json::from_slice(answer).map_err(|e| AnswerError::NotJson(e.to_string()))?;
+        if nesting(&value) > MAX_ANSWER_NESTING {
+            return Err(AnswerError::NotAnAnswer(format!(
+                "it nests deeper than {MAX_ANSWER_NESTING} levels"
+            )));
+        }
         let answer = ResolveAnswer::deserialize(value)
             .map_err(|e| AnswerError::NotAnAnswer(e.to_string()))?;
         if answer.decision == Decision::Manual {
@@ -373,6 +378,16 @@ impl SpeakerRecord {
             event_count: self.event_count + 1,
             updated_at: Some(now),
         }
+    }
+}
+
+/// Levels of arrays and objects in `value` (0 for a scalar). Recursion is bounded: the value
+/// was read by serde_json, which refuses more than 127 levels.
+fn nesting(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        Value::Object(fields) => 1 + fields.values().map(nesting).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -532,6 +547,35 @@ mod tests {
             record.with_answer(&input(None), br#"{"ok":true}"#, 1),
             Err(AnswerError::NotAnAnswer(_))
         ));
+    }
+
+    #[test]
+    fn an_answer_nested_past_the_cap_is_refused_so_result_json_reads_back() {
+        let with_evidence = |levels: usize| {
+            let evidence = format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+            format!(
+                r#"{{"session_id":"s","cluster_id":"c","decision":"unknown","evidence":{evidence},"updated_state":{{}}}}"#
+            )
+        };
+        let record = SpeakerRecord::default();
+        // The answer object is one level around its evidence.
+        let (_, event) = record
+            .with_answer(
+                &input(None),
+                with_evidence(MAX_ANSWER_NESTING - 1).as_bytes(),
+                1,
+            )
+            .unwrap();
+        // Kept, it reads back from where result.json puts it.
+        let result = json!({"events": [event]}).to_string();
+        assert!(serde_json::from_str::<Value>(&result).is_ok());
+        // Accepted before, and then result.json could not be read back.
+        assert_eq!(
+            record.with_answer(&input(None), with_evidence(125).as_bytes(), 1),
+            Err(AnswerError::NotAnAnswer(
+                "it nests deeper than 64 levels".into()
+            ))
+        );
     }
 
     #[test]
