@@ -225,10 +225,16 @@ fn build() -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO")
         .or_else(|| option_env!("CARGO").map(OsString::from))
         .unwrap_or_else(|| "cargo".into());
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    // Run where the calling test runs (cargo sets CARGO_MANIFEST_DIR for each test process to
+    // its package, inside this workspace), not at the path this crate was compiled from: a
+    // build directory shared by clones at other paths may hold this crate compiled from any
+    // of them.
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     let output = Command::new(&cargo)
-        .args(["build", "--manifest-path", manifest])
-        .args(["-p", "powercut", "--bin", "powercut"])
+        .current_dir(&package)
+        .args(["build", "-p", "powercut", "--bin", "powercut"])
         .arg("--message-format=json-render-diagnostics")
         .stderr(Stdio::inherit())
         .output()
