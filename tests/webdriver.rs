@@ -498,17 +498,7 @@ async fn outage(
     addr: std::net::SocketAddr,
     gateway_data: &Path,
 ) -> anyhow::Result<()> {
-    wait_for(client, "the remote gateway to be reachable", 30, |page| {
-        page["gateway"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("Remote gateway ·"))
-    })
-    .await?;
-    start_recording(client).await?;
-    wait_for(client, "acked ≥ 3", 40, |page| {
-        number(&page["acked"]) >= 3
-    })
-    .await?;
+    record_once_reachable(client, 3).await?;
 
     gateway.shutdown().await?;
     let page = wait_for(client, "the held-frames banner", 40, |page| {
@@ -636,12 +626,9 @@ fn held_row(page: &Value) -> Option<&Value> {
         .find(|row| row["session"] == HELD_SESSION)
 }
 
-async fn hold_and_deliver_in_the_background(
-    client: &Client,
-    gateway: gateway::server::RunningGateway,
-    addr: std::net::SocketAddr,
-    gateway_data: &Path,
-) -> anyhow::Result<()> {
+/// Waits until the page reaches the remote gateway, starts recording and waits until the
+/// gateway has ACKed `acked` frames.
+async fn record_once_reachable(client: &Client, acked: u64) -> anyhow::Result<()> {
     wait_for(client, "the remote gateway to be reachable", 30, |page| {
         page["gateway"]
             .as_str()
@@ -649,10 +636,20 @@ async fn hold_and_deliver_in_the_background(
     })
     .await?;
     start_recording(client).await?;
-    wait_for(client, "acked ≥ 2", 40, |page| {
-        number(&page["acked"]) >= 2
+    wait_for(client, &format!("acked ≥ {acked}"), 40, |page| {
+        number(&page["acked"]) >= acked
     })
     .await?;
+    Ok(())
+}
+
+async fn hold_and_deliver_in_the_background(
+    client: &Client,
+    gateway: gateway::server::RunningGateway,
+    addr: std::net::SocketAddr,
+    gateway_data: &Path,
+) -> anyhow::Result<()> {
+    record_once_reachable(client, 2).await?;
     gateway.shutdown().await?;
     wait_for(
         client,
