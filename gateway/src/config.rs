@@ -15,9 +15,11 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the startup line says which).
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8787")]
     pub listen: SocketAddr,
-    /// Directory for the SQLite database and, by default, the objects.
-    #[arg(long, env = "GATEWAY_DATA_DIR", default_value = "gateway-data")]
-    pub data_dir: PathBuf,
+    /// Directory for the SQLite database and, by default, the objects. Default: the directory
+    /// systemd made for the service (`StateDirectory=`, given as $STATE_DIRECTORY), else
+    /// `gateway-data` in the current directory. Made absolute at startup.
+    #[arg(long, env = "GATEWAY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Where frames and results go: a directory, or s3://BUCKET (uses AWS_ENDPOINT, AWS_REGION,
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). Default: `<data dir>/objects`.
     #[arg(long, env = "GATEWAY_OBJECTS")]
@@ -111,9 +113,10 @@ impl ServeArgs {
                 timeout: Duration::from_millis(self.inference_timeout_ms),
                 resolve_path: self.inference_resolve_path,
             });
+        let data_dir = data_dir(self.data_dir, std::env::var_os(STATE_DIRECTORY_ENV))?;
         Ok(GatewayConfig {
             listen: self.listen,
-            data_dir: self.data_dir,
+            data_dir,
             objects: self.objects.filter(|o| !o.is_empty()),
             api_key,
             allow_origins: self.allow_origins,
@@ -133,6 +136,37 @@ impl ServeArgs {
 }
 
 pub use contract::secret::secret;
+
+/// Set by systemd for a unit with `StateDirectory=` (`/var/lib/<name>`, owned by the service's
+/// user; several directories are separated by `:`).
+pub const STATE_DIRECTORY_ENV: &str = "STATE_DIRECTORY";
+
+/// The default data directory of a gateway started by hand: beside where it was started.
+pub const DEFAULT_DATA_DIR: &str = "gateway-data";
+
+/// Where the data goes: the given directory, else systemd's state directory for the service,
+/// else [`DEFAULT_DATA_DIR`]; always absolute, so the startup line and the logs say exactly
+/// where, and nothing depends on the working directory after startup. The bundled gateway
+/// does not come through here (the app passes its own data directory).
+pub fn data_dir(
+    given: Option<PathBuf>,
+    state_directory: Option<std::ffi::OsString>,
+) -> anyhow::Result<PathBuf> {
+    let chosen = given
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .or_else(|| {
+            let dirs = state_directory?.into_string().ok()?;
+            let first = dirs.split(':').next()?.trim();
+            (!first.is_empty()).then(|| PathBuf::from(first))
+        })
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    std::path::absolute(&chosen).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot resolve the data directory {}: {e}",
+            chosen.display()
+        )
+    })
+}
 
 #[cfg(test)]
 mod tests {
@@ -180,6 +214,39 @@ mod tests {
             "{err}"
         );
         assert!(parse(&["--api-key", "a", "--api-key-file", "b"]).is_err());
+    }
+
+    #[test]
+    fn the_data_directory_is_absolute_and_defaults_to_systemds_state_directory() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            data_dir(None, None).unwrap(),
+            cwd.join(DEFAULT_DATA_DIR),
+            "run by hand: beside where it was started, made absolute"
+        );
+        assert_eq!(
+            data_dir(None, Some("/var/lib/interview-gateway".into())).unwrap(),
+            PathBuf::from("/var/lib/interview-gateway")
+        );
+        assert_eq!(
+            data_dir(None, Some("/var/lib/a:/var/lib/b".into())).unwrap(),
+            PathBuf::from("/var/lib/a"),
+            "the first of several state directories"
+        );
+        assert_eq!(
+            data_dir(
+                Some(PathBuf::from("here")),
+                Some("/var/lib/interview-gateway".into())
+            )
+            .unwrap(),
+            cwd.join("here"),
+            "a given directory wins over systemd's"
+        );
+        assert_eq!(
+            data_dir(None, Some("".into())).unwrap(),
+            cwd.join(DEFAULT_DATA_DIR)
+        );
+        assert!(parse(&["--data-dir", "x"]).unwrap().data_dir.is_absolute());
     }
 
     #[test]

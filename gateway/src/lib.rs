@@ -11,6 +11,7 @@ pub mod bench;
 pub mod config;
 pub mod inference;
 pub mod limits;
+pub mod logs;
 pub mod server;
 pub mod sessions;
 pub mod storage;

@@ -1,16 +1,19 @@
 //! The `gateway` binary: `serve` runs the headless server; `bench` measures one.
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 use gateway::bench::BenchArgs;
 use gateway::config::ServeArgs;
+use gateway::logs::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(name = "gateway", version, about = "Interview recorder gateway")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines on stderr look: text, or json (one object per line, for log shippers).
+    #[arg(long, global = true, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -25,30 +28,30 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+    let cli = Cli::parse();
+    logs::init(cli.log_format);
+    match cli.command {
+        Command::Serve(args) => serve(args, cli.log_format).await,
         Command::Bench(args) => gateway::bench::run(args).await,
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()> {
     gateway::limits::raise_open_files();
     let gateway = gateway::server::start(args.into_config()?).await?;
     for warning in gateway.warnings() {
-        eprintln!("warning: {warning}");
+        logs::say(log_format, true, warning);
     }
     // The handlers are in place before the startup line tells anyone to connect: a SIGTERM
     // right after it must stop the gateway gracefully, not kill it.
     let stop = stop_signal();
     println!("{}", gateway.startup_line());
+    if log_format == LogFormat::Json {
+        // The startup line is stdout's contract; the log gets it too, as a JSON line.
+        tracing::info!("{}", gateway.startup_line());
+    }
     stop.await;
-    eprintln!("gateway stopping");
+    logs::say(log_format, false, "gateway stopping");
     gateway.shutdown().await?;
     Ok(())
 }
