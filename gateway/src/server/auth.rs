@@ -1,4 +1,5 @@
-//! The optional API key: checked on every route but `/health`, compared in constant time.
+//! The optional API key: checked on every route but `/health` and `/ready` (probes, which say
+//! only whether the gateway is up and can store; see `ready.rs`), compared in constant time.
 
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
@@ -48,7 +49,7 @@ pub async fn require_key(
         return next.run(request).await;
     };
     let path = request.uri().path();
-    if path == "/health" {
+    if path == "/health" || path == "/ready" {
         return next.run(request).await;
     }
     let checked = match presented_key(request.headers()) {

@@ -10,6 +10,7 @@ use crate::core::session::SessionError;
 use crate::core::session_id::SessionIdError;
 use crate::core::speakers::RequestError;
 use crate::inference::InferenceError;
+use crate::server::metrics::StorageFailed;
 use crate::sessions::ResolveError;
 use crate::sessions::history::HistoryError;
 
@@ -108,6 +109,12 @@ impl IntoResponse for ApiError {
                 }
                 let mut response = (status, Json(body)).into_response();
                 response.headers_mut().extend(headers);
+                response
+            }
+            // Only storage failures are internal errors (see the `From`s below).
+            ApiError::Internal(_) => {
+                let mut response = (status, Json(json!({ "detail": detail }))).into_response();
+                response.extensions_mut().insert(StorageFailed);
                 response
             }
             _ => (status, Json(json!({ "detail": detail }))).into_response(),

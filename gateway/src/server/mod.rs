@@ -7,7 +7,9 @@ mod error;
 mod extract;
 mod history;
 mod log;
+mod metrics;
 mod open_sockets;
+mod ready;
 mod retention;
 mod routes;
 mod socket_auth;
@@ -27,7 +29,9 @@ use tokio::task::JoinHandle;
 use crate::inference::{Inference, InferenceConfig, InferenceMode};
 use crate::sessions::Sessions;
 use crate::storage::{Database, Durability, FrameStore, Objects};
+use metrics::Metrics;
 use open_sockets::{AllClosed, OpenSockets, open_sockets};
+use ready::Readiness;
 
 /// How long shutdown waits for open sockets to send their close frames.
 const SOCKET_CLOSE_DEADLINE: Duration = Duration::from_secs(5);
@@ -116,6 +120,10 @@ pub struct AppState {
     pub sockets: OpenSockets,
     /// What a request from a web page may do.
     pub browser: Arc<browser::BrowserPolicy>,
+    /// The counters `/metrics` shows.
+    pub metrics: Arc<Metrics>,
+    /// What `/ready` touches.
+    pub readiness: Arc<Readiness>,
 }
 
 /// A gateway serving in this process.
@@ -202,6 +210,11 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
     // Segments left without a live frame (deleted sessions, a crash between a frame's write
     // and its index row) go before the first write.
     objects.reclaim().await?;
+    let readiness = Readiness::new(
+        database.clone(),
+        config.data_dir.join(crate::storage::database::FILE_NAME),
+        objects.clone(),
+    );
     let storage = format!(
         "{} (durability: {})",
         objects.description(),
@@ -241,6 +254,8 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
             config.listen.ip().is_loopback(),
             &config.allow_origins,
         )),
+        metrics: Arc::default(),
+        readiness: Arc::new(readiness),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -270,6 +285,8 @@ pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(routes::health))
+        .route("/ready", get(ready::ready))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/audio/ws/{session_id}", get(ws::upgrade))
         .route("/v1/sessions", get(history::list))
         .route(
@@ -293,6 +310,10 @@ fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             browser::refuse_browsers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_storage_errors,
         ))
         .layer(axum::middleware::from_fn(log::log_request))
         .layer(axum::extract::DefaultBodyLimit::max(

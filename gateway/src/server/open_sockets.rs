@@ -4,8 +4,11 @@
 //! socket's task is still sending its close frame, and a process that returns then cuts the
 //! socket without one. Each socket holds a sender of a channel nobody sends on; the receiver
 //! hears `None` once the last sender is dropped, that is once every socket has finished.
+//! The same handles count the sockets open now, for `/metrics`.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::mpsc;
 
@@ -14,6 +17,17 @@ use tokio::sync::mpsc;
 pub struct OpenSockets {
     /// Only held: its drop is the signal.
     _held: mpsc::Sender<()>,
+    /// Sockets inside [`OpenSockets::track`] now.
+    open: Arc<AtomicUsize>,
+}
+
+/// Counts one socket as open for as long as it lives (also when its task is dropped).
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Resolves once every [`OpenSockets`] handle is gone.
@@ -21,7 +35,8 @@ pub struct AllClosed(mpsc::Receiver<()>);
 
 pub fn open_sockets() -> (OpenSockets, AllClosed) {
     let (held, closed) = mpsc::channel(1);
-    (OpenSockets { _held: held }, AllClosed(closed))
+    let open = Arc::default();
+    (OpenSockets { _held: held, open }, AllClosed(closed))
 }
 
 impl OpenSockets {
@@ -29,10 +44,18 @@ impl OpenSockets {
     pub fn track<F: Future>(&self, socket: F) -> impl Future<Output = F::Output> + use<F> {
         let held = self.clone();
         async move {
+            held.open.fetch_add(1, Ordering::Relaxed);
+            let counted = Counted(Arc::clone(&held.open));
             let served = socket.await;
+            drop(counted);
             drop(held);
             served
         }
+    }
+
+    /// How many sockets are open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
     }
 }
 

@@ -46,22 +46,22 @@ pub async fn resolve(
     let input = parse_resolve(&body)?;
     let key = parse_idempotency_key(headers.get(IDEMPOTENCY_KEY_HEADER).map(|v| v.as_bytes()))?;
     let json = HeaderValue::from_static("application/json");
-    Ok(
-        match app.sessions.resolve(&id, input, key, ip(client)).await? {
-            Resolved::Fresh(answer) => ([(header::CONTENT_TYPE, json)], answer).into_response(),
-            Resolved::Replay(answer) => (
-                [
-                    (header::CONTENT_TYPE, json),
-                    (
-                        header::HeaderName::from_static(IDEMPOTENT_REPLAY_HEADER),
-                        HeaderValue::from_static("true"),
-                    ),
-                ],
-                answer,
-            )
-                .into_response(),
-        },
-    )
+    let resolved = app.sessions.resolve(&id, input, key, ip(client)).await;
+    app.metrics.resolved(app.sessions.inference(), &resolved);
+    Ok(match resolved? {
+        Resolved::Fresh(answer) => ([(header::CONTENT_TYPE, json)], answer).into_response(),
+        Resolved::Replay(answer) => (
+            [
+                (header::CONTENT_TYPE, json),
+                (
+                    header::HeaderName::from_static(IDEMPOTENT_REPLAY_HEADER),
+                    HeaderValue::from_static("true"),
+                ),
+            ],
+            answer,
+        )
+            .into_response(),
+    })
 }
 
 pub async fn finalize(

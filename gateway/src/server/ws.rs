@@ -101,6 +101,7 @@ impl Connection {
                 Some(Err(err)) => break Some(receive_failure(err)),
                 Some(Ok(message)) => message,
             };
+            let received = std::time::Instant::now();
             messages += 1;
             let (answer, next) = match message {
                 Message::Text(text) => self.answer(text.as_str()).await,
@@ -112,6 +113,7 @@ impl Connection {
             if socket.send(Message::Text(text.into())).await.is_err() {
                 break None;
             }
+            self.app.metrics.answered(&answer, received);
             if let Next::Close(code, reason) = next {
                 break Some((code, reason));
             }
