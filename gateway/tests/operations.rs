@@ -312,6 +312,35 @@ async fn ready_is_503_naming_the_objects_when_their_folder_is_unwritable() {
 }
 
 #[tokio::test]
+async fn a_frame_the_storage_could_not_keep_is_a_storage_error_not_a_rejection() {
+    // One file per frame, so a frame's write needs the objects folder.
+    let gw = TestGateway::start_with(|c| c.frame_store = gateway::storage::FrameStore::Files).await;
+    let mut socket = gw.connect("unkept").await;
+    hello(&mut socket).await;
+    send_chunk(&mut socket, "unkept", 1).await;
+    make_unwritable(&gw.data.path().join("objects"));
+    let refused = ask(&mut socket, &chunk("unkept", 2)).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["retry"], true, "{refused}");
+    // The socket closes after a storage failure (1011), so the answer has been counted once
+    // the close frame is here.
+    let close = support::close_frame(&mut socket)
+        .await
+        .expect("a close frame");
+    assert_eq!(u16::from(close.code), 1011);
+    let metrics = scrape(&gw).await;
+    assert_eq!(value(&metrics, "gateway_storage_errors_total"), 1.0);
+    assert_eq!(
+        value(&metrics, "gateway_frames_total{status=\"stored\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&metrics, "gateway_frames_total{status=\"rejected\"}"),
+        0.0
+    );
+}
+
+#[tokio::test]
 async fn ready_is_503_naming_the_database_while_another_process_holds_its_write_lock() {
     let gw = TestGateway::start().await;
     let path = gw.data.path().join("gateway.sqlite3");
