@@ -2,8 +2,9 @@
 //! client can send: it never panics, an error's text (echoed to the client as `detail`) stays
 //! short, and a message it accepts satisfies the contract and is safe to store:
 //!
-//! - a chunk has `seq ≥ 1` and exactly `FRAME_BYTES` of PCM, and sent again as the recorder
-//!   sends it, parses to the same chunk;
+//! - a chunk has `seq ≥ 1` and exactly `FRAME_BYTES` of PCM, its `content_b64` decodes to the
+//!   same PCM with the `base64` crate (the parser decodes with SIMD and must be no more lenient),
+//!   and sent again as the recorder sends it, parses to the same chunk;
 //! - the ingest rules take it (its seq, stored first, becomes the stream's origin) and its
 //!   capture time places the stream without overflowing;
 //! - a `close` reason is 1..=120 characters.
@@ -25,7 +26,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     match parse_message(text) {
-        Ok(Incoming::Chunk(chunk)) => check_chunk(&chunk),
+        Ok(Incoming::Chunk(chunk)) => {
+            check_chunk(&chunk);
+            let message: serde_json::Value = serde_json::from_str(text).expect("it parsed");
+            let content = message["content_b64"].as_str().expect("a string");
+            let decoded = base64::engine::general_purpose::STANDARD.decode(content);
+            assert_eq!(decoded.as_deref(), Ok(&chunk.pcm[..]), "{content:?}");
+        }
         Ok(Incoming::Close(reason)) => {
             let chars = reason.chars().count();
             assert!((1..=MAX_CLOSE_REASON_CHARS).contains(&chars), "{reason:?}");
