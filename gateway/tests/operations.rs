@@ -255,6 +255,13 @@ async fn ready_is_200_when_the_database_and_the_objects_work() {
         body,
         json!({"status": "ready", "checks": {"database": "ok", "objects": "ok"}})
     );
+    // Probes at once (a load balancer, an orchestrator and the container's health check)
+    // share the storage work and all see it succeed.
+    let together = futures_util::future::join_all((0..8).map(|_| gw.get_json("/ready"))).await;
+    assert!(
+        together.iter().all(|(code, _)| *code == 200),
+        "{together:?}"
+    );
     // The probe object stays out of every session's way.
     let (_, listed) = gw.get_json("/v1/sessions").await;
     assert_eq!(listed["sessions"], json!([]), "{listed}");

@@ -14,9 +14,11 @@
 //! 200 `{"status":"ready","checks":{...}}` or 503 with `detail` naming each failed part. The
 //! answers never carry local paths or the store's own words (they go to the log), so the
 //! route stays open without the API key, as `/health` does: probes rarely carry secrets.
+//! Being open, it must not be a way to make the gateway work hard: probes run one at a time,
+//! and requests that arrive while one runs share its outcome.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -41,6 +43,9 @@ pub struct Readiness {
     /// Where the database file is, and which file it was when the gateway opened it.
     database_file: DatabaseFile,
     objects: Objects,
+    /// The last probe's outcome and when it finished; held while a probe runs, so probes
+    /// never overlap (nor race on the probe object).
+    last: tokio::sync::Mutex<Option<(Instant, Checks)>>,
 }
 
 impl Readiness {
@@ -49,11 +54,27 @@ impl Readiness {
             database,
             database_file: DatabaseFile::opened(database_path),
             objects,
+            last: tokio::sync::Mutex::default(),
         }
     }
 
-    /// Checks each part; `Err` is a short reason, for the answer.
+    /// The outcome of a probe that finished after this call began: one run now, or the one
+    /// that was running when it began (its callers share it).
     pub async fn check(&self) -> Checks {
+        let asked = Instant::now();
+        let mut last = self.last.lock().await;
+        if let Some((finished, checks)) = &*last
+            && *finished >= asked
+        {
+            return checks.clone();
+        }
+        let checks = self.probe().await;
+        *last = Some((Instant::now(), checks.clone()));
+        checks
+    }
+
+    /// Checks each part; `Err` is a short reason, for the answer.
+    async fn probe(&self) -> Checks {
         let (database, objects) =
             tokio::join!(within(self.check_database()), within(self.check_objects()));
         Checks { database, objects }
@@ -82,12 +103,13 @@ impl Readiness {
 
     async fn check_objects(&self) -> Result<(), &'static str> {
         let probe = format!("ready {}", crate::sessions::now_ms()).into_bytes();
-        if let Err(err) = self.objects.put(PROBE_KEY, probe.clone()).await {
+        if let Err(err) = self.objects.put(PROBE_KEY, probe).await {
             tracing::error!(error = %err, "readiness: the object store cannot be written");
             return Err("the object store cannot be written");
         }
+        // What was just written, or a later probe's (another gateway on the same bucket).
         match Objects::get(&self.objects, PROBE_KEY).await {
-            Ok(Some(read)) if read == probe => Ok(()),
+            Ok(Some(read)) if read.starts_with(b"ready ") => Ok(()),
             Ok(_) => {
                 tracing::error!("readiness: the probe object read back different");
                 Err("the object store does not read back what was written")
@@ -101,6 +123,7 @@ impl Readiness {
 }
 
 /// The outcome of one probe, part by part.
+#[derive(Debug, Clone)]
 pub struct Checks {
     pub database: Result<(), &'static str>,
     pub objects: Result<(), &'static str>,
