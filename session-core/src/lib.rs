@@ -16,3 +16,4 @@ pub mod ports;
 pub mod seq_set;
 pub mod session;
 pub mod speakers;
+pub mod wav;

@@ -1,0 +1,259 @@
+//! The session's Durable Object: the only writer of one session's state, as the server's
+//! session actor is. Every operation — a socket's message, state, resolve, finalize, a binding,
+//! `audio.wav` — takes the object's turn lock, so they run one at a time in arrival order
+//! (the runtime may deliver the next event while one waits on R2 or the inference service).
+//!
+//! The session is loaded from SQL on first use and kept while the object lives; after a
+//! storage failure it is dropped and the next request loads it again. A hibernated object
+//! comes back with nothing in memory and the same storage.
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+use worker::{
+    DurableObject, Env, Headers, Request, Response, State, WebSocket, WebSocketIncomingMessage,
+    WebSocketPair, durable_object,
+};
+
+use crate::config::{BUCKET_BINDING, InferenceConfig};
+use crate::error::ApiError;
+use crate::inference::{self, InferenceError};
+use crate::now_ms;
+use crate::objects::R2Objects;
+use crate::route::Operation;
+use crate::socket::{self, SocketInfo};
+use crate::storage::SqlSessionStorage;
+use crate::wav;
+use crate::worker::{ID_PARAM, MUST_AUTHENTICATE_PARAM, STREAM_PARAM};
+use contract::protocol::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER};
+use session_core::ports::ObjectStorage;
+use session_core::session::{Session, SessionError};
+use session_core::session_id::SessionId;
+use session_core::speakers::{parse_binding, parse_finalize, parse_idempotency_key, parse_resolve};
+use session_core::stream::Stream;
+
+/// The core's session over this object's storage.
+pub type EdgeSession = Session<SqlSessionStorage, R2Objects>;
+
+#[durable_object]
+pub struct SessionObject {
+    state: State,
+    env: Env,
+    /// The loaded session, behind the turn lock (tokio's mutex is FIFO: turns are taken in
+    /// the order events arrived).
+    session: Mutex<Option<EdgeSession>>,
+    /// Held for a whole resolve, so each starts from the state the previous one left, while
+    /// frames keep taking turns during the inference call.
+    resolving: Mutex<()>,
+}
+
+impl DurableObject for SessionObject {
+    fn new(state: State, env: Env) -> Self {
+        SessionObject {
+            state,
+            env,
+            session: Mutex::new(None),
+            resolving: Mutex::new(()),
+        }
+    }
+
+    async fn fetch(&self, request: Request) -> worker::Result<Response> {
+        match self.serve(request).await {
+            Ok(response) => Ok(response),
+            Err(err) => err.into_response(),
+        }
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> worker::Result<()> {
+        socket::on_message(self, &ws, message).await
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> worker::Result<()> {
+        // Complete the closing handshake (1005/1006 are not codes one may send).
+        let code = match code {
+            1005 | 1006 => 1000,
+            code => code as u16,
+        };
+        let _ = ws.close(Some(code), Some("closing"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
+        Ok(())
+    }
+}
+
+impl SessionObject {
+    async fn serve(&self, mut request: Request) -> Result<Response, ApiError> {
+        let url = request.url()?;
+        let param = |name: &str| {
+            url.query_pairs()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let id = SessionId::parse(&param(ID_PARAM).unwrap_or_default())?;
+        let operation = Operation::parse(url.path().trim_start_matches('/'))
+            .ok_or_else(ApiError::route_not_found)?;
+        let stream = param(STREAM_PARAM);
+        match operation {
+            Operation::Socket => {
+                let stream = match stream.as_deref() {
+                    None => Stream::Mic,
+                    Some(name) => {
+                        Stream::parse(name).map_err(|e| ApiError::BadRequest(e.to_string()))?
+                    }
+                };
+                let info = SocketInfo {
+                    id: id.as_str().to_owned(),
+                    stream: stream.as_str().to_owned(),
+                    proved: param(MUST_AUTHENTICATE_PARAM).is_none(),
+                };
+                self.accept_socket(info)
+            }
+            Operation::State => {
+                let state = self.with_session(&id, async |s| Ok(s.state())).await?;
+                Ok(Response::from_json(&state)?)
+            }
+            Operation::Finalize => {
+                let metadata = parse_finalize(&request.bytes().await?)?;
+                let done = self
+                    .with_session(&id, async |s| s.finalize(metadata, now_ms()).await)
+                    .await?;
+                Ok(Response::from_json(&done)?)
+            }
+            Operation::Bindings => {
+                let (cluster_id, name) = parse_binding(&request.bytes().await?)?;
+                let state = self
+                    .with_session(&id, async |s| s.bind(&cluster_id, &name, now_ms()).await)
+                    .await?;
+                Ok(Response::from_json(&state)?)
+            }
+            Operation::Resolve => {
+                let body = request.bytes().await?;
+                let key = request.headers().get(IDEMPOTENCY_KEY_HEADER)?;
+                self.resolve(&id, &body, key.as_deref()).await
+            }
+            Operation::Audio => wav::serve(self, &id, stream.as_deref()).await,
+            Operation::Result => self.result(&id).await,
+        }
+    }
+
+    fn accept_socket(&self, info: SocketInfo) -> Result<Response, ApiError> {
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        pair.server.serialize_attachment(&info)?;
+        Ok(Response::from_websocket(pair.client)?)
+    }
+
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// The R2 bucket of this worker.
+    pub fn objects(&self) -> Result<R2Objects, worker::Error> {
+        Ok(R2Objects {
+            bucket: self.env.bucket(BUCKET_BINDING)?,
+        })
+    }
+
+    /// Runs `f` on the session in this object's turn (loading it first if needed).
+    pub async fn with_session<T>(
+        &self,
+        id: &SessionId,
+        f: impl AsyncFnOnce(&mut EdgeSession) -> Result<T, SessionError>,
+    ) -> Result<T, SessionError> {
+        let mut live = self.session.lock().await;
+        if live.is_none() {
+            let storage = SqlSessionStorage::new(self.state.storage().sql())?;
+            let objects = self
+                .objects()
+                .map_err(|e| session_core::ports::StorageError(format!("R2 binding: {e}")))?;
+            *live = Some(Session::open(id.clone(), storage, objects).await?);
+        }
+        let session = live.as_mut().expect("loaded above");
+        session.check_id(id)?;
+        let result = f(session).await;
+        if matches!(result, Err(SessionError::Storage(_))) {
+            // Whatever the failed write left in memory is not trusted: load again next time.
+            *live = None;
+        }
+        result
+    }
+
+    /// The stored `result.json` of a finalized session (the server's history texts).
+    async fn result(&self, id: &SessionId) -> Result<Response, ApiError> {
+        let not_finalized = || {
+            ApiError::NotFound(format!(
+                "session '{id}' has not been finalized: no result.json"
+            ))
+        };
+        // In the session's turn: a finalize in flight is either done or not begun.
+        let _turn = self.session.lock().await;
+        let storage = SqlSessionStorage::new(self.state.storage().sql())?;
+        let Some((existing, finalized_at)) = storage.finalized()? else {
+            return Err(ApiError::NotFound(format!("session '{id}' not found")));
+        };
+        if existing != id.as_str() {
+            return Err(SessionError::IdCollision {
+                requested: id.to_string(),
+                existing,
+            }
+            .into());
+        }
+        if finalized_at.is_none() {
+            return Err(not_finalized());
+        }
+        let bytes = self
+            .objects()?
+            .get(&id.result_key())
+            .await?
+            .ok_or_else(not_finalized)?;
+        Ok(Response::from_bytes(bytes)?.with_headers(json_headers()?))
+    }
+
+    /// Resolve: replay for a known idempotency key, else ask inference with the session's
+    /// state and keep its answer (the server gateway's steps, in the same order).
+    async fn resolve(
+        &self,
+        id: &SessionId,
+        body: &[u8],
+        key: Option<&str>,
+    ) -> Result<Response, ApiError> {
+        let input = parse_resolve(body)?;
+        let key = parse_idempotency_key(key.map(str::as_bytes))?;
+        let _one_at_a_time = self.resolving.lock().await;
+        if let Some(key) = &key
+            && let Some(answer) = self.with_session(id, async |s| s.replay(key).await).await?
+        {
+            let headers = json_headers()?;
+            headers.set(IDEMPOTENT_REPLAY_HEADER, "true")?;
+            return Ok(Response::from_bytes(answer.into_bytes())?.with_headers(headers));
+        }
+        let request: Value = self
+            .with_session(id, async |s| s.inference_body(&input))
+            .await?;
+        let config = InferenceConfig::from_env(&self.env).ok_or(InferenceError::NotConfigured)?;
+        let answer = inference::resolve(&config, &request).await?;
+        self.with_session(id, async |s| {
+            s.apply_answer(&input, &answer, key.as_deref(), now_ms())
+                .await
+        })
+        .await?;
+        Ok(Response::from_bytes(answer)?.with_headers(json_headers()?))
+    }
+}
+
+fn json_headers() -> worker::Result<Headers> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    Ok(headers)
+}

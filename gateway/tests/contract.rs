@@ -1,0 +1,820 @@
+//! The shared contract suite: the wire contract checked through the network only (HTTP and
+//! the ingest socket, nothing read behind the host's back), so the same tests run against
+//! every host of the session core.
+//!
+//! By default each test starts a server gateway in this process. With `CONTRACT_HOST_URL` set
+//! they run against that host instead: `scripts/edge.sh` runs them against the edge worker
+//! (edge/) under `wrangler dev --local`, started with
+//! - `GATEWAY_API_KEY` = `CONTRACT_API_KEY` (every test sends it; some check refusals),
+//! - `INFERENCE_BASE_URL` = `http://CONTRACT_INFERENCE_ADDR`, where this suite's fake
+//!   inference service listens, and `INFERENCE_TIMEOUT_MS` = 1000,
+//! - `CONTRACT_RESTART_CMD`: a command that restarts the host on the same storage and returns
+//!   once it answers again (the restart test).
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+use support::*;
+use tokio::sync::RwLock;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// The key of an in-process host (an external one says its own in `CONTRACT_API_KEY`).
+const LOCAL_KEY: &str = "contract-key";
+/// The inference timeout both kinds of host are configured with.
+const INFERENCE_TIMEOUT_MS: u64 = 1000;
+
+/// Tests share an external host; the restart test takes it alone.
+static HOST_IN_USE: RwLock<()> = RwLock::const_new(());
+
+/// The host under test.
+struct Host {
+    /// The in-process gateway, or `None` for an external host.
+    local: Option<TestGateway>,
+    external: Option<String>,
+    key: String,
+    _turn: HostTurn,
+}
+
+enum HostTurn {
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'static, ()>),
+}
+
+impl Host {
+    async fn start() -> Host {
+        let turn = HostTurn::Shared(HOST_IN_USE.read().await);
+        Host::with_turn(turn).await
+    }
+
+    /// A host no other test uses meanwhile (it is going to be restarted).
+    async fn start_alone() -> Host {
+        let turn = HostTurn::Alone(HOST_IN_USE.write().await);
+        Host::with_turn(turn).await
+    }
+
+    async fn with_turn(turn: HostTurn) -> Host {
+        let inference = fake_inference();
+        if let Ok(url) = std::env::var("CONTRACT_HOST_URL") {
+            return Host {
+                local: None,
+                external: Some(url.trim_end_matches('/').to_owned()),
+                key: std::env::var("CONTRACT_API_KEY")
+                    .expect("CONTRACT_API_KEY with CONTRACT_HOST_URL"),
+                _turn: turn,
+            };
+        }
+        let gw = TestGateway::start_with(|c| {
+            c.api_key = Some(LOCAL_KEY.into());
+            c.inference = Some(gateway::inference::InferenceConfig {
+                base_url: format!("http://{inference}"),
+                api_key: None,
+                timeout: Duration::from_millis(INFERENCE_TIMEOUT_MS),
+                resolve_path: "/speaker/resolve".into(),
+            });
+        })
+        .await;
+        Host {
+            local: Some(gw),
+            external: None,
+            key: LOCAL_KEY.into(),
+            _turn: turn,
+        }
+    }
+
+    fn http(&self, path: &str) -> String {
+        match &self.local {
+            Some(gw) => gw.http(path),
+            None => format!("{}{path}", self.external.as_deref().unwrap()),
+        }
+    }
+
+    fn ws(&self, session: &str) -> String {
+        self.http(&format!("/v1/audio/ws/{session}"))
+            .replacen("http", "ws", 1)
+    }
+
+    /// A socket that sent the key in its upgrade.
+    async fn connect(&self, session: &str) -> Socket {
+        let mut request = self.ws(session).into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("x-api-key", self.key.parse().unwrap());
+        let (socket, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        socket
+    }
+
+    /// A request with the key.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, self.http(path))
+            .header("x-api-key", &self.key)
+            .timeout(DEADLINE)
+    }
+
+    async fn get_json(&self, path: &str) -> (u16, Value) {
+        answer(self.request(reqwest::Method::GET, path)).await
+    }
+
+    async fn send_json(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        answer(self.request(method, path).json(&body)).await
+    }
+
+    /// Restarts the host on the same storage.
+    async fn restart(&mut self) {
+        if let Some(gw) = &mut self.local {
+            gw.restart().await;
+            return;
+        }
+        let command = std::env::var("CONTRACT_RESTART_CMD")
+            .expect("CONTRACT_RESTART_CMD: how to restart the host at CONTRACT_HOST_URL");
+        let status = tokio::time::timeout(
+            Duration::from_secs(300),
+            tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(&command)
+                .status(),
+        )
+        .await
+        .expect("the host restarts within 5 minutes")
+        .expect("the restart command runs");
+        assert!(status.success(), "{command}: {status}");
+    }
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A session id no earlier run used (an external host keeps its storage between runs).
+fn session(name: &str) -> String {
+    static RUN: OnceLock<u128> = OnceLock::new();
+    let run = RUN.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    });
+    format!("{name}-{run:x}")
+}
+
+// --- the fake inference service ----------------------------------------------------------------
+
+/// Where this process's fake inference service listens. It runs on a thread of its own, so it
+/// outlives each test's runtime; an external host was told its address in advance
+/// (`CONTRACT_INFERENCE_ADDR`). What it answers depends on the session id, so parallel tests
+/// do not disturb each other: ids containing `inference-fails` get a 500, `inference-slow` an
+/// answer after 3 s; others a resolve answer that adds cluster `spk_<n>` (n-th request of
+/// that session).
+fn fake_inference() -> String {
+    static ADDR: OnceLock<String> = OnceLock::new();
+    ADDR.get_or_init(|| {
+        let addr = std::env::var("CONTRACT_INFERENCE_ADDR").unwrap_or("127.0.0.1:0".into());
+        let listener = std::net::TcpListener::bind(&addr).expect("the fake inference address");
+        listener.set_nonblocking(true).unwrap();
+        let bound = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+                let app = axum::Router::new()
+                    .route("/speaker/resolve", axum::routing::post(fake_resolve))
+                    .with_state(counts);
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        bound
+    })
+    .clone()
+}
+
+async fn fake_resolve(
+    State(counts): State<Arc<Mutex<HashMap<String, usize>>>>,
+    Json(body): Json<Value>,
+) -> Response {
+    let session = body["session_id"].as_str().unwrap_or("").to_owned();
+    if session.contains("inference-fails") {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"detail": "internal error"})),
+        )
+            .into_response();
+    }
+    if session.contains("inference-slow") {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let count = {
+        let mut counts = counts.lock().unwrap();
+        let n = counts.entry(session.clone()).or_default();
+        *n += 1;
+        *n
+    };
+    let mut state = body["state"].clone();
+    let cluster_id = format!("spk_{count}");
+    let mut clusters = state["clusters"].as_array().cloned().unwrap_or_default();
+    clusters.push(json!({"cluster_id": cluster_id, "centroid": [0.125, -0.5], "sample_count": 1}));
+    state["clusters"] = Value::Array(clusters);
+    let speaker = body["state"]["roster"][0]["name"].clone();
+    Json(json!({
+        "session_id": session,
+        "cluster_id": cluster_id,
+        "speaker_name": speaker,
+        "decision": if speaker.is_null() { "unknown" } else { "confirm" },
+        "evidence": {"sv_score": 0.42, "threshold_low": 0.35, "threshold_high": 0.7, "segment_count": 1},
+        "updated_state": state,
+    }))
+    .into_response()
+}
+
+fn resolve_body() -> Value {
+    json!({"audio": {"content_b64": "AAAA", "format": "pcm_s16le"}, "asr_text": "hello",
+           "roster": [{"name": "Ada Lovelace"}]})
+}
+
+// --- the contract ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn health_answers_without_a_key() {
+    let host = Host::start().await;
+    let response = reqwest::get(host.http("/health")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["app"], "interview-gateway");
+    assert_eq!(body["inference_configured"], true);
+}
+
+#[tokio::test]
+async fn unknown_routes_wrong_methods_and_bad_ids_are_refused_in_json() {
+    let host = Host::start().await;
+    let s = session("routes");
+    let cases = [
+        ("GET", "/v1/nothing".to_owned(), 404, "route not found"),
+        (
+            "GET",
+            format!("/v1/sessions/{s}/nothing"),
+            404,
+            "route not found",
+        ),
+        (
+            "POST",
+            format!("/v1/sessions/{s}/state"),
+            405,
+            "method not allowed",
+        ),
+        (
+            "GET",
+            format!("/v1/sessions/{s}/finalize"),
+            405,
+            "method not allowed",
+        ),
+        (
+            "POST",
+            format!("/v1/audio/ws/{s}"),
+            405,
+            "method not allowed",
+        ),
+        (
+            "GET",
+            format!("/v1/audio/ws/{s}"),
+            426,
+            "websocket upgrade required",
+        ),
+        (
+            "GET",
+            format!("/v1/sessions/{}/state", "x".repeat(129)),
+            400,
+            "session_id must be at most 128 characters",
+        ),
+    ];
+    for (method, path, status, detail) in cases {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let (code, body) = answer(host.request(method.clone(), &path)).await;
+        assert_eq!(
+            (code, body["detail"].as_str()),
+            (status, Some(detail)),
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_api_key_guards_every_route_and_socket_but_health() {
+    let host = Host::start().await;
+    let s = session("keyed");
+    let client = reqwest::Client::new();
+    let url = host.http(&format!("/v1/sessions/{s}/state"));
+    for request in [
+        client.get(&url),
+        client.get(&url).header("x-api-key", "guess"),
+        client.get(&url).bearer_auth("guess"),
+    ] {
+        let (code, body) = answer(request).await;
+        assert_eq!(
+            (code, body["detail"].as_str()),
+            (401, Some("missing or invalid API key"))
+        );
+    }
+    assert_eq!(answer(client.get(&url).bearer_auth(&host.key)).await.0, 200);
+
+    // A socket that proves the key in its first message.
+    let mut ws = connect(&host.ws(&s)).await;
+    let answer = ask(&mut ws, &json!({"type": "auth", "key": host.key})).await;
+    assert_eq!(answer, json!({"type": "authenticated"}));
+    assert_eq!(send_chunk(&mut ws, &s, 1).await.last_seq, 1);
+
+    // Any other first message, or a wrong key, is refused and the socket closed with 1008.
+    let mut ws = connect(&host.ws(&s)).await;
+    ws.send(Message::text(chunk(&s, 2).to_string()))
+        .await
+        .unwrap();
+    let refusal = next_json(&mut ws).await;
+    assert_eq!(refusal["type"], "error");
+    assert_eq!(
+        refusal["detail"],
+        "authentication required: send {\"type\":\"auth\",\"key\":\"...\"} first, or the key in the upgrade headers"
+    );
+    assert_eq!(u16::from(close_frame(&mut ws).await.unwrap().code), 1008);
+    let mut ws = connect(&host.ws(&s)).await;
+    let refusal = ask(&mut ws, &json!({"type": "auth", "key": "guess"})).await;
+    assert_eq!(refusal["type"], "error");
+    assert_eq!(u16::from(close_frame(&mut ws).await.unwrap().code), 1008);
+
+    let (_, state) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    assert_eq!(
+        state["ingest"]["received_chunks"], 1,
+        "frame 2 was never stored"
+    );
+}
+
+#[tokio::test]
+async fn the_seed_client_flow_hello_chunks_status_ping_close() {
+    let host = Host::start().await;
+    let s = session("seed");
+    let mut ws = host.connect(&s).await;
+    let ready = hello(&mut ws).await;
+    assert_eq!(ready["session_id"], s.as_str());
+    assert_eq!(ready["target_sample_rate"], 16000);
+    assert_eq!(ready["target_channels"], 1);
+    assert_eq!(ready["target_format"], "pcm_s16le");
+    assert_eq!(ready["ingest"]["type"], "status");
+    assert_eq!(ready["ingest"]["meeting_id"], s.as_str());
+    assert_eq!(ready["ingest"]["last_seq"], 0);
+
+    for seq in 1..=3u64 {
+        let ack = ask(&mut ws, &chunk(&s, seq)).await;
+        assert_eq!(
+            ack,
+            json!({"type": "ack", "seq": seq, "status": "stored",
+                   "key": format!("sessions/{s}/chunks/{seq:08}.pcm"),
+                   "last_seq": seq, "missing_count": 0, "duplicate_count": 0})
+        );
+    }
+    let status = ask(&mut ws, &json!({"type": "status"})).await;
+    assert_eq!(status["type"], "status");
+    assert_eq!(status["session_id"], s.as_str());
+    assert_eq!(status["received_chunks"], 3);
+    assert_eq!(status["missing_chunks"], 0);
+    assert_eq!(status["duplicate_chunks"], 0);
+    assert_eq!(status["bytes_stored"], 96_000);
+    assert!(status["started_at"].as_str().unwrap().ends_with('Z'));
+    assert!(status["updated_at"].as_str().unwrap().ends_with('Z'));
+
+    let pong = ask(&mut ws, &json!({"type": "ping"})).await;
+    assert_eq!(pong["type"], "pong");
+    assert!(pong["ts"].as_u64().unwrap() > 1_700_000_000_000);
+
+    let long = "r".repeat(300);
+    let closing = ask(&mut ws, &json!({"type": "close", "reason": long})).await;
+    assert_eq!(
+        closing,
+        json!({"type": "closing", "reason": "r".repeat(120)})
+    );
+    assert_eq!(u16::from(close_frame(&mut ws).await.unwrap().code), 1000);
+}
+
+#[tokio::test]
+async fn duplicates_gap_fillers_and_conflicts() {
+    let host = Host::start().await;
+    let s = session("dups");
+    let mut ws = host.connect(&s).await;
+    send_chunk(&mut ws, &s, 1).await;
+    let ack = ask(&mut ws, &chunk(&s, 3)).await;
+    assert_eq!(
+        (ack["last_seq"].as_u64(), ack["missing_count"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let again = ask(&mut ws, &chunk(&s, 3)).await;
+    assert_eq!(
+        again,
+        json!({"type": "ack", "seq": 3, "status": "duplicate", "last_seq": 3, "missing_count": 1, "duplicate_count": 1})
+    );
+    // A late frame fills the gap.
+    let filler = ask(&mut ws, &chunk(&s, 2)).await;
+    assert_eq!(filler["status"], "stored");
+    assert_eq!(filler["missing_count"], 0);
+    // The same seq with other audio overwrites nothing.
+    let other = chunk_with(&s, 1, &pcm(99));
+    let conflict = ask(&mut ws, &other).await;
+    assert_eq!(
+        conflict,
+        json!({"type": "error", "seq": 1, "detail": "seq 1 of the mic stream is already stored with different audio; nothing was overwritten. Continue after last_seq 3"})
+    );
+    let status = ask(&mut ws, &json!({"type": "status"})).await;
+    assert_eq!(
+        (
+            &status["received_chunks"],
+            &status["duplicate_chunks"],
+            &status["missing_chunks"]
+        ),
+        (&json!(3), &json!(1), &json!(0))
+    );
+}
+
+#[tokio::test]
+async fn each_bad_message_gets_its_own_error_and_the_socket_stays_open() {
+    let host = Host::start().await;
+    let s = session("refusals");
+    let mut ws = host.connect(&s).await;
+    let with = |field: &str, value: Value| {
+        let mut message = chunk(&s, 1);
+        message[field] = value;
+        message
+    };
+    let cases = [
+        (with("seq", json!(0)), "seq must be a positive integer"),
+        (with("seq", json!("1")), "seq must be a positive integer"),
+        (
+            with("timestamp_ms", json!(0)),
+            "timestamp_ms must be a positive number",
+        ),
+        (
+            with("sample_rate", json!(48000)),
+            "sample_rate must be 16000",
+        ),
+        (with("channels", json!(2)), "channels must be 1"),
+        (with("format", json!("f32le")), "format must be pcm_s16le"),
+        (with("meeting_id", json!(5)), "meeting_id must be a string"),
+        (
+            with("content_b64", json!("AAAA")),
+            "content_b64 must decode to exactly 32000 bytes, got 3",
+        ),
+        (
+            with("meeting_id", json!("someone-else")),
+            &*format!("meeting_id mismatch: expected '{s}', got 'someone-else'"),
+        ),
+        (json!({"type": "dance"}), "unsupported message type: dance"),
+        (json!({}), "message type is required"),
+        (json!([1]), "message must be a JSON object"),
+    ];
+    for (message, detail) in cases {
+        let refusal = ask(&mut ws, &message).await;
+        assert_eq!(refusal["type"], "error", "{message}");
+        assert_eq!(refusal["detail"], detail, "{message}");
+    }
+    ws.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+    assert_eq!(
+        next_json(&mut ws).await["detail"],
+        "binary messages are not supported; send JSON text"
+    );
+    ws.send(Message::text("{")).await.unwrap();
+    assert!(
+        next_json(&mut ws).await["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON")
+    );
+    let status = ask(&mut ws, &json!({"type": "status"})).await;
+    assert_eq!(status["received_chunks"], 0, "nothing was stored");
+}
+
+#[tokio::test]
+async fn state_of_an_unknown_session_is_empty() {
+    let host = Host::start().await;
+    let s = session("never-seen");
+    let (code, body) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        body,
+        json!({"session_id": s, "state": {"clusters": [], "bindings": {}, "config": {}},
+               "event_count": 0, "updated_at": null, "ingest": null})
+    );
+}
+
+#[tokio::test]
+async fn resolve_forwards_the_state_keeps_the_answer_and_replays_by_key() {
+    let host = Host::start().await;
+    let s = session("resolve");
+    let path = format!("/v1/sessions/{s}/resolve");
+    let response = host
+        .request(reqwest::Method::POST, &path)
+        .header("x-idempotency-key", "req-1")
+        .json(&resolve_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-idempotent-replay").is_none());
+    let first: Value = response.json().await.unwrap();
+    assert_eq!(first["cluster_id"], "spk_1");
+    assert_eq!(first["speaker_name"], "Ada Lovelace");
+    assert_eq!(first["updated_state"]["roster"][0]["name"], "Ada Lovelace");
+
+    let replay = host
+        .request(reqwest::Method::POST, &path)
+        .header("x-idempotency-key", "req-1")
+        .json(&resolve_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.headers()["x-idempotent-replay"], "true");
+    assert_eq!(replay.json::<Value>().await.unwrap(), first);
+
+    let (code, state) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    assert_eq!(code, 200);
+    assert_eq!(state["event_count"], 1, "the replay asked no one");
+    assert_eq!(state["state"]["clusters"][0]["cluster_id"], "spk_1");
+    assert!(state["updated_at"].as_str().unwrap().ends_with('Z'));
+
+    for body in [json!({}), json!({"audio": {"format": "pcm_s16le"}})] {
+        let (code, answer) = host.send_json("POST", &path, body).await;
+        assert_eq!(
+            (code, answer["detail"].as_str()),
+            (400, Some("audio.content_b64 and audio.format are required"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn inference_failures_and_timeouts_are_502_and_change_nothing() {
+    let host = Host::start().await;
+    let failing = session("inference-fails");
+    let (code, body) = host
+        .send_json(
+            "POST",
+            &format!("/v1/sessions/{failing}/resolve"),
+            resolve_body(),
+        )
+        .await;
+    assert_eq!(code, 502);
+    assert_eq!(body["detail"], "inference backend returned 500");
+    assert_eq!(body["backend_status"], 500);
+    let backend: Value = serde_json::from_str(body["backend_body"].as_str().unwrap()).unwrap();
+    assert_eq!(backend, json!({"detail": "internal error"}));
+
+    let slow = session("inference-slow");
+    let (code, body) = host
+        .send_json(
+            "POST",
+            &format!("/v1/sessions/{slow}/resolve"),
+            resolve_body(),
+        )
+        .await;
+    assert_eq!(code, 502);
+    assert_eq!(
+        body["detail"],
+        format!("inference request failed: timed out after {INFERENCE_TIMEOUT_MS} ms")
+    );
+    for s in [failing, slow] {
+        let (_, state) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+        assert_eq!(state["event_count"], 0);
+    }
+}
+
+#[tokio::test]
+async fn a_binding_names_a_cluster() {
+    let host = Host::start().await;
+    let s = session("bind");
+    let path = format!("/v1/sessions/{s}/bindings");
+    let (code, body) = host
+        .send_json(
+            "PUT",
+            &path,
+            json!({"cluster_id": "spk_1", "name": "Grace"}),
+        )
+        .await;
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (404, Some("cluster not found: spk_1"))
+    );
+    let (code, _) = host
+        .send_json("POST", &format!("/v1/sessions/{s}/resolve"), resolve_body())
+        .await;
+    assert_eq!(code, 200);
+    let (code, body) = host
+        .send_json("PUT", &path, json!({"cluster_id": "spk_1", "name": "  "}))
+        .await;
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (400, Some("name must not be empty"))
+    );
+    let (code, body) = host
+        .send_json(
+            "PUT",
+            &path,
+            json!({"cluster_id": "spk_1", "name": " Grace Hopper "}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(body["session_id"], s.as_str());
+    assert_eq!(body["state"]["bindings"]["spk_1"], "Grace Hopper");
+    assert_eq!(body["state"]["clusters"][0]["bound_name"], "Grace Hopper");
+    assert_eq!(body["event_count"], 2);
+}
+
+#[tokio::test]
+async fn finalize_writes_result_json_and_finalizing_again_rewrites_it() {
+    let host = Host::start().await;
+    let s = session("fin");
+    let (code, body) = host.get_json(&format!("/v1/sessions/{s}/result")).await;
+    assert_eq!(
+        (code, body["detail"].clone()),
+        (404, json!(format!("session '{s}' not found")))
+    );
+    let mut ws = host.connect(&s).await;
+    send_chunk(&mut ws, &s, 1).await;
+    let (code, body) = host.get_json(&format!("/v1/sessions/{s}/result")).await;
+    assert_eq!(
+        (code, body["detail"].clone()),
+        (
+            404,
+            json!(format!(
+                "session '{s}' has not been finalized: no result.json"
+            ))
+        )
+    );
+
+    let path = format!("/v1/sessions/{s}/finalize");
+    let (code, done) = host
+        .send_json("POST", &path, json!({"metadata": {"interviewer": "Kim"}}))
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(done["session_id"], s.as_str());
+    assert_eq!(done["result_key"], format!("sessions/{s}/result.json"));
+    assert_eq!(done["event_count"], 0);
+    let (code, result) = host.get_json(&format!("/v1/sessions/{s}/result")).await;
+    assert_eq!(code, 200);
+    assert_eq!(result["session_id"], s.as_str());
+    assert_eq!(result["finalized_at"], done["finalized_at"]);
+    assert_eq!(result["metadata"], json!({"interviewer": "Kim"}));
+    assert_eq!(result["ingest"]["received_chunks"], 1);
+    assert_eq!(result["events"], json!([]));
+
+    send_chunk(&mut ws, &s, 2).await;
+    // An empty body counts as {}.
+    let response = host
+        .request(reqwest::Method::POST, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (_, result) = host.get_json(&format!("/v1/sessions/{s}/result")).await;
+    assert_eq!(result["ingest"]["received_chunks"], 2);
+    assert_eq!(result["metadata"], json!({}));
+
+    let response = host
+        .request(reqwest::Method::POST, &path)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["detail"], "request body must be a JSON object");
+    let response = host
+        .request(reqwest::Method::POST, &path)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+}
+
+#[tokio::test]
+async fn audio_wav_joins_the_frames_with_silence_for_missing_seconds() {
+    let host = Host::start().await;
+    let s = session("wav");
+    let path = format!("/v1/sessions/{s}/audio.wav");
+    let (code, body) = host.get_json(&path).await;
+    assert_eq!(
+        (code, body["detail"].clone()),
+        (404, json!(format!("no audio stored for session '{s}'")))
+    );
+    let mut ws = host.connect(&s).await;
+    for seq in [1, 2, 4] {
+        send_chunk(&mut ws, &s, seq).await;
+    }
+    let response = host
+        .request(reqwest::Method::GET, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "audio/wav");
+    assert_eq!(response.headers()["x-missing-seconds"], "1");
+    assert_eq!(response.headers()["x-unreadable-seconds"], "0");
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(bytes.len(), 44 + 4 * 32_000);
+    assert_eq!(&bytes[0..4], b"RIFF");
+    assert_eq!(
+        u32::from_le_bytes(bytes[40..44].try_into().unwrap()),
+        4 * 32_000
+    );
+    let second = |n: usize| &bytes[44 + (n - 1) * 32_000..44 + n * 32_000];
+    assert_eq!(second(1), pcm(1));
+    assert_eq!(second(2), pcm(2));
+    assert!(
+        second(3).iter().all(|b| *b == 0),
+        "the missing second is silence"
+    );
+    assert_eq!(second(4), pcm(4));
+
+    let (code, body) = host.get_json(&format!("{path}?stream=loud")).await;
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (400, Some("unknown stream 'loud': use mic or system or mix"))
+    );
+}
+
+/// Frames, state and objects outlive the host: stopped and started again on the same storage
+/// between frames (for the edge, wrangler restarted: DO SQLite and R2 persisted).
+#[tokio::test]
+async fn a_restarted_host_keeps_frames_state_and_objects() {
+    let mut host = Host::start_alone().await;
+    let s = session("restart");
+    let mut ws = host.connect(&s).await;
+    send_chunk(&mut ws, &s, 1).await;
+    send_chunk(&mut ws, &s, 3).await;
+    let (code, _) = host
+        .send_json("POST", &format!("/v1/sessions/{s}/resolve"), resolve_body())
+        .await;
+    assert_eq!(code, 200);
+    let (code, _) = host
+        .send_json(
+            "POST",
+            &format!("/v1/sessions/{s}/finalize"),
+            json!({"metadata": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    drop(ws);
+
+    host.restart().await;
+
+    let mut ws = host.connect(&s).await;
+    let ready = hello(&mut ws).await;
+    assert_eq!(ready["ingest"]["last_seq"], 3);
+    assert_eq!(ready["ingest"]["received_chunks"], 2);
+    assert_eq!(ready["ingest"]["missing_chunks"], 1);
+    let again = ask(&mut ws, &chunk(&s, 3)).await;
+    assert_eq!(
+        again["status"], "duplicate",
+        "the stored seqs survived: {again}"
+    );
+    let filler = send_chunk(&mut ws, &s, 2).await;
+    assert_eq!((filler.last_seq, filler.missing_count), (3, 0));
+
+    let (_, state) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    assert_eq!(state["event_count"], 1);
+    assert_eq!(state["state"]["clusters"][0]["cluster_id"], "spk_1");
+    let (code, result) = host.get_json(&format!("/v1/sessions/{s}/result")).await;
+    assert_eq!(code, 200, "{result}");
+    assert_eq!(result["metadata"], json!({"n": 1}));
+    // Still finalized after the restart, so the new frame refreshed result.json.
+    assert_eq!(result["ingest"]["received_chunks"], 3);
+
+    let response = host
+        .request(reqwest::Method::GET, &format!("/v1/sessions/{s}/audio.wav"))
+        .send()
+        .await
+        .unwrap();
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(bytes.len(), 44 + 3 * 32_000);
+    for seq in 1..=3usize {
+        assert_eq!(
+            &bytes[44 + (seq - 1) * 32_000..44 + seq * 32_000],
+            pcm(seq as u64)
+        );
+    }
+}
