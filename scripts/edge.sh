@@ -28,6 +28,8 @@ ensure_rust
 
 WORKER_BUILD_VERSION=0.8.7
 WRANGLER_VERSION=4.86.0
+# Only where the system's Node is older than 20.
+NODE_VERSION=22.22.0
 
 tools=/var/cache/interview-recorder/tools
 if ! mkdir -p "$tools" 2>/dev/null || [ ! -w "$tools" ]; then
@@ -64,6 +66,17 @@ install_tools() {
   fi
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     ensure_packages nodejs npm
+  fi
+  # wrangler 4 needs Node 20 or newer; Debian 12's is 18. Node itself comes from the npm
+  # registry then (the `node` package), once, into the tools folder.
+  if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+    local node_root="$tools/npm-node-$NODE_VERSION"
+    if [ ! -x "$node_root/node_modules/.bin/node" ]; then
+      echo "installing Node $NODE_VERSION into $node_root (this system's is $(node --version))" >&2
+      mkdir -p "$node_root"
+      npm install --prefix "$node_root" --no-audit --no-fund --loglevel=error "node@$NODE_VERSION" >&2
+    fi
+    export PATH="$node_root/node_modules/.bin:$PATH"
   fi
   if [ "$("$wrangler" --version 2>/dev/null | tail -n 1)" != "$WRANGLER_VERSION" ]; then
     echo "installing wrangler $WRANGLER_VERSION into $npm_root" >&2

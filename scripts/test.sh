@@ -72,6 +72,12 @@ else
   echo "SKIPPED: the wasm32-unknown-unknown target could not be installed; contract and session-core not checked for wasm32" >&2
 fi
 
+# The edge host (edge/, Cloudflare Workers + Durable Objects + R2): the worker built with
+# worker-build and the shared contract suite (gateway/tests/contract.rs) run against it under
+# `wrangler dev --local`, a restart of wrangler included. Its tools (worker-build,
+# wasm-bindgen-cli, wrangler) are installed once into the cache by the script itself.
+bash scripts/edge.sh
+
 # Coverage-guided fuzzing of what strangers send the gateway (fuzz/): each target for a bounded
 # time from its committed seeds; a crash fails the run and names the input.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh
