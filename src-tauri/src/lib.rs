@@ -7,8 +7,11 @@
 //! - [`local_copy`] keeps a WAV of the normalized stream, [`level`] measures it for the meter;
 //! - [`pipeline`] wires these together and hands frames to whoever sends them (the uplink).
 //!
+//! After a session: [`export`] writes its report (Markdown, HTML) and subtitles (SRT, VTT).
+//!
 //! Nothing here knows about WebSockets; nothing in the uplink needs to know about cpal.
 
+pub mod export;
 pub mod framer;
 pub mod level;
 pub mod local_copy;
