@@ -26,6 +26,12 @@ mod window {
         "rename_speaker",
         "finalize_session",
         "open_folder",
+        "list_sessions",
+        "session_audio",
+        "rename_session",
+        "export_session",
+        "open_export",
+        "delete_session",
     ];
 
     pub fn build() {

@@ -126,27 +126,93 @@ impl GatewayEndpoint {
         self.send(request).await
     }
 
-    /// Sends a session call with the API key and maps the answer.
-    async fn send(&self, mut request: reqwest::RequestBuilder) -> Result<Bytes, CallError> {
+    /// `GET /v1/sessions?limit=…&after=…`: one page of the gateway's session list.
+    pub async fn list_sessions(
+        &self,
+        limit: usize,
+        after: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        let mut url = self.url(&["v1", "sessions"]);
+        url.query_pairs_mut()
+            .append_pair("limit", &limit.to_string());
+        if let Some(cursor) = after {
+            url.query_pairs_mut().append_pair("after", cursor);
+        }
+        self.send(http_client().get(url).timeout(timeout)).await
+    }
+
+    /// `DELETE /v1/sessions/{id}`: the session's objects, state and events.
+    pub async fn delete_session(
+        &self,
+        session_id: &str,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        let url = self.url(&["v1", "sessions", session_id]);
+        self.send(http_client().delete(url).timeout(timeout)).await
+    }
+
+    /// `GET /v1/sessions/{id}/{action}` answered 2xx, its body not read yet: for a download
+    /// (`audio.wav`) that is streamed to a file instead of held in memory. `connect_timeout`
+    /// bounds only the wait for the answer's head.
+    pub async fn open_session(
+        &self,
+        session_id: &str,
+        action: &str,
+        connect_timeout: Duration,
+    ) -> Result<reqwest::Response, CallError> {
+        let request = http_client().get(self.session(session_id, action));
+        let response = tokio::time::timeout(connect_timeout, self.answer(request))
+            .await
+            .map_err(|_| CallError::Refused {
+                status: 504,
+                detail: format!("no answer within {} s", connect_timeout.as_secs()),
+            })??;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let body = response.bytes().await.unwrap_or_default();
+        Err(CallError::Refused {
+            status,
+            detail: refusal_detail(&body),
+        })
+    }
+
+    /// Sends a session call with the API key and returns the answer, whatever its status.
+    async fn answer(
+        &self,
+        mut request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, CallError> {
         if let Some(key) = self.api_key() {
             request = request.header(API_KEY_HEADER, key);
         }
-        let unreachable = |source| CallError::Unreachable {
-            base: self.base().to_string(),
-            source,
-        };
-        let response = request.send().await.map_err(unreachable)?;
+        request
+            .send()
+            .await
+            .map_err(|source| CallError::Unreachable {
+                base: self.base().to_string(),
+                source,
+            })
+    }
+
+    /// Sends a session call with the API key and maps the answer.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Bytes, CallError> {
+        let response = self.answer(request).await?;
         let status = response.status();
-        let body = response.bytes().await.map_err(unreachable)?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| CallError::Unreachable {
+                base: self.base().to_string(),
+                source,
+            })?;
         if status.is_success() {
             return Ok(body);
         }
-        let detail = serde_json::from_slice::<ErrorBody>(&body)
-            .map(|b| b.detail)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
         Err(CallError::Refused {
             status: status.as_u16(),
-            detail,
+            detail: refusal_detail(&body),
         })
     }
 
@@ -172,7 +238,8 @@ impl GatewayEndpoint {
         url
     }
 
-    /// `…/v1/sessions/{session_id}/{action}` (`resolve`, `finalize`, `audio.wav`, `state`).
+    /// `…/v1/sessions/{session_id}/{action}` (`resolve`, `finalize`, `audio.wav`, `state`,
+    /// `result`).
     pub fn session(&self, session_id: &str, action: &str) -> Url {
         self.url(&["v1", "sessions", session_id, action])
     }
@@ -185,6 +252,13 @@ impl GatewayEndpoint {
             .extend(segments);
         url
     }
+}
+
+/// The gateway's `{"detail"}` words, or the raw body when it sent something else.
+fn refusal_detail(body: &[u8]) -> String {
+    serde_json::from_slice::<ErrorBody>(body)
+        .map(|b| b.detail)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned())
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@
 use recorder::events::Summary;
 use serde_json::Value;
 use tauri::State;
-use tauri::ipc::Channel;
+use tauri::ipc::{Channel, Response};
 
+use super::export::ExportView;
+use super::history::SessionsView;
 use super::recording::RecordingInfo;
 use super::session::SessionView;
 use super::settings::Settings;
@@ -84,4 +86,45 @@ pub async fn finalize_session(app: State<'_, AppState>) -> Answer<FinalizeView> 
 #[tauri::command]
 pub async fn open_folder(app: State<'_, AppState>, folder: Folder) -> Answer<()> {
     app.open_folder(folder).await.map_err(words)
+}
+
+/// The Sessions view's list: the gateway's sessions and this computer's, newest first.
+#[tauri::command]
+pub async fn list_sessions(app: State<'_, AppState>) -> Answer<SessionsView> {
+    app.list_sessions().await.map_err(words)
+}
+
+/// A session's audio as WAV bytes, for the page's player (played from a `blob:` address).
+#[tauri::command]
+pub async fn session_audio(app: State<'_, AppState>, session_id: String) -> Answer<Response> {
+    app.session_audio(&session_id)
+        .await
+        .map(Response::new)
+        .map_err(words)
+}
+
+/// Gives a session a title kept on this computer; blank removes it.
+#[tauri::command]
+pub async fn rename_session(
+    app: State<'_, AppState>,
+    session_id: String,
+    title: String,
+) -> Answer<Option<String>> {
+    app.rename_session(&session_id, &title).map_err(words)
+}
+
+#[tauri::command]
+pub async fn export_session(app: State<'_, AppState>, session_id: String) -> Answer<ExportView> {
+    app.export_session(&session_id).await.map_err(words)
+}
+
+#[tauri::command]
+pub async fn open_export(app: State<'_, AppState>, session_id: String) -> Answer<()> {
+    app.open_export(&session_id).map_err(words)
+}
+
+/// Deletes a session from the gateway and this computer (the page asked the user first).
+#[tauri::command]
+pub async fn delete_session(app: State<'_, AppState>, session_id: String) -> Answer<()> {
+    app.delete_session(&session_id).await.map_err(words)
 }

@@ -9,19 +9,27 @@
 //!   it without recording;
 //! - [`ui_events`]: the event stream to the page;
 //! - [`speakers`]: name corrections; [`folders`]: "open folder";
+//! - the Sessions view: [`history`] (the list), [`titles`] (renames), [`playback`] (the
+//!   session audio it plays), [`export`] (the files); their actions are methods of
+//!   `AppState` in [`sessions_view`];
 //! - [`state`]: every action, as methods; [`commands`]: the page's entry points to them.
 
 mod commands;
 mod delivery;
+mod export;
 mod folders;
 mod gateway_host;
 mod held;
+mod history;
 mod paths;
+mod playback;
 mod recording;
 mod session;
+mod sessions_view;
 mod settings;
 mod speakers;
 mod state;
+mod titles;
 mod ui_events;
 
 use tauri::Manager as _;
@@ -53,6 +61,12 @@ pub fn run() {
             commands::rename_speaker,
             commands::finalize_session,
             commands::open_folder,
+            commands::list_sessions,
+            commands::session_audio,
+            commands::rename_session,
+            commands::export_session,
+            commands::open_export,
+            commands::delete_session,
         ])
         .build(tauri::generate_context!())
         .unwrap_or_else(|e| {

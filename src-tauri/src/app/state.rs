@@ -29,8 +29,10 @@ use super::held::{Delivery, HeldBoard, HeldSession};
 use super::paths::Paths;
 use super::recording::{self, Recording, RecordingInfo};
 use super::session::{self, SessionView};
+use super::sessions_view::PlaybackCache;
 use super::settings::{self, GatewayMode, Settings};
 use super::speakers;
+use super::titles::Titles;
 use super::ui_events::UiEvents;
 
 /// How long Stop waits for the gateway's last ACKs before leaving frames in the spool.
@@ -44,7 +46,7 @@ const BACKGROUND_DELIVERY: Duration = Duration::from_secs(30 * 60);
 const RESOLVE_WINDOW: Duration = Duration::from_secs(10);
 
 pub struct AppState {
-    paths: Paths,
+    pub(super) paths: Paths,
     settings: Mutex<Settings>,
     /// Why the settings file could not be used, until the next save.
     settings_warning: Mutex<Option<String>>,
@@ -52,17 +54,21 @@ pub struct AppState {
     input_override: Option<String>,
     /// `RECORDER_SYSTEM`, if set: the meeting audio's source instead of the default output.
     system_override: Option<String>,
-    gateway: tokio::sync::Mutex<GatewayHost>,
-    recording: tokio::sync::Mutex<Option<Recording>>,
+    pub(super) gateway: tokio::sync::Mutex<GatewayHost>,
+    pub(super) recording: tokio::sync::Mutex<Option<Recording>>,
     /// The end of the most recent recording in this run of the app.
     last_summary: Mutex<Option<Summary>>,
     /// Sessions finalized in this run of the app (id → finalized_at), for when the gateway
     /// cannot say.
     finalized: Mutex<HashMap<String, String>>,
     /// Sessions with audio held on this computer, as the page lists them.
-    held: HeldBoard,
-    deliveries: Deliveries,
+    pub(super) held: HeldBoard,
+    pub(super) deliveries: Deliveries,
     events: UiEvents,
+    /// The interviewer's titles for sessions (the Sessions view).
+    pub(super) titles: Titles,
+    /// The gateway audio fetched for the Sessions view's player.
+    pub(super) playback: PlaybackCache,
 }
 
 /// Everything the window needs to draw itself after a (re)load.
@@ -164,6 +170,12 @@ impl AppState {
                 ));
             }
         }
+        let (titles, titles_warning) = Titles::load(paths.titles_file());
+        if let Some(problem) = titles_warning {
+            warning.get_or_insert(problem);
+        }
+        // The player's copies of gateway audio are fetched again in each run.
+        let _ = std::fs::remove_dir_all(paths.playback_dir());
         AppState {
             paths,
             settings: Mutex::new(settings),
@@ -177,6 +189,8 @@ impl AppState {
             deliveries: Deliveries::new(held.clone()),
             held,
             events,
+            titles,
+            playback: PlaybackCache::default(),
         }
     }
 
@@ -234,7 +248,7 @@ impl AppState {
     }
 
     /// When this run of the app finalized the session, if it did.
-    fn finalized_here(&self, session_id: &str) -> Option<String> {
+    pub(super) fn finalized_here(&self, session_id: &str) -> Option<String> {
         if let Some(Delivery::Finalized { finalized_at, .. }) =
             self.held.get(session_id).map(|s| s.delivery)
         {
@@ -245,6 +259,14 @@ impl AppState {
             .unwrap_or_else(|e| e.into_inner())
             .get(session_id)
             .cloned()
+    }
+
+    /// Forgets that this run finalized a session (it was deleted).
+    pub(super) fn forget_finalized(&self, session_id: &str) {
+        self.finalized
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(session_id);
     }
 
     /// "Send held audio" (and "Send and finalize") for a session of the held list: starts
