@@ -30,6 +30,12 @@
 //! once the gateway is back; held again and the app closed while recording, a relaunch lists
 //! the session with its backlog, and "Send and finalize" delivers it and writes the result.
 //!
+//! A sixth goes through the Sessions view (issue 11, items 5 and 6): a recorded and finalized
+//! session is listed (finalized, its length), renamed, played (the player gets its audio
+//! from the app and knows its duration), exported (the WAV, `result.json`, the reports and
+//! the subtitles, checked against what the app and the gateway hold) and deleted after the
+//! confirm (gone from the list, the gateway and this computer).
+//!
 //! Needs a DISPLAY, `tauri-driver` and `WebKitWebDriver`, and the app binary built; without
 //! them it FAILS and says what to do. `scripts/e2e.sh` provides all of it.
 
@@ -766,6 +772,287 @@ async fn deliver_after_relaunch(
     Ok(())
 }
 
+const SESSIONS_SESSION: &str = "e2e-sessions";
+/// A title with characters every export format must escape.
+const SESSIONS_TITLE: &str = "Ada & Grace <pilot>";
+
+/// Issue 11, items 5 and 6: the Sessions view lists, plays, renames, exports and deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sessions_view_lists_plays_exports_and_deletes_a_recorded_session() {
+    e2e::require_display();
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    let home = tempdir(&artifacts, "sessions");
+    std::fs::create_dir_all(home.join("config")).unwrap();
+    let settings = json!({
+        "input": "tone:440",
+        "record_system": false,
+        "gateway": {"mode": "bundled", "remote_url": "", "remote_api_key": ""},
+        "session_id": SESSIONS_SESSION,
+        "resolve_every_secs": 2.0,
+    });
+    std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+    let (config_dir, data_dir, export_dir) =
+        (home.join("config"), home.join("data"), home.join("exports"));
+    let driver = TauriDriver::start(
+        "sessions",
+        &[
+            ("RECORDER_CONFIG_DIR", &config_dir),
+            ("RECORDER_DATA_DIR", &data_dir),
+            ("RECORDER_EXPORT_DIR", &export_dir),
+            ("RECORDER_INPUT", Path::new("tone:440")),
+        ],
+        &artifacts,
+    );
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(240),
+        sessions_view(&client, &artifacts, &data_dir, &export_dir),
+    )
+    .await;
+    finish(
+        client,
+        driver,
+        outcome,
+        &artifacts.join("sessions-failure.png"),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// What the Sessions view shows, read in one script.
+const READ_SESSIONS: &str = r#"
+const text = (id) => { const el = document.getElementById(id); return el ? el.textContent.trim() : null; };
+const player = document.getElementById('player');
+return {
+  visible: !document.getElementById('view-sessions').hidden,
+  status: text('sessions-status'),
+  rows: [...document.querySelectorAll('#sessions-body tr')].map((row) => ({
+    session: row.dataset.session,
+    finalized: row.dataset.finalized === 'true',
+    seconds: Number(row.dataset.seconds),
+    title: row.querySelector('.session-title').textContent.trim(),
+    length: row.querySelector('.session-length').textContent.trim(),
+    status: row.querySelector('.session-status').textContent.trim(),
+  })),
+  player: {
+    src: player.currentSrc || '',
+    readyState: player.readyState,
+    duration: Number.isFinite(player.duration) ? player.duration : null,
+    error: player.error ? `${player.error.code} ${player.error.message}` : null,
+  },
+  exportVisible: !document.getElementById('export-box').hidden,
+  exportFiles: [...document.querySelectorAll('#export-files li')].map((li) => li.dataset.file),
+  exportText: text('export-text'),
+  deleteDialog: document.getElementById('delete-dialog').hidden ? null : text('delete-text'),
+  error: document.getElementById('banner-error').hidden ? null : text('banner-error-text'),
+};
+"#;
+
+/// The Sessions view's row of [`SESSIONS_SESSION`], if it shows one.
+fn sessions_row(view: &Value) -> Option<&Value> {
+    view["rows"]
+        .as_array()?
+        .iter()
+        .find(|row| row["session"] == SESSIONS_SESSION)
+}
+
+/// A row's button, by its class.
+fn row_button(action: &str) -> String {
+    format!("#sessions-body tr[data-session='{SESSIONS_SESSION}'] button.{action}")
+}
+
+async fn sessions_view(
+    client: &Client,
+    artifacts: &Path,
+    data_dir: &Path,
+    export_dir: &Path,
+) -> anyhow::Result<()> {
+    wait_for(client, "the bundled gateway", 30, |page| {
+        page["gateway"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Bundled gateway ·"))
+    })
+    .await?;
+    start_recording(client).await?;
+    wait_for(client, "acked ≥ 4", 40, |page| {
+        number(&page["acked"]) >= 4
+    })
+    .await?;
+    let page = finalize(client).await?;
+    let key = format!("sessions/{SESSIONS_SESSION}/result.json");
+    anyhow::ensure!(page["resultKey"] == key.as_str(), "finalize: {page:#}");
+    let stored_result = data_dir.join("gateway/objects").join(&key);
+    let local_copy = data_dir
+        .join("recordings")
+        .join(SESSIONS_SESSION)
+        .join("local.wav");
+
+    // Listed: finalized, with its length.
+    click(client, "#tab-sessions").await?;
+    let view = wait_for_read(client, READ_SESSIONS, "the session listed", 30, |view| {
+        sessions_row(view).is_some_and(|row| row["finalized"] == true)
+    })
+    .await?;
+    let row = sessions_row(&view).unwrap().clone();
+    let recorded = row["seconds"].as_u64().unwrap_or(0);
+    anyhow::ensure!(
+        view["visible"] == true
+            && recorded >= 4
+            && row["status"] == "Finalized"
+            && row["title"] == SESSIONS_SESSION,
+        "the listed session: {view:#}"
+    );
+    println!("listed: {row}");
+
+    // Renamed: the row shows the title, and the app keeps it.
+    click(client, &row_button("rename")).await?;
+    let input = format!("#sessions-body tr[data-session='{SESSIONS_SESSION}'] .rename-input");
+    type_into(client, &input, &format!("{SESSIONS_TITLE}{ENTER}")).await?;
+    wait_for_read(client, READ_SESSIONS, "the new title", 20, |view| {
+        sessions_row(view).is_some_and(|row| row["title"] == SESSIONS_TITLE)
+    })
+    .await?;
+    let titles: Value = serde_json::from_slice(&std::fs::read(data_dir.join("titles.json"))?)?;
+    anyhow::ensure!(
+        titles[SESSIONS_SESSION] == SESSIONS_TITLE,
+        "titles.json: {titles}"
+    );
+
+    // Played: the player gets the audio from the app (a blob: address) and knows its length.
+    click(client, &row_button("play")).await?;
+    let view = wait_for_read(client, READ_SESSIONS, "the player's audio", 30, |view| {
+        view["player"]["duration"].as_f64().is_some() || !view["player"]["error"].is_null()
+    })
+    .await?;
+    let player = &view["player"];
+    let duration = player["duration"].as_f64().unwrap_or(0.0);
+    anyhow::ensure!(
+        player["error"].is_null()
+            && player["src"]
+                .as_str()
+                .is_some_and(|src| src.starts_with("blob:"))
+            && duration >= (recorded - 1) as f64
+            && duration <= (recorded + 1) as f64,
+        "the player after Play ({recorded} s recorded): {player:#}"
+    );
+    println!("playing: {player}");
+    save_screenshot(client, &artifacts.join("sessions.png")).await;
+
+    // Exported: every file, with what the app and the gateway hold.
+    click(client, &row_button("export")).await?;
+    let view = wait_for_read(client, READ_SESSIONS, "the export", 60, |view| {
+        view["exportVisible"] == true || !view["error"].is_null()
+    })
+    .await?;
+    let dir = export_dir.join(SESSIONS_SESSION);
+    anyhow::ensure!(
+        view["exportFiles"]
+            == json!([
+                "audio.wav",
+                "result.json",
+                "report.md",
+                "report.html",
+                "turns.srt",
+                "turns.vtt"
+            ])
+            && view["exportText"] == format!("Exported to {}", dir.display()).as_str(),
+        "after Export: {view:#}"
+    );
+    check_export(&dir, &local_copy, &stored_result)?;
+
+    // Deleted after the confirm: gone from the list, the gateway and this computer.
+    click(client, &row_button("delete")).await?;
+    let view = wait_for_read(client, READ_SESSIONS, "the delete confirm", 10, |view| {
+        !view["deleteDialog"].is_null()
+    })
+    .await?;
+    anyhow::ensure!(
+        view["deleteDialog"]
+            .as_str()
+            .is_some_and(|t| t.contains(SESSIONS_TITLE) && t.contains("cannot be undone")),
+        "the delete confirm: {view:#}"
+    );
+    click(client, "#delete-confirm").await?;
+    wait_for_read(client, READ_SESSIONS, "the row to go", 30, |view| {
+        sessions_row(view).is_none() && view["deleteDialog"].is_null()
+    })
+    .await?;
+    click(client, "#sessions-refresh").await?;
+    let view = wait_for_read(client, READ_SESSIONS, "the list without it", 30, |view| {
+        view["status"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("sessions.") || s.ends_with("session."))
+    })
+    .await?;
+    anyhow::ensure!(
+        sessions_row(&view).is_none() && view["error"].is_null(),
+        "after delete and refresh: {view:#}"
+    );
+    anyhow::ensure!(
+        !stored_result.exists() && !local_copy.exists(),
+        "the gateway's result.json or the local copy is still there after the delete"
+    );
+    let titles: Value = serde_json::from_slice(&std::fs::read(data_dir.join("titles.json"))?)?;
+    anyhow::ensure!(titles.get(SESSIONS_SESSION).is_none(), "titles: {titles}");
+    anyhow::ensure!(
+        dir.join("report.md").exists(),
+        "the delete removed the exported files"
+    );
+    Ok(())
+}
+
+/// The exported files against their sources: the WAV is the local copy, `result.json` the
+/// gateway's stored one, and the reports and subtitles show the title (escaped for each
+/// format) and one entry per turn of the result's timeline.
+fn check_export(dir: &Path, local_copy: &Path, stored_result: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        std::fs::read(dir.join("audio.wav"))? == std::fs::read(local_copy)?,
+        "the exported audio.wav is not the local copy"
+    );
+    let result_bytes = std::fs::read(stored_result)?;
+    anyhow::ensure!(
+        std::fs::read(dir.join("result.json"))? == result_bytes,
+        "the exported result.json is not the gateway's"
+    );
+    let result: Value = serde_json::from_slice(&result_bytes)?;
+    let turns = result["state"]["timeline"].as_array().map_or(0, |turns| {
+        turns
+            .iter()
+            .filter(|t| number(&t["end_ms"]) > number(&t["start_ms"]))
+            .count()
+    });
+    let markdown = std::fs::read_to_string(dir.join("report.md"))?;
+    anyhow::ensure!(
+        markdown.starts_with(&format!(
+            "# Ada \\& Grace \\<pilot\\>\n\n- Session: {SESSIONS_SESSION}\n- Recorded: "
+        )) && markdown.contains("\n## Talk time\n")
+            && markdown.contains("\n## Timeline\n")
+            && !markdown.contains("- Finalized: not yet"),
+        "report.md:\n{markdown}"
+    );
+    let html = std::fs::read_to_string(dir.join("report.html"))?;
+    anyhow::ensure!(
+        html.contains("<title>Ada &amp; Grace &lt;pilot&gt;</title>")
+            && html.contains("<h1>Ada &amp; Grace &lt;pilot&gt;</h1>")
+            && !html.contains("<pilot>"),
+        "report.html:\n{html}"
+    );
+    let srt = std::fs::read_to_string(dir.join("turns.srt"))?;
+    let vtt = std::fs::read_to_string(dir.join("turns.vtt"))?;
+    let srt_cues = srt.matches(" --> ").count();
+    let vtt_cues = vtt.matches(" --> ").count();
+    anyhow::ensure!(
+        vtt.starts_with("WEBVTT\n\n") && srt_cues == turns && vtt_cues == turns,
+        "{turns} turns in result.json; turns.srt:\n{srt}\nturns.vtt:\n{vtt}"
+    );
+    if turns > 0 {
+        anyhow::ensure!(srt.starts_with("1\n00:00:"), "turns.srt:\n{srt}");
+    }
+    println!("exported: {turns} turns, report and subtitles as expected");
+    Ok(())
+}
+
 /// Ends a WebDriver run: a screenshot on failure, the session closed, the driver's process
 /// group killed, then the verdict.
 async fn finish(
@@ -1055,9 +1342,21 @@ async fn wait_for(
     secs: u64,
     ready: impl Fn(&Value) -> bool,
 ) -> anyhow::Result<Value> {
+    wait_for_read(client, READ_PAGE, what, secs, ready).await
+}
+
+/// Polls what the script `read` returns until `ready` holds; fails with the last answer seen
+/// after `secs`.
+async fn wait_for_read(
+    client: &Client,
+    read: &str,
+    what: &str,
+    secs: u64,
+    ready: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let page = client.execute(READ_PAGE, vec![]).await?;
+        let page = client.execute(read, vec![]).await?;
         if ready(&page) {
             return Ok(page);
         }
@@ -1156,6 +1455,8 @@ async fn save_screenshot(client: &Client, path: &Path) -> bool {
 
 /// WebDriver's Tab key: leaving a field fires its `change`, as a user's Tab does.
 const TAB: &str = "\u{E004}";
+/// WebDriver's Enter key: submits a field's form.
+const ENTER: &str = "\u{E007}";
 
 /// The page's clock (`mm:ss` or `h:mm:ss`) in seconds; unreadable is 0.
 fn clock_secs(value: &Value) -> u64 {
