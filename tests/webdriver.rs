@@ -34,7 +34,8 @@
 //! session is listed (finalized, its length), renamed, played (the player gets its audio
 //! from the app and knows its duration), exported (the WAV, `result.json`, the reports and
 //! the subtitles, checked against what the app and the gateway hold) and deleted after the
-//! confirm (gone from the list, the gateway and this computer).
+//! confirm (gone from the list, the gateway and this computer). Its screenshot of the view goes
+//! to `docs/sessions.png` when `UPDATE_SCREENSHOT` is set.
 //!
 //! Needs a DISPLAY, `tauri-driver` and `WebKitWebDriver`, and the app binary built; without
 //! them it FAILS and says what to do. `scripts/e2e.sh` provides all of it.
@@ -937,7 +938,11 @@ async fn sessions_view(
         "the player after Play ({recorded} s recorded): {player:#}"
     );
     println!("playing: {player}");
-    save_screenshot(client, &artifacts.join("sessions.png")).await;
+    let shot = artifacts.join("sessions.png");
+    if save_screenshot(client, &shot).await && std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+        std::fs::copy(&shot, docs.join("sessions.png"))?;
+    }
 
     // Exported: every file, with what the app and the gateway hold.
     click(client, &row_button("export")).await?;
