@@ -15,8 +15,8 @@ use crate::now_ms;
 use crate::session_object::SessionObject;
 use contract::protocol::{MAX_WS_MESSAGE_BYTES, ServerMessage};
 use session_core::message::{Incoming, MessageError, parse_message};
-use session_core::session::SessionError;
 use session_core::session_id::SessionId;
+use session_core::socket::{Next, error, failure, refusal};
 use session_core::stream::Stream;
 
 /// What the object keeps with each socket.
@@ -33,14 +33,8 @@ pub struct SocketInfo {
 const NORMAL: u16 = 1000;
 const POLICY: u16 = 1008;
 const SIZE: u16 = 1009;
-const ERROR: u16 = 1011;
+const ERROR: u16 = session_core::socket::CLOSE_HOST_FAILED;
 const AUTH_REQUIRED: &str = "authentication required: send {\"type\":\"auth\",\"key\":\"...\"} first, or the key in the upgrade headers";
-
-/// What to do after answering a message.
-enum Next {
-    Continue,
-    Close(u16, &'static str),
-}
 
 pub async fn on_message(
     object: &SessionObject,
@@ -104,12 +98,7 @@ fn authenticate(
         ws.serialize_attachment(&*info)?;
         return ws.send_with_str(serde_json::to_string(&ServerMessage::Authenticated)?);
     }
-    let refusal = ServerMessage::Error {
-        detail: AUTH_REQUIRED.to_owned(),
-        seq: None,
-        retry: false,
-    };
-    ws.send_with_str(serde_json::to_string(&refusal)?)?;
+    ws.send_with_str(serde_json::to_string(&error(AUTH_REQUIRED, None))?)?;
     ws.close(Some(POLICY), Some("authentication required"))
 }
 
@@ -163,32 +152,4 @@ async fn answer(object: &SessionObject, info: &SocketInfo, text: &str) -> (Serve
         }
     };
     (answer, Next::Continue)
-}
-
-fn error(detail: impl ToString, seq: Option<u64>) -> ServerMessage {
-    ServerMessage::Error {
-        detail: detail.to_string(),
-        seq,
-        retry: false,
-    }
-}
-
-/// A storage failure is the host's fault: the error says to send again and the socket closes
-/// with 1011 (the server gateway's rule). Anything else the client can fix; it stays open.
-fn failure(err: SessionError, seq: Option<u64>) -> (ServerMessage, Next) {
-    match err {
-        SessionError::Storage(_) => (
-            ServerMessage::Error {
-                detail: err.to_string(),
-                seq,
-                retry: true,
-            },
-            Next::Close(ERROR, "storage failed; reconnect and send again"),
-        ),
-        _ => (error(err, seq), Next::Continue),
-    }
-}
-
-fn refusal(err: MessageError) -> ServerMessage {
-    error(err, None)
 }

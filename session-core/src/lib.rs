@@ -15,5 +15,6 @@ pub mod message;
 pub mod ports;
 pub mod seq_set;
 pub mod session;
+pub mod socket;
 pub mod speakers;
 pub mod wav;

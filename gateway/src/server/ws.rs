@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::actor::SessionHandle;
 use crate::core::message::{Incoming, MessageError, parse_message};
-use crate::core::session::SessionError;
+use crate::core::socket::{Next, failure, refusal};
 use crate::core::stream::Stream;
 use crate::protocol::{MAX_WS_MESSAGE_BYTES, ServerMessage};
 use crate::server::AppState;
@@ -78,12 +78,6 @@ struct Connection {
     handle: SessionHandle,
     /// Which of the session's streams this socket feeds.
     stream: Stream,
-}
-
-/// What to do after answering a message.
-enum Next {
-    Continue,
-    Close(u16, &'static str),
 }
 
 impl Connection {
@@ -164,40 +158,6 @@ impl Connection {
         };
         (answer, Next::Continue)
     }
-}
-
-fn error(detail: impl ToString, seq: Option<u64>) -> ServerMessage {
-    ServerMessage::Error {
-        detail: detail.to_string(),
-        seq,
-        retry: false,
-    }
-}
-
-/// The answer to a session call that failed. A storage failure is the gateway's fault, not the
-/// client's: the error says to send again (`retry`), and the socket closes with 1011 so that
-/// the client reconnects and its next socket gets a fresh actor (one whose load failed, or whose
-/// storage broke, is dropped with this socket's handle). Anything else the client can fix; the
-/// socket stays open.
-fn failure(err: SessionError, seq: Option<u64>) -> (ServerMessage, Next) {
-    match err {
-        SessionError::Storage(_) => (
-            ServerMessage::Error {
-                detail: err.to_string(),
-                seq,
-                retry: true,
-            },
-            Next::Close(
-                close_code::ERROR,
-                "storage failed; reconnect and send again",
-            ),
-        ),
-        _ => (error(err, seq), Next::Continue),
-    }
-}
-
-fn refusal(err: MessageError) -> ServerMessage {
-    error(err, None)
 }
 
 /// How to close after a read failed: an oversized message gets 1009 and says the limit.
