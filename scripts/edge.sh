@@ -160,16 +160,13 @@ stop() {
   rm -f "$EDGE_RUN_DIR/pid"
 }
 
-# "<workerd ticks> <group ticks>": user+system CPU ticks of the workerd processes and of the
-# whole process group.
-group_cpu_ticks() {
-  local pgid=$1 workerd=" $2 " total=0 mine=0 pid ticks
-  for pid in $(pgrep -g "$pgid"); do
-    ticks=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || continue
-    total=$((total + ticks))
-    case "$workerd" in *" $pid "*) mine=$((mine + ticks)) ;; esac
+# CPU ticks (user + system) of one process, or of each of its threads ("tid ticks" lines).
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+thread_ticks() {
+  local task
+  for task in /proc/"$1"/task/*; do
+    echo "${task##*/} $(awk '{ print $14 + $15 }' "$task/stat" 2>/dev/null || echo 0)"
   done
-  echo "$mine $total"
 }
 
 # A run dir of our own for this command, removed (after stopping wrangler) when it ends.
@@ -219,22 +216,38 @@ bench)
   own_run_dir
   start
   cargo build --release -p gateway
-  # `gateway bench --target` loads a running host but cannot see its CPU: read workerd's (and
-  # the whole wrangler group's) CPU time around the load.
+  # `gateway bench --target` loads a running host but cannot see its CPU: read it from /proc
+  # around the load. wrangler runs two workerd processes: its dev proxy (listening on the
+  # public port) and the runtime that hosts the worker and its Durable Objects (the one
+  # wrangler points the proxy at, started with `entry=127.0.0.1:0`). The runtime runs every
+  # isolate on one thread; its other threads compile wasm and JavaScript in the background.
+  port=$(cat "$EDGE_RUN_DIR/port")
   pgid=$(cat "$EDGE_RUN_DIR/pid")
-  workerd_pids=$(pgrep -g "$pgid" -f 'workerd' | tr '\n' ' ')
-  before=$(group_cpu_ticks "$pgid" "$workerd_pids")
-  "${CARGO_TARGET_DIR:-target}/release/gateway" bench --target "127.0.0.1:$(cat "$EDGE_RUN_DIR/port")" "${@:2}" \
+  proxy=$(pgrep -g "$pgid" -f "workerd serve .*entry=127.0.0.1:$port " | head -n 1)
+  runtime=$(pgrep -g "$pgid" -f "workerd serve .*entry=127.0.0.1:0 " | head -n 1)
+  if [ -z "$proxy" ] || [ -z "$runtime" ]; then
+    echo "cannot tell wrangler's two workerd processes apart" >&2
+    exit 1
+  fi
+  # Compile the module and open one object first, so the figures are the steady state.
+  node -e 'fetch(process.argv[1]).then(r => r.text())' "http://127.0.0.1:$port/v1/sessions/bench-warm-up/state"
+  proxy0=$(proc_ticks "$proxy")
+  runtime0=$(proc_ticks "$runtime")
+  thread_ticks "$runtime" >"$EDGE_RUN_DIR/threads.before"
+  "${CARGO_TARGET_DIR:-target}/release/gateway" bench --target "127.0.0.1:$port" "${@:2}" \
     | tee "$EDGE_RUN_DIR/bench.txt"
-  after=$(group_cpu_ticks "$pgid" "$workerd_pids")
+  proxy1=$(proc_ticks "$proxy")
+  runtime1=$(proc_ticks "$runtime")
+  thread_ticks "$runtime" >"$EDGE_RUN_DIR/threads.after"
+  # The isolate's thread: the one of the runtime that used the most CPU during the load.
+  isolate=$(awk 'NR == FNR { before[$1] = $2; next } { d = $2 - before[$1]; if (d > max) max = d } END { print max + 0 }' \
+    "$EDGE_RUN_DIR/threads.before" "$EDGE_RUN_DIR/threads.after")
   acked=$(awk '/^frames acked/ { print $3; exit }' "$EDGE_RUN_DIR/bench.txt")
-  hz=$(getconf CLK_TCK)
-  read -r w0 g0 <<<"$before"
-  read -r w1 g1 <<<"$after"
-  echo "CPU: workerd $(((w1 - w0) * 1000 / hz)) ms, wrangler group $(((g1 - g0) * 1000 / hz)) ms${acked:+ for $acked frames}"
   if [ -n "$acked" ] && [ "$acked" -gt 0 ]; then
-    awk -v w=$((w1 - w0)) -v g=$((g1 - g0)) -v hz="$hz" -v n="$acked" \
-      'BEGIN { printf "CPU per frame: workerd %.3f ms, wrangler group %.3f ms\n", w * 1000 / hz / n, g * 1000 / hz / n }'
+    awk -v r=$((runtime1 - runtime0)) -v i="$isolate" -v p=$((proxy1 - proxy0)) -v hz="$(getconf CLK_TCK)" -v n="$acked" 'BEGIN {
+      ms = 1000 / hz / n
+      printf "CPU per frame: workerd runtime %.3f ms (isolate thread %.3f ms, background threads %.3f ms), dev proxy %.3f ms\n", r * ms, i * ms, (r - i) * ms, p * ms
+    }'
   fi
   ;;
 *)

@@ -18,21 +18,21 @@ use crate::config::{BUCKET_BINDING, InferenceConfig};
 use crate::error::ApiError;
 use crate::inference::{self, InferenceError};
 use crate::now_ms;
-use crate::objects::R2Objects;
+use crate::objects::SessionObjects;
 use crate::route::Operation;
 use crate::socket::{self, SocketInfo};
 use crate::storage::SqlSessionStorage;
 use crate::wav;
 use crate::worker::{ID_PARAM, MUST_AUTHENTICATE_PARAM, STREAM_PARAM};
 use contract::protocol::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER};
-use session_core::ports::ObjectStorage;
+use session_core::ports::{ObjectStorage, StorageError};
 use session_core::session::{Session, SessionError};
 use session_core::session_id::SessionId;
 use session_core::speakers::{parse_binding, parse_finalize, parse_idempotency_key, parse_resolve};
 use session_core::stream::Stream;
 
 /// The core's session over this object's storage.
-pub type EdgeSession = Session<SqlSessionStorage, R2Objects>;
+pub type EdgeSession = Session<SqlSessionStorage, SessionObjects>;
 
 #[durable_object]
 pub struct SessionObject {
@@ -158,11 +158,13 @@ impl SessionObject {
         &self.env
     }
 
-    /// The R2 bucket of this worker.
-    pub fn objects(&self) -> Result<R2Objects, worker::Error> {
-        Ok(R2Objects {
-            bucket: self.env.bucket(BUCKET_BINDING)?,
-        })
+    /// The objects of session `id`: frames in this object's SQLite, the rest in R2.
+    pub fn objects(&self, id: &SessionId) -> Result<SessionObjects, StorageError> {
+        let bucket = self
+            .env
+            .bucket(BUCKET_BINDING)
+            .map_err(|e| StorageError(format!("R2 binding: {e}")))?;
+        SessionObjects::new(id, self.state.storage().sql(), bucket)
     }
 
     /// Runs `f` on the session in this object's turn (loading it first if needed).
@@ -174,9 +176,7 @@ impl SessionObject {
         let mut live = self.session.lock().await;
         if live.is_none() {
             let storage = SqlSessionStorage::new(self.state.storage().sql())?;
-            let objects = self
-                .objects()
-                .map_err(|e| session_core::ports::StorageError(format!("R2 binding: {e}")))?;
+            let objects = self.objects(id)?;
             *live = Some(Session::open(id.clone(), storage, objects).await?);
         }
         let session = live.as_mut().expect("loaded above");
@@ -213,7 +213,7 @@ impl SessionObject {
             return Err(not_finalized());
         }
         let bytes = self
-            .objects()?
+            .objects(id)?
             .get(&id.result_key())
             .await?
             .ok_or_else(not_finalized)?;

@@ -9,8 +9,14 @@
 //! every message and response the object sends until those writes are durable (its output
 //! gate). So each method here writes with no `await` inside, and an ACK sent after it can only
 //! leave once the frame's row is on disk.
+//!
+//! A frame costs two statements here (its stream's counters, its seq) besides its bytes
+//! (`objects.rs`): each statement is a crossing from wasm into the runtime and a step of
+//! SQLite, and frames are the hot path.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use serde::Deserialize;
 use worker::{SqlStorage, SqlStorageValue};
@@ -54,6 +60,10 @@ CREATE TABLE IF NOT EXISTS replays (key TEXT PRIMARY KEY, answer TEXT NOT NULL, 
 #[derive(Clone)]
 pub struct SqlSessionStorage {
     sql: SqlStorage,
+    /// The `session` row is known to exist (seen by `load` or inserted since), so writes need
+    /// not insert it again. A storage failure drops the whole session and this with it, so a
+    /// write that did not commit cannot leave it set.
+    session_row: Rc<Cell<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -104,7 +114,10 @@ impl SqlSessionStorage {
     /// Opens the storage, creating the tables on first use.
     pub fn new(sql: SqlStorage) -> Result<SqlSessionStorage, StorageError> {
         sql.exec(SCHEMA, None).map_err(failed)?;
-        Ok(SqlSessionStorage { sql })
+        Ok(SqlSessionStorage {
+            sql,
+            session_row: Rc::new(Cell::new(false)),
+        })
     }
 
     /// The id that created the session and when it was finalized; `None` for a session never
@@ -138,22 +151,45 @@ impl SqlSessionStorage {
 
     /// The session's row exists (with the id that created it) before anything refers to it.
     fn ensure_session(&self, id: &SessionId) -> Result<(), StorageError> {
+        if self.session_row.get() {
+            return Ok(());
+        }
         self.exec(
             "INSERT INTO session (one, session_id) VALUES (1, ?) ON CONFLICT (one) DO NOTHING",
             vec![id.as_str().into()],
-        )
+        )?;
+        self.session_row.set(true);
+        Ok(())
     }
 
-    fn write_stream(&self, stream: Stream, ingest: &IngestRecord) -> Result<(), StorageError> {
+    /// Writes a stream's counters; with `stored`, frame `(seq, captured_at)` also becomes the
+    /// stream's origin when it is the lowest stored seq (one statement, not two: this runs
+    /// for every frame).
+    fn write_stream(
+        &self,
+        stream: Stream,
+        ingest: &IngestRecord,
+        stored: Option<(u64, EpochMs)>,
+    ) -> Result<(), StorageError> {
+        let (seq, at) = (stored.map(|s| s.0), stored.map(|s| s.1));
         self.exec(
-            "INSERT INTO streams (stream, duplicate_chunks, started_at, updated_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO streams (stream, duplicate_chunks, started_at, updated_at, origin_seq, origin_at)
+             VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT (stream) DO UPDATE SET duplicate_chunks = excluded.duplicate_chunks,
-                 started_at = excluded.started_at, updated_at = excluded.updated_at",
+                 started_at = excluded.started_at, updated_at = excluded.updated_at,
+                 origin_at = CASE WHEN excluded.origin_seq IS NOT NULL
+                     AND (origin_seq IS NULL OR origin_seq > excluded.origin_seq)
+                     THEN excluded.origin_at ELSE origin_at END,
+                 origin_seq = CASE WHEN excluded.origin_seq IS NOT NULL
+                     AND (origin_seq IS NULL OR origin_seq > excluded.origin_seq)
+                     THEN excluded.origin_seq ELSE origin_seq END",
             vec![
                 stream.as_str().into(),
                 int(ingest.duplicate_chunks),
                 int(ingest.started_at),
                 int(ingest.updated_at),
+                opt_int(seq),
+                opt_int(at),
             ],
         )
     }
@@ -167,6 +203,7 @@ impl SessionStorage for SqlSessionStorage {
             vec![],
         )?;
         if let Some(row) = session.into_iter().next() {
+            self.session_row.set(true);
             stored.session_id = Some(row.session_id);
             stored.finalized_at = row.finalized_at;
             stored.speakers = SpeakerRecord {
@@ -217,7 +254,7 @@ impl SessionStorage for SqlSessionStorage {
         ingest: &IngestRecord,
     ) -> Result<(), StorageError> {
         self.ensure_session(id)?;
-        self.write_stream(stream, ingest)
+        self.write_stream(stream, ingest, None)
     }
 
     async fn save_chunk(
@@ -229,16 +266,11 @@ impl SessionStorage for SqlSessionStorage {
         ingest: &IngestRecord,
     ) -> Result<(), StorageError> {
         self.ensure_session(id)?;
-        self.write_stream(stream, ingest)?;
+        // The lowest stored seq with its capture time places the stream on the session clock.
+        self.write_stream(stream, ingest, Some((seq, captured_at)))?;
         self.exec(
             "INSERT INTO chunks (stream, seq) VALUES (?, ?) ON CONFLICT DO NOTHING",
             vec![stream.as_str().into(), int(seq)],
-        )?;
-        // The lowest stored seq with its capture time places the stream on the session clock.
-        self.exec(
-            "UPDATE streams SET origin_seq = ?, origin_at = ?
-             WHERE stream = ? AND (origin_seq IS NULL OR origin_seq > ?)",
-            vec![int(seq), int(captured_at), stream.as_str().into(), int(seq)],
         )
     }
 

@@ -1,6 +1,7 @@
 //! `GET /v1/sessions/{id}/audio.wav[?stream=mic|system|mix]` on the edge: the same file as the
-//! server gateway's (header, caps and texts from `session_core::wav`), streamed from R2 a few
-//! seconds ahead of the client, never built in memory.
+//! server gateway's (header, caps and texts from `session_core::wav`), streamed a few
+//! seconds ahead of the client, never built in memory (frames from the object's SQLite, see
+//! `objects.rs`).
 //!
 //! Seconds never received are silence (`x-missing-seconds`); a second stored but unreadable
 //! (object gone or short) is silence too, counted in `x-unreadable-seconds`.
@@ -12,7 +13,7 @@ use futures_util::{StreamExt, stream};
 use worker::{Headers, Response};
 
 use crate::error::ApiError;
-use crate::objects::R2Objects;
+use crate::objects::SessionObjects;
 use crate::session_object::SessionObject;
 use contract::protocol::{
     FRAME_BYTES, MISSING_SECONDS_HEADER, SAMPLE_RATE, UNREADABLE_SECONDS_HEADER,
@@ -158,7 +159,7 @@ struct StoredFrames {
     /// Stored seqs whose object is present at full size (from one listing).
     readable: Rc<HashSet<u64>>,
     unreadable: u64,
-    objects: R2Objects,
+    objects: SessionObjects,
 }
 
 impl StoredFrames {
@@ -175,7 +176,7 @@ impl StoredFrames {
         let Some(seqs) = seqs else {
             return Ok(None);
         };
-        let objects = object.objects()?;
+        let objects = object.objects(id)?;
         let sizes = objects.sizes(&id.chunks_prefix(stream)).await?;
         let readable: HashSet<u64> = seqs
             .iter()
