@@ -6,6 +6,8 @@
 #
 # Usage:
 #   bash scripts/make-speaker-set.sh OUT_DIR             # the evaluation set
+#   bash scripts/make-speaker-set.sh --second OUT_DIR    # a second set: other seeds and voices,
+#                                                        # to check that tuning on the first holds
 #   bash scripts/make-speaker-set.sh --fixture [DIR]     # the small test fixture two_voices.*
 #                                                        # (DIR defaults to speakers/tests/fixtures)
 #
@@ -410,9 +412,27 @@ make_set() {
     "en-us+m7:155:35:0" "en-gb+f3:170:65:-1" "en-029+m2:185:50:-2"
 }
 
+# The second set: the same kinds of conversation with other seeds and other voices (variants
+# the first set does not use: adam, klatt*, Andy, linda, ...), so a setting chosen on the first
+# set can be checked on conversations it was not chosen on.
+make_second_set() {
+  local out=$1
+  mkdir -p "$out"
+  make_conversation "$out" b2_a 2101 75 plain "en-gb-x-rp+adam:160:40:0" "en-us+linda:170:70:-1"
+  make_conversation "$out" b2_b 2202 90 plain "en-us-nyc+klatt2:150:50:-1" "en-gb+f1:180:60:0"
+  make_conversation "$out" b3_a 2303 85 plain \
+    "en-us+Andy:160:45:0" "en-gb-x-gbcwmd+m4:175:40:-2" "en-029+f3:165:65:-1"
+  make_conversation "$out" b3_b 2404 95 plain \
+    "en-scottish+m2:150:35:-1" "en-us+klatt4:170:55:0" "en-gb-x-rp+f5:185:70:-2"
+  make_conversation "$out" b4_a 2505 100 plain \
+    "en-gb-x-gbclan+m3:170:45:0" "en-us+f2:160:75:-1" "en-us-nyc+m8:150:30:-2" "en-gb+Annie:185:60:0"
+  make_conversation "$out" b2_noisy 2611 80 noise:brownnoise:15 \
+    "en-us+m6:165:40:0" "en-gb-x-rp+f4:175:70:-1"
+}
+
 main() {
   if (($# < 1)) || [[ $1 == -h || $1 == --help ]]; then
-    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
   fi
   # shellcheck source=scripts/lib-apt.sh
@@ -420,7 +440,9 @@ main() {
   ensure_packages espeak-ng sox
   TMP_ROOT=$(mktemp -d)
   trap 'rm -rf "$TMP_ROOT"' EXIT
-  if [[ $1 == --fixture ]]; then
+  if [[ $1 == --second ]]; then
+    make_second_set "$(realpath -m "${2:?--second needs OUT_DIR}")"
+  elif [[ $1 == --fixture ]]; then
     make_fixture "$(realpath -m "${2:-$REPO_ROOT/speakers/tests/fixtures}")"
   else
     make_set "$(realpath -m "$1")"

@@ -66,6 +66,9 @@ pub struct Attribution {
     pub consumed: usize,
     /// Clusters merged during this call: `(removed id, kept id)`.
     pub merged: Vec<(String, String)>,
+    /// Clusters split during this call: `(kept id, new id)`. The turns of this call and before
+    /// keep the label they had; later audio is told apart.
+    pub split: Vec<(String, String)>,
 }
 
 /// One step of a region: the frames it labels and the window that describes it.
@@ -118,8 +121,10 @@ pub fn attribute(
             }
         })
         .collect();
+    add_parts(clusters, &steps, &labels, &embeddings);
     smooth(&steps, &mut labels);
 
+    let split = clusters.split_evident();
     let mut ids: Vec<String> = clusters.clusters.iter().map(|c| c.id.clone()).collect();
     let merged = clusters.merge_close();
     for (removed, kept) in &merged {
@@ -132,7 +137,39 @@ pub fn attribute(
         turns,
         consumed,
         merged,
+        split,
     })
+}
+
+/// Gives each cluster the windows it won in this call as parts, one per run of its windows in
+/// a region (a turn), so the clustering can be revisited on turns rather than on the running
+/// centroid alone. Only trusted windows count, as only they may move a cluster.
+fn add_parts(
+    clusters: &mut Clusters,
+    steps: &[Step],
+    labels: &[Option<Assignment>],
+    embeddings: &[Embedding],
+) {
+    let mut run: Vec<&[f32]> = Vec::new();
+    let mut owner: Option<(usize, usize)> = None;
+    for ((step, label), embedding) in steps.iter().zip(labels).zip(embeddings) {
+        let this = label
+            .filter(|_| step.trusted)
+            .map(|l| (step.region, l.cluster));
+        if this != owner {
+            if let Some((_, cluster)) = owner {
+                clusters.add_part(cluster, &run);
+            }
+            run.clear();
+            owner = this;
+        }
+        if this.is_some() {
+            run.push(embedding);
+        }
+    }
+    if let Some((_, cluster)) = owner {
+        clusters.add_part(cluster, &run);
+    }
 }
 
 /// The mel frames of `samples`, each region's frames scaled as if its audio had been brought up

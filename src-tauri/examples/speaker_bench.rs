@@ -14,7 +14,8 @@
 //! of whole labelled turns, the model load time and the resident memory.
 //!
 //! Tuning flags (defaults are the engine's): `--join COS`, `--merge COS` (clustering
-//! thresholds), `--step FRAMES` (10 ms frames between windows).
+//! thresholds), `--split COST` (Ward cost, in window variances, above which a cluster's turns
+//! are two voices), `--step FRAMES` (10 ms frames between windows).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,10 +31,9 @@ const BLOCK_SECONDS: usize = 5;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let dir = PathBuf::from(
-        args.first()
-            .expect("usage: speaker_bench DIR [--join COS] [--merge COS] [--step FRAMES]"),
-    );
+    let dir = PathBuf::from(args.first().expect(
+        "usage: speaker_bench DIR [--join COS] [--merge COS] [--split COST] [--step FRAMES]",
+    ));
     let flag = |name: &str| {
         args.iter()
             .position(|a| a == name)
@@ -44,6 +44,7 @@ fn main() {
     clustering.join = flag("--join").unwrap_or(clustering.join);
     clustering.confirm_new = clustering.join;
     clustering.merge = flag("--merge").unwrap_or(clustering.merge);
+    clustering.split_cost = flag("--split").unwrap_or(clustering.split_cost);
     let rss_before = rss_kib("VmRSS");
     let started = Instant::now();
     let mut engine = Engine::shipped().expect("shipped model");
@@ -51,9 +52,10 @@ fn main() {
         engine.config.step_frames = step as usize;
     }
     println!(
-        "clustering: join {:.2}, merge {:.2}; windows every {} ms",
+        "clustering: join {:.2}, merge {:.2}, split above a Ward cost of {:.1}; windows every {} ms",
         clustering.join,
         clustering.merge,
+        clustering.split_cost,
         engine.config.step_frames * 10
     );
     let load = started.elapsed();
