@@ -359,11 +359,7 @@ impl Sessions {
         let on_timeline = |ms: u64| (ms as i64 + shift_ms).max(0) as u64;
         let update = AttributionUpdate {
             stream,
-            clusters: clusters
-                .clusters
-                .iter()
-                .map(|c| (c.id.clone(), crate::inference::to_f64(&c.centroid), c.count))
-                .collect(),
+            clusters: crate::inference::engine_cluster_entries(&clusters),
             merged: attribution.merged,
             turns: attribution
                 .turns

@@ -42,9 +42,12 @@ pub struct ResolveInput {
 pub struct AttributionUpdate {
     /// The stream the stretch came from; its clusters and cursor are the ones updated.
     pub stream: Stream,
-    /// Clusters as the engine left them: `(id, centroid, sample_count)`. New ids are added;
-    /// known ones get the new centroid and count and keep their names.
-    pub clusters: Vec<(String, Vec<f64>, u64)>,
+    /// Clusters as the engine left them: `(id, centroid, sample_count, parts)`. New ids are
+    /// added; known ones get the new centroid and count and keep their names. `parts` is the
+    /// engine's own summary of the turns the cluster absorbed (opaque here), kept in the
+    /// cluster's `extra.parts` so the next stretch can revisit the clustering; `null` leaves
+    /// what is stored.
+    pub clusters: Vec<EngineCluster>,
     /// Clusters the engine merged: `(removed id, kept id)`.
     pub merged: Vec<(String, String)>,
     /// New turns, in time order, after every turn already in the timeline.
@@ -52,6 +55,13 @@ pub struct AttributionUpdate {
     /// The stream's audio up to here (ms from its start) is attributed.
     pub through_ms: u64,
 }
+
+/// One cluster as the engine reports it: `(id, centroid, sample_count, parts)`; see
+/// [`AttributionUpdate::clusters`].
+pub type EngineCluster = (String, Vec<f64>, u64, Value);
+
+/// Where a cluster keeps the engine's summary of its turns.
+pub const PARTS_KEY: &str = "parts";
 
 /// Why a request body was refused (400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -412,13 +422,14 @@ pub fn cluster_stream(cluster: &Cluster) -> Stream {
 }
 
 /// Brings the built-in engine's clusters of `stream` into `state`: `clusters` as `(id,
-/// centroid, sample_count)` (new ids added, tagged with the stream and its default role; known
-/// ones updated, names kept) and `merged` as `(removed, kept)` pairs: the removed cluster goes,
-/// its name moves to the kept one unless that one has its own, and its turns in the timeline
-/// are relabelled.
+/// centroid, sample_count, parts)` (new ids added, tagged with the stream and its default role;
+/// known ones updated, names kept; non-null `parts` stored under [`PARTS_KEY`]) and `merged`
+/// as `(removed, kept)` pairs: the removed cluster goes (its parts are already in the kept
+/// one's), its name moves to the kept one unless that one has its own, and its turns in the
+/// timeline are relabelled.
 pub fn merge_engine_clusters(
     state: &mut SessionState,
-    clusters: &[(String, Vec<f64>, u64)],
+    clusters: &[EngineCluster],
     merged: &[(String, String)],
     stream: Stream,
 ) {
@@ -442,22 +453,30 @@ pub fn merge_engine_clusters(
             .filter(|t| &t.cluster_id == removed)
             .for_each(|t| t.cluster_id = kept.clone());
     }
-    for (id, centroid, count) in clusters {
-        match state.clusters.iter_mut().find(|c| &c.cluster_id == id) {
-            Some(cluster) => {
+    for (id, centroid, count, parts) in clusters {
+        let cluster = match state.clusters.iter_mut().position(|c| &c.cluster_id == id) {
+            Some(index) => {
+                let cluster = &mut state.clusters[index];
                 cluster.centroid = centroid.clone();
                 cluster.sample_count = *count;
+                cluster
             }
-            None => state.clusters.push(Cluster {
-                cluster_id: id.clone(),
-                centroid: centroid.clone(),
-                sample_count: *count,
-                bound_name: None,
-                extra: Map::from_iter([
-                    ("stream".to_owned(), json!(stream.as_str())),
-                    ("role".to_owned(), json!(stream.role())),
-                ]),
-            }),
+            None => {
+                state.clusters.push(Cluster {
+                    cluster_id: id.clone(),
+                    centroid: centroid.clone(),
+                    sample_count: *count,
+                    bound_name: None,
+                    extra: Map::from_iter([
+                        ("stream".to_owned(), json!(stream.as_str())),
+                        ("role".to_owned(), json!(stream.role())),
+                    ]),
+                });
+                state.clusters.last_mut().expect("just pushed")
+            }
+        };
+        if !parts.is_null() {
+            cluster.extra.insert(PARTS_KEY.to_owned(), parts.clone());
         }
     }
     if !merged.is_empty() && state.extra.contains_key(TIMELINE_KEY) {
@@ -604,7 +623,7 @@ mod tests {
     fn an_attribution_adds_clusters_and_turns_and_moves_the_cursor() {
         let update = AttributionUpdate {
             stream: Stream::Mic,
-            clusters: vec![("spk_1".into(), vec![1.0, 0.0], 3)],
+            clusters: vec![("spk_1".into(), vec![1.0, 0.0], 3, Value::Null)],
             merged: vec![],
             turns: vec![turn(0, 2000, "spk_1"), turn(2500, 4000, "spk_1")],
             through_ms: 5000,
@@ -631,8 +650,8 @@ mod tests {
         let update = AttributionUpdate {
             stream: Stream::Mic,
             clusters: vec![
-                ("spk_1".into(), vec![1.0, 0.0], 3),
-                ("spk_2".into(), vec![0.0, 1.0], 2),
+                ("spk_1".into(), vec![1.0, 0.0], 3, Value::Null),
+                ("spk_2".into(), vec![0.0, 1.0], 2, Value::Null),
             ],
             turns: vec![turn(0, 1000, "spk_1"), turn(1000, 2000, "spk_2")],
             through_ms: 2000,
@@ -642,7 +661,7 @@ mod tests {
         let (record, _) = record.with_binding("spk_2", "Grace", 2).unwrap();
         let again = AttributionUpdate {
             stream: Stream::Mic,
-            clusters: vec![("spk_2".into(), vec![0.1, 0.9], 5)],
+            clusters: vec![("spk_2".into(), vec![0.1, 0.9], 5, Value::Null)],
             turns: vec![],
             through_ms: 3000,
             merged: vec![],
@@ -656,7 +675,7 @@ mod tests {
         // spk_2 turns out to be spk_1's voice: its name and turns move over.
         let merge = AttributionUpdate {
             stream: Stream::Mic,
-            clusters: vec![("spk_1".into(), vec![0.7, 0.7], 8)],
+            clusters: vec![("spk_1".into(), vec![0.7, 0.7], 8, Value::Null)],
             merged: vec![("spk_2".into(), "spk_1".into())],
             turns: vec![],
             through_ms: 3000,
@@ -668,10 +687,30 @@ mod tests {
     }
 
     #[test]
+    fn the_engines_parts_are_kept_with_the_cluster_and_null_leaves_them() {
+        let update = AttributionUpdate {
+            stream: Stream::Mic,
+            clusters: vec![("spk_1".into(), vec![1.0, 0.0], 3, json!([{"n": 3}]))],
+            merged: vec![],
+            turns: vec![],
+            through_ms: 5000,
+        };
+        let record = SpeakerRecord::default().with_attribution(&update, 1);
+        assert_eq!(record.state.clusters[0].extra[PARTS_KEY], json!([{"n": 3}]));
+        let unchanged = AttributionUpdate {
+            clusters: vec![("spk_1".into(), vec![0.0, 1.0], 4, Value::Null)],
+            ..update
+        };
+        let record = record.with_attribution(&unchanged, 2);
+        assert_eq!(record.state.clusters[0].sample_count, 4);
+        assert_eq!(record.state.clusters[0].extra[PARTS_KEY], json!([{"n": 3}]));
+    }
+
+    #[test]
     fn each_stream_keeps_its_own_clusters_cursor_and_turns_in_one_timeline() {
         let mic = AttributionUpdate {
             stream: Stream::Mic,
-            clusters: vec![("spk_1".into(), vec![1.0, 0.0], 3)],
+            clusters: vec![("spk_1".into(), vec![1.0, 0.0], 3, Value::Null)],
             merged: vec![],
             turns: vec![turn(0, 2000, "spk_1"), turn(5000, 6000, "spk_1")],
             through_ms: 6000,
@@ -680,7 +719,7 @@ mod tests {
         remote.stream = "system".into();
         let system = AttributionUpdate {
             stream: Stream::System,
-            clusters: vec![("sys_1".into(), vec![0.0, 1.0], 2)],
+            clusters: vec![("sys_1".into(), vec![0.0, 1.0], 2, Value::Null)],
             merged: vec![],
             turns: vec![remote.clone()],
             through_ms: 5500,

@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 
 use crate::core::caps::MAX_INFERENCE_ANSWER_BYTES;
 
-pub use builtin::{BuiltinEngine, ENGINE_NAME, decode_audio, engine_clusters, to_f64};
+pub use builtin::{
+    BuiltinEngine, ENGINE_NAME, decode_audio, engine_cluster_entries, engine_clusters, to_f64,
+};
 pub use http::{DEFAULT_RESOLVE_PATH, DEFAULT_TIMEOUT_MS, HttpInference, InferenceConfig};
 
 /// Which engine resolves speakers (`--inference`, `GATEWAY_INFERENCE`).
