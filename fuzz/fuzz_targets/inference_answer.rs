@@ -37,7 +37,7 @@ fuzz_target!(|answer: &[u8]| {
     let first = record.state.clusters.first().map(|c| c.cluster_id.clone());
     let update = AttributionUpdate {
         stream: Stream::System,
-        clusters: vec![("sys_1".into(), vec![0.5, 0.5], 2)],
+        clusters: vec![("sys_1".into(), vec![0.5, 0.5], 2, Value::Null)],
         merged: first
             .iter()
             .map(|id| (id.clone(), "sys_1".to_owned()))
