@@ -84,3 +84,8 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh
 
 # The real app window under Xvfb, driven through WebDriver.
 bash scripts/e2e.sh
+
+# The Linux installer: the app's .deb built with the Tauri CLI from the debug build above, and
+# checked (binary, desktop entry, icons, Depends). The AppImage and the macOS and Windows
+# installers are built on hosted runners (.github/workflows/bundles.yml).
+bash scripts/bundle.sh
