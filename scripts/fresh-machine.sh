@@ -17,7 +17,8 @@
 # MIN_FREE_GB (default 16): a step that lets the root file system fall below this many free
 # GB is stopped, and the report says so (a cold build of every test takes tens of GB).
 # FRESH_USER (default irfresh), FRESH_LOG_DIR (default /var/tmp/fresh-machine.<time>): the
-# logs of each step stay there after the account is gone.
+# logs of each step stay there after the account is gone. `touch <log dir>/stop` stops the
+# step that is running, and the run reports what it has.
 #
 # Steps:
 #   1. apt        (root) the packages run-app.sh and test.sh install: what was missing is listed
@@ -108,6 +109,8 @@ as_user() {
     sleep 5
     if [ "$limit" -gt 0 ] && [ $((SECONDS - start)) -ge "$limit" ]; then
       step_why="stopped after ${limit}s (time limit)"
+    elif [ -e "$log/stop" ]; then
+      step_why="stopped by hand (touch $log/stop)"
     elif [ "$(free_gb)" -lt "$min_free_gb" ]; then
       step_why="stopped: free disk below ${min_free_gb} GB"
     fi
@@ -206,7 +209,7 @@ cp "$home/window.png" "$log/window.png" 2>/dev/null || true
 if [ -n "$up" ]; then
   record run-app $((SECONDS - t)) "window up ${up:+$((up - t0))s} after start (build and start of cargo run: $((${built:-$up} - t0))s); screenshot window.png"
 else
-  record run-app $((SECONDS - t)) "NO WINDOW (exit $step_rc${step_why:+, $step_why}): see run-app.log"
+  record run-app $((SECONDS - t)) "NO WINDOW (exit $step_rc${step_why:+, $step_why}; $(grep -c ' Compiling ' "$log/run-app.log") crates compiled): see run-app.log"
 fi
 # The build directory as run-app.sh left it (the project's target/).
 du -sh "$home/interview-recorder/target" 2>/dev/null | cut -f1 >"$log/target-after-run-app" || true
@@ -251,9 +254,13 @@ fi
 
 say ""
 say "what the run installed:"
+# Only step 1 installs packages (the account has no sudo); what else appeared on the machine
+# meanwhile was someone else's doing and is named apart.
+apt_new=$(comm -13 "$log/packages.before" "$log/packages.after-apt" | tr '\n' ' ')
+say "  apt (step 1, as root): ${apt_new:-none: this machine had them all}"
 installed_packages >"$log/packages.after"
-say "  apt: $(comm -13 "$log/packages.before" "$log/packages.after" | tr '\n' ' ')"
-[ -n "$(comm -13 "$log/packages.before" "$log/packages.after")" ] || say "       (none: this machine had them all)"
+others=$(comm -13 "$log/packages.after-apt" "$log/packages.after" | tr '\n' ' ')
+[ -z "$others" ] || say "  (installed on this machine by others during the run: $others)"
 report_user() {
   setpriv --reuid="$user" --regid="$user" --init-groups --reset-env bash -lc "$1" 2>/dev/null || true
 }
