@@ -19,6 +19,14 @@ use crate::server::extract::{SessionPath, StreamName};
 use crate::server::socket_auth::{authenticate, refuse};
 use crate::sessions::now_ms;
 
+/// How much a socket reads from the kernel at a time. The WebSocket library's default (128 KiB)
+/// zero-fills that much of the socket's buffer on every read and keeps it for the socket's life:
+/// about 128 KiB resident per live socket, most of the memory of thousands of idle real-time
+/// sessions. A frame (about 43 KB) now takes three reads instead of one; `gateway bench`, 2,000
+/// real-time sessions: peak RSS 296–322 MiB at 128 KiB, 170–174 MiB at 16 KiB; at saturation a
+/// few per cent more CPU per frame.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
 pub async fn upgrade(
     State(app): State<AppState>,
     SessionPath(id): SessionPath,
@@ -39,6 +47,7 @@ pub async fn upgrade(
     upgrade
         .max_message_size(MAX_WS_MESSAGE_BYTES)
         .max_frame_size(MAX_WS_MESSAGE_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             sockets.track(async move {
                 // No actor, no storage read, before the socket has proved the key.
