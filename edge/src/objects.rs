@@ -12,7 +12,7 @@
 //! Frames stored by an earlier version of the edge host as R2 objects at their keys are still
 //! read there: a frame key missing from the table falls back to R2.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use session_core::ports::{ObjectStorage, StorageError};
 use session_core::session_id::SessionId;
@@ -84,6 +84,29 @@ impl SessionObjects {
             }
         }
         Ok(sizes)
+    }
+
+    /// Deletes every object under `prefix` (the session's folder): its frames in the table
+    /// and whatever R2 holds there; answers how many keys went (a frame in both places, written
+    /// to R2 by an earlier version and again since, is one).
+    pub async fn delete_all(&self, prefix: &str) -> Result<u64, StorageError> {
+        let r2_keys: Vec<String> = self.r2_sizes(prefix).await?.into_keys().collect();
+        let mut keys: HashSet<String> = self.frame_sizes(prefix)?.into_keys().collect();
+        keys.extend(r2_keys.iter().cloned());
+        for batch in r2_keys.chunks(1000) {
+            self.bucket
+                .delete_multiple(batch.to_vec())
+                .await
+                .map_err(|e| failed("R2 delete", e))?;
+        }
+        let end = format!("{prefix}\u{10FFFF}");
+        self.sql
+            .exec(
+                "DELETE FROM frames WHERE key >= ? AND key < ?",
+                vec![prefix.into(), end.into()],
+            )
+            .map_err(|e| failed("Durable Object storage", e))?;
+        Ok(keys.len() as u64)
     }
 
     async fn r2_sizes(&self, prefix: &str) -> Result<HashMap<String, u64>, StorageError> {

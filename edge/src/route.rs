@@ -19,6 +19,8 @@ pub enum Operation {
     Audio,
     /// `GET /v1/sessions/{id}/result`: the stored `result.json` (history, beyond the seed).
     Result,
+    /// `DELETE /v1/sessions/{id}`: the session's frames, result and rows (history).
+    Delete,
 }
 
 impl Operation {
@@ -31,6 +33,7 @@ impl Operation {
             Operation::Bindings => "bindings",
             Operation::Audio => "audio.wav",
             Operation::Result => "result",
+            Operation::Delete => "delete",
         }
     }
 
@@ -43,6 +46,7 @@ impl Operation {
             Operation::Bindings,
             Operation::Audio,
             Operation::Result,
+            Operation::Delete,
         ]
         .into_iter()
         .find(|op| op.as_str() == name)
@@ -55,6 +59,7 @@ impl Operation {
             }
             Operation::Resolve | Operation::Finalize => Method::Post,
             Operation::Bindings => Method::Put,
+            Operation::Delete => Method::Delete,
         }
     }
 }
@@ -76,8 +81,11 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     {
         ["health"] => (Method::Get, None),
         ["v1", "audio", "ws", id] if !id.is_empty() => (Method::Get, Some((Operation::Socket, id))),
+        ["v1", "sessions", id] if !id.is_empty() => (Method::Delete, Some((Operation::Delete, id))),
         ["v1", "sessions", id, op] if !id.is_empty() => match Operation::parse(op) {
-            Some(op) if op != Operation::Socket => (op.method(), Some((op, id))),
+            Some(op) if op != Operation::Socket && op != Operation::Delete => {
+                (op.method(), Some((op, id)))
+            }
             _ => return Err(ApiError::route_not_found()),
         },
         _ => return Err(ApiError::route_not_found()),

@@ -10,8 +10,8 @@
 use serde_json::Value;
 use tokio::sync::Mutex;
 use worker::{
-    DurableObject, Env, Headers, Request, Response, State, WebSocket, WebSocketIncomingMessage,
-    WebSocketPair, durable_object,
+    DurableObject, Env, Headers, Request, Response, ScheduledTime, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair, durable_object,
 };
 
 use crate::config::{BUCKET_BINDING, InferenceConfig};
@@ -25,9 +25,11 @@ use crate::storage::SqlSessionStorage;
 use crate::wav;
 use crate::worker::{ID_PARAM, MUST_AUTHENTICATE_PARAM, STREAM_PARAM};
 use contract::protocol::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER};
+use session_core::clock::EpochMs;
 use session_core::ports::{ObjectStorage, StorageError};
 use session_core::session::{Session, SessionError};
 use session_core::session_id::SessionId;
+use session_core::socket::AUTH_DEADLINE_MS;
 use session_core::speakers::{parse_binding, parse_finalize, parse_idempotency_key, parse_resolve};
 use session_core::stream::Stream;
 
@@ -90,6 +92,19 @@ impl DurableObject for SessionObject {
     async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> worker::Result<()> {
         Ok(())
     }
+
+    /// Sockets that had to authenticate and stayed silent past their deadline are closed.
+    async fn alarm(&self) -> worker::Result<Response> {
+        if let Some(next) = socket::close_silent(self.state.get_websockets(), now_ms()) {
+            self.state.storage().set_alarm(alarm_time(next)).await?;
+        }
+        Response::empty()
+    }
+}
+
+/// An alarm at epoch ms `at` (workers-rs takes an offset from now).
+fn alarm_time(at: EpochMs) -> ScheduledTime {
+    ScheduledTime::from(at.saturating_sub(now_ms()) as i64)
 }
 
 impl SessionObject {
@@ -112,12 +127,14 @@ impl SessionObject {
                         Stream::parse(name).map_err(|e| ApiError::BadRequest(e.to_string()))?
                     }
                 };
+                let proved = param(MUST_AUTHENTICATE_PARAM).is_none();
                 let info = SocketInfo {
                     id: id.as_str().to_owned(),
                     stream: stream.as_str().to_owned(),
-                    proved: param(MUST_AUTHENTICATE_PARAM).is_none(),
+                    proved,
+                    auth_deadline: (!proved).then(|| now_ms() + AUTH_DEADLINE_MS),
                 };
-                self.accept_socket(info)
+                self.accept_socket(info).await
             }
             Operation::State => {
                 let state = self.with_session(&id, async |s| Ok(s.state())).await?;
@@ -144,14 +161,28 @@ impl SessionObject {
             }
             Operation::Audio => wav::serve(self, &id, stream.as_deref()).await,
             Operation::Result => self.result(&id).await,
+            Operation::Delete => self.delete(&id).await,
         }
     }
 
-    fn accept_socket(&self, info: SocketInfo) -> Result<Response, ApiError> {
+    async fn accept_socket(&self, info: SocketInfo) -> Result<Response, ApiError> {
+        if let Some(deadline) = info.auth_deadline {
+            self.alarm_by(deadline).await?;
+        }
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
         pair.server.serialize_attachment(&info)?;
         Ok(Response::from_websocket(pair.client)?)
+    }
+
+    /// Makes sure the object's alarm goes off no later than `at` (epoch ms). The alarm only
+    /// closes sockets silent past their authentication deadline, so an earlier one is as good.
+    async fn alarm_by(&self, at: EpochMs) -> worker::Result<()> {
+        let storage = self.state.storage();
+        match storage.get_alarm().await? {
+            Some(set) if set <= at as i64 => Ok(()),
+            _ => storage.set_alarm(alarm_time(at)).await,
+        }
     }
 
     pub fn env(&self) -> &Env {
@@ -218,6 +249,43 @@ impl SessionObject {
             .await?
             .ok_or_else(not_finalized)?;
         Ok(Response::from_bytes(bytes)?.with_headers(json_headers()?))
+    }
+
+    /// `DELETE`: every object under the session's prefix, then its rows; refused while a
+    /// socket is open on it (a recorder still streaming would refill it). Afterwards the id is
+    /// free: the next request starts an empty session. The server gateway's answers and texts.
+    async fn delete(&self, id: &SessionId) -> Result<Response, ApiError> {
+        // No resolve is between its read and its write, and no other request in between.
+        let _one_at_a_time = self.resolving.lock().await;
+        let mut live = self.session.lock().await;
+        if !self.state.get_websockets().is_empty() {
+            return Err(ApiError::Conflict(format!(
+                "session '{id}' has an open socket: stop streaming into it (close the socket) before deleting it"
+            )));
+        }
+        let storage = SqlSessionStorage::new(self.state.storage().sql())?;
+        if let Some((existing, _)) = storage.finalized()?
+            && existing != id.as_str()
+        {
+            return Err(SessionError::IdCollision {
+                requested: id.to_string(),
+                existing,
+            }
+            .into());
+        }
+        // Whatever happens next, the session in memory no longer matches storage.
+        *live = None;
+        // Objects first: if that fails the rows still name the session, so a retry finds it.
+        let objects_deleted = self.objects(id)?.delete_all(&id.prefix()).await?;
+        let had_rows = storage.delete_all()?;
+        if !had_rows && objects_deleted == 0 {
+            return Err(ApiError::NotFound(format!("session '{id}' not found")));
+        }
+        Ok(Response::from_json(&serde_json::json!({
+            "session_id": id.as_str(),
+            "deleted": true,
+            "objects_deleted": objects_deleted,
+        }))?)
     }
 
     /// Resolve: replay for a known idempotency key, else ask inference with the session's

@@ -14,9 +14,13 @@ use crate::config;
 use crate::now_ms;
 use crate::session_object::SessionObject;
 use contract::protocol::{MAX_WS_MESSAGE_BYTES, ServerMessage};
+use session_core::clock::EpochMs;
 use session_core::message::{Incoming, MessageError, parse_message};
 use session_core::session_id::SessionId;
-use session_core::socket::{Next, error, failure, refusal};
+use session_core::socket::{
+    AUTH_REQUIRED, AUTH_REQUIRED_REASON, AUTH_TIMED_OUT, AUTH_TIMED_OUT_REASON, CLOSE_POLICY, Next,
+    error, failure, refusal,
+};
 use session_core::stream::Stream;
 
 /// What the object keeps with each socket.
@@ -27,14 +31,16 @@ pub struct SocketInfo {
     pub stream: String,
     /// False until a socket whose upgrade lacked the key sends `{"type":"auth"}`.
     pub proved: bool,
+    /// Until when (epoch ms) an unproved socket may stay silent; the object's alarm closes it
+    /// then (see [`close_silent`]). Absent in attachments written before the deadline existed.
+    #[serde(default)]
+    pub auth_deadline: Option<EpochMs>,
 }
 
-// The server gateway's close codes and texts (`gateway/src/server/ws.rs`, `socket_auth.rs`).
+// The server gateway's close codes (`gateway/src/server/ws.rs`).
 const NORMAL: u16 = 1000;
-const POLICY: u16 = 1008;
 const SIZE: u16 = 1009;
 const ERROR: u16 = session_core::socket::CLOSE_HOST_FAILED;
-const AUTH_REQUIRED: &str = "authentication required: send {\"type\":\"auth\",\"key\":\"...\"} first, or the key in the upgrade headers";
 
 pub async fn on_message(
     object: &SessionObject,
@@ -95,11 +101,39 @@ fn authenticate(
     };
     if proved {
         info.proved = true;
+        info.auth_deadline = None;
         ws.serialize_attachment(&*info)?;
         return ws.send_with_str(serde_json::to_string(&ServerMessage::Authenticated)?);
     }
-    ws.send_with_str(serde_json::to_string(&error(AUTH_REQUIRED, None))?)?;
-    ws.close(Some(POLICY), Some("authentication required"))
+    refuse(ws, AUTH_REQUIRED, AUTH_REQUIRED_REASON)
+}
+
+fn refuse(ws: &WebSocket, detail: &str, reason: &str) -> worker::Result<()> {
+    ws.send_with_str(serde_json::to_string(&error(detail, None))?)?;
+    ws.close(Some(CLOSE_POLICY), Some(reason))
+}
+
+/// Closes every socket of the object still silent past its authentication deadline (the
+/// server gateway's error and close), and returns the next deadline still to come, if any.
+/// Called by the object's alarm, which a socket that must authenticate sets when it opens.
+pub fn close_silent(sockets: Vec<WebSocket>, now: EpochMs) -> Option<EpochMs> {
+    let mut next: Option<EpochMs> = None;
+    for ws in sockets {
+        let Ok(Some(info)) = ws.deserialize_attachment::<SocketInfo>() else {
+            continue;
+        };
+        match info.auth_deadline {
+            Some(deadline) if !info.proved && deadline <= now => {
+                // A socket closing meanwhile refuses the send; nothing is left to do for it.
+                let _ = refuse(&ws, AUTH_TIMED_OUT, AUTH_TIMED_OUT_REASON);
+            }
+            Some(deadline) if !info.proved => {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+            }
+            _ => {}
+        }
+    }
+    next
 }
 
 async fn answer(object: &SessionObject, info: &SocketInfo, text: &str) -> (ServerMessage, Next) {

@@ -133,6 +133,17 @@ impl SqlSessionStorage {
             .map(|r| (r.session_id, r.finalized_at)))
     }
 
+    /// Deletes every row of the session (one transaction: no `await` between the statements);
+    /// answers whether it had any.
+    pub fn delete_all(&self) -> Result<bool, StorageError> {
+        let had_rows = self.finalized()?.is_some();
+        for table in ["session", "streams", "chunks", "events", "replays"] {
+            self.exec(&format!("DELETE FROM {table}"), vec![])?;
+        }
+        self.session_row.set(false);
+        Ok(had_rows)
+    }
+
     fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> Result<(), StorageError> {
         self.sql.exec(query, bindings).map_err(failed)?;
         Ok(())

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::rc::Rc;
 
 use futures_util::{StreamExt, stream};
-use worker::{Headers, Response};
+use worker::{FixedLengthStream, Headers, Response, ResponseBody};
 
 use crate::error::ApiError;
 use crate::objects::SessionObjects;
@@ -140,13 +140,15 @@ fn respond(
     let body = stream::once(async move { header.to_vec() })
         .chain(samples)
         .map(Ok::<_, worker::Error>);
+    // A plain stream goes out chunked, whatever `content-length` says; a fixed-length one is
+    // sent with its length, as the server gateway sends it (players show progress and seek).
+    let body: worker::worker_sys::FixedLengthStream = FixedLengthStream::wrap(body, length).into();
     let headers = Headers::new();
     headers.set("content-type", "audio/wav")?;
-    headers.set("content-length", &length.to_string())?;
     for (name, count) in counts {
         headers.set(name, &count.to_string())?;
     }
-    Ok(Response::from_stream(body)?.with_headers(headers))
+    Ok(Response::from_body(ResponseBody::Stream(body.readable()))?.with_headers(headers))
 }
 
 /// A stream's stored seqs and which of their objects can be read.

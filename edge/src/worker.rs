@@ -65,7 +65,7 @@ async fn serve(mut request: Request, env: &Env) -> Result<Response, ApiError> {
             }
             None
         }
-        Operation::State | Operation::Audio | Operation::Result => None,
+        Operation::State | Operation::Audio | Operation::Result | Operation::Delete => None,
     };
     let must_authenticate = check == KeyCheck::SocketMustAuthenticate;
     let inner = internal_request(&request, operation, &id, stream, must_authenticate, body)?;

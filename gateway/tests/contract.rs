@@ -105,7 +105,17 @@ impl Host {
 
     /// A socket that sent the key in its upgrade.
     async fn connect(&self, session: &str) -> Socket {
-        let mut request = self.ws(session).into_client_request().unwrap();
+        self.connect_url(self.ws(session)).await
+    }
+
+    /// A socket on `stream` (`?stream=`) that sent the key in its upgrade.
+    async fn connect_stream(&self, session: &str, stream: &str) -> Socket {
+        self.connect_url(format!("{}?stream={stream}", self.ws(session)))
+            .await
+    }
+
+    async fn connect_url(&self, url: String) -> Socket {
+        let mut request = url.into_client_request().unwrap();
         request
             .headers_mut()
             .insert("x-api-key", self.key.parse().unwrap());
@@ -288,6 +298,12 @@ async fn unknown_routes_wrong_methods_and_bad_ids_are_refused_in_json() {
             "method not allowed",
         ),
         (
+            "GET",
+            format!("/v1/sessions/{s}"),
+            405,
+            "method not allowed",
+        ),
+        (
             "POST",
             format!("/v1/audio/ws/{s}"),
             405,
@@ -363,6 +379,31 @@ async fn an_api_key_guards_every_route_and_socket_but_health() {
     assert_eq!(
         state["ingest"]["received_chunks"], 1,
         "frame 2 was never stored"
+    );
+}
+
+/// A socket whose upgrade lacked the key and that never sends `auth` is refused once the
+/// deadline passes, not held open (on the edge, the session object's alarm closes it).
+#[tokio::test]
+async fn a_silent_socket_without_the_key_is_closed_at_the_auth_deadline() {
+    let host = Host::start().await;
+    let s = session("silent");
+    let opened = std::time::Instant::now();
+    let mut ws = connect(&host.ws(&s)).await;
+    let refusal = next_json(&mut ws).await;
+    assert_eq!(
+        refusal,
+        json!({"type": "error", "detail": "authentication required: no {\"type\":\"auth\",\"key\":\"...\"} message within 5 s"})
+    );
+    let frame = close_frame(&mut ws).await.expect("a close frame");
+    assert_eq!(
+        (u16::from(frame.code), frame.reason.as_str()),
+        (1008, "authentication timed out")
+    );
+    assert!(
+        opened.elapsed() >= Duration::from_millis(gateway::core::socket::AUTH_DEADLINE_MS),
+        "closed after {:?}, before the deadline",
+        opened.elapsed()
     );
 }
 
@@ -754,6 +795,224 @@ async fn audio_wav_joins_the_frames_with_silence_for_missing_seconds() {
     assert_eq!(
         (code, body["detail"].as_str()),
         (400, Some("unknown stream 'loud': use mic or system or mix"))
+    );
+}
+
+/// One second whose every sample is `value`.
+fn flat(value: i16) -> Vec<u8> {
+    value.to_le_bytes().repeat(16_000)
+}
+
+/// A chunk of `pcm` captured at `captured_at` (epoch ms).
+fn chunk_at(session: &str, seq: u64, captured_at: u64, pcm: &[u8]) -> Value {
+    let mut chunk = chunk_with(session, seq, pcm);
+    chunk["timestamp_ms"] = json!(captured_at);
+    chunk
+}
+
+async fn wav(
+    host: &Host,
+    session: &str,
+    query: &str,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let response = host
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{session}/audio.wav{query}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn the_system_stream_has_its_own_seqs_keys_counters_and_audio() {
+    let host = Host::start().await;
+    let s = session("two-streams");
+    let mut mic = host.connect(&s).await;
+    let mut system = host.connect_stream(&s, "system").await;
+    let ready = hello(&mut system).await;
+    assert_eq!(ready["ingest"]["last_seq"], 0);
+
+    for seq in 1..=3 {
+        let ack = ask(&mut mic, &chunk_at(&s, seq, 1_000 * seq, &flat(100))).await;
+        assert_eq!(ack["key"], format!("sessions/{s}/chunks/{seq:08}.pcm"));
+    }
+    for seq in [1, 2, 4] {
+        let ack = ask(&mut system, &chunk_at(&s, seq, 1_000 * seq, &flat(-7))).await;
+        assert_eq!(ack["status"], "stored", "{ack}");
+        assert_eq!(
+            ack["key"],
+            format!("sessions/{s}/streams/system/chunks/{seq:08}.pcm")
+        );
+    }
+    let status = ask(&mut system, &json!({"type": "status"})).await;
+    assert_eq!(
+        (
+            status["last_seq"].as_u64(),
+            status["missing_chunks"].as_u64()
+        ),
+        (Some(4), Some(1))
+    );
+
+    let (code, state) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        state["ingest"]["last_seq"], 3,
+        "the seed's field is the mic's"
+    );
+    assert_eq!(state["streams"]["mic"]["received_chunks"], 3);
+    assert_eq!(state["streams"]["system"]["received_chunks"], 3);
+    assert_eq!(state["streams"]["system"]["missing_chunks"], 1);
+
+    let (code, headers, body) = wav(&host, &s, "?stream=system").await;
+    assert_eq!(code, 200);
+    assert_eq!(headers["x-missing-seconds"], "1");
+    assert_eq!(body.len(), 44 + 4 * 32_000);
+    let expected: Vec<u8> = [flat(-7), flat(-7), flat(0), flat(-7)].concat();
+    assert!(
+        body[44..] == expected[..],
+        "system audio in seq order, silence for seq 3"
+    );
+    let (_, _, body) = wav(&host, &s, "").await;
+    assert_eq!(
+        body.len(),
+        44 + 3 * 32_000,
+        "no query: the mic, as the seed served it"
+    );
+}
+
+#[tokio::test]
+async fn the_mix_puts_the_mic_left_and_the_meeting_right_aligned_by_capture_time() {
+    let host = Host::start().await;
+    let s = session("mix");
+    let mut mic = host.connect(&s).await;
+    let mut system = host.connect_stream(&s, "system").await;
+    let t0 = 1_764_000_000_000u64;
+    for seq in 1..=2 {
+        let ack = ask(
+            &mut mic,
+            &chunk_at(&s, seq, t0 + 1_000 * (seq - 1), &flat(1_000)),
+        )
+        .await;
+        assert_eq!(ack["status"], "stored", "{ack}");
+    }
+    // The meeting audio began 250 ms after the mic.
+    for seq in 1..=2 {
+        let pcm = flat(-2_000);
+        let ack = ask(
+            &mut system,
+            &chunk_at(&s, seq, t0 + 250 + 1_000 * (seq - 1), &pcm),
+        )
+        .await;
+        assert_eq!(ack["status"], "stored", "{ack}");
+    }
+    let (code, headers, body) = wav(&host, &s, "?stream=mix").await;
+    assert_eq!(code, 200);
+    assert_eq!(u16::from_le_bytes([body[22], body[23]]), 2, "stereo");
+    let (left, right): (Vec<i16>, Vec<i16>) = body[44..]
+        .chunks_exact(4)
+        .map(|lr| {
+            (
+                i16::from_le_bytes([lr[0], lr[1]]),
+                i16::from_le_bytes([lr[2], lr[3]]),
+            )
+        })
+        .unzip();
+    // 2.25 s in all: the meeting stream ends 250 ms after the mic's.
+    assert_eq!(left.len(), 36_000);
+    assert_eq!(headers["content-length"], (44 + 36_000 * 4).to_string());
+    assert!(left[..32_000].iter().all(|&v| v == 1_000));
+    assert!(left[32_000..].iter().all(|&v| v == 0));
+    assert!(
+        right[..4_000].iter().all(|&v| v == 0),
+        "250 ms before the meeting audio"
+    );
+    assert!(right[4_000..].iter().all(|&v| v == -2_000));
+}
+
+/// `DELETE`: refused while a socket streams into the session, then every object and row goes
+/// and the id is free again.
+#[tokio::test]
+async fn delete_waits_for_the_socket_then_removes_everything_and_frees_the_id() {
+    let host = Host::start().await;
+    let s = session("delete");
+    let path = format!("/v1/sessions/{s}");
+    let (code, body) = host.send_json("DELETE", &path, json!(null)).await;
+    assert_eq!(
+        (code, body["detail"].clone()),
+        (404, json!(format!("session '{s}' not found")))
+    );
+
+    let mut ws = host.connect(&s).await;
+    send_chunk(&mut ws, &s, 1).await;
+    send_chunk(&mut ws, &s, 2).await;
+    let (code, _) = host
+        .send_json("POST", &format!("{path}/finalize"), json!({}))
+        .await;
+    assert_eq!(code, 200);
+    let (code, body) = host.send_json("DELETE", &path, json!(null)).await;
+    assert_eq!(
+        (code, body["detail"].clone()),
+        (
+            409,
+            json!(format!(
+                "session '{s}' has an open socket: stop streaming into it (close the socket) before deleting it"
+            ))
+        )
+    );
+    assert_eq!(
+        send_chunk(&mut ws, &s, 3).await.last_seq,
+        3,
+        "the socket streams on"
+    );
+
+    let closing = ask(&mut ws, &json!({"type": "close"})).await;
+    assert_eq!(closing["type"], "closing");
+    close_frame(&mut ws).await;
+    // Gone from the client's side too (the reply to the close frame only leaves with the
+    // socket's next write; dropping it closes the connection).
+    drop(ws);
+    // A host lets go of the socket just after its close frame, not before: ask until it has.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let deleted = loop {
+        let (code, body) = host.send_json("DELETE", &path, json!(null)).await;
+        if code != 409 || tokio::time::Instant::now() > deadline {
+            assert_eq!(code, 200, "{body}");
+            break body;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(
+        deleted,
+        json!({"session_id": s, "deleted": true, "objects_deleted": 4}),
+        "three frames and result.json"
+    );
+
+    for route in ["/result", "/audio.wav"] {
+        let (code, _) = host.get_json(&format!("{path}{route}")).await;
+        assert_eq!(code, 404, "{route}");
+    }
+    let (code, state) = host.get_json(&format!("{path}/state")).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (&state["event_count"], &state["ingest"]),
+        (&json!(0), &Value::Null)
+    );
+    let (code, _) = host.send_json("DELETE", &path, json!(null)).await;
+    assert_eq!(code, 404);
+
+    // The id is free again: a new recording under it starts from nothing.
+    let mut ws = host.connect(&s).await;
+    let ready = hello(&mut ws).await;
+    assert_eq!(ready["ingest"]["received_chunks"], 0);
+    let ack = send_chunk(&mut ws, &s, 1).await;
+    assert_eq!(
+        (ack.status, ack.last_seq),
+        (gateway::protocol::AckStatus::Stored, 1)
     );
 }
 

@@ -10,6 +10,25 @@ use crate::session::SessionError;
 /// WebSocket close code for a failure of the host (RFC 6455 "internal error").
 pub const CLOSE_HOST_FAILED: u16 = 1011;
 
+/// WebSocket close code for a socket that did not prove the API key (RFC 6455 "policy
+/// violation").
+pub const CLOSE_POLICY: u16 = 1008;
+
+/// How long a socket whose upgrade did not carry the API key may take to send
+/// `{"type":"auth","key":"..."}`, in ms: a silent socket must not hold a connection forever.
+pub const AUTH_DEADLINE_MS: u64 = 5_000;
+
+/// The error for a first message that is not `auth` with the right key.
+pub const AUTH_REQUIRED: &str = "authentication required: send {\"type\":\"auth\",\"key\":\"...\"} first, or the key in the upgrade headers";
+/// The close reason that goes with [`AUTH_REQUIRED`].
+pub const AUTH_REQUIRED_REASON: &str = "authentication required";
+
+/// The error for a socket silent past [`AUTH_DEADLINE_MS`].
+pub const AUTH_TIMED_OUT: &str =
+    "authentication required: no {\"type\":\"auth\",\"key\":\"...\"} message within 5 s";
+/// The close reason that goes with [`AUTH_TIMED_OUT`].
+pub const AUTH_TIMED_OUT_REASON: &str = "authentication timed out";
+
 /// What the socket does after sending an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {

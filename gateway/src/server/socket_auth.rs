@@ -9,19 +9,18 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 
 use crate::core::message::{Incoming, parse_message};
+use crate::core::socket::{
+    AUTH_DEADLINE_MS, AUTH_REQUIRED, AUTH_REQUIRED_REASON, AUTH_TIMED_OUT, AUTH_TIMED_OUT_REASON,
+};
 use crate::protocol::ServerMessage;
 use crate::server::AppState;
 use crate::server::auth::key_matches;
 
-/// How long a socket may take to authenticate.
-pub const AUTH_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a socket may take to authenticate (the same on every host).
+pub const AUTH_DEADLINE: Duration = Duration::from_millis(AUTH_DEADLINE_MS);
 
 /// Most time spent writing the answer to an authentication attempt (a peer may stop reading).
 const SEND_DEADLINE: Duration = Duration::from_secs(5);
-
-const AUTH_REQUIRED: &str = "authentication required: send {\"type\":\"auth\",\"key\":\"...\"} first, or the key in the upgrade headers";
-const AUTH_TIMED_OUT: &str =
-    "authentication required: no {\"type\":\"auth\",\"key\":\"...\"} message within 5 s";
 
 /// Waits for the socket to prove the key. Returns it once it has (after answering
 /// `authenticated`), or `None` once it is closed. A gateway without a key, or a socket that
@@ -44,7 +43,7 @@ pub async fn authenticate(
         return None;
     };
     let (detail, reason) = match first {
-        Err(_elapsed) => (AUTH_TIMED_OUT, "authentication timed out"),
+        Err(_elapsed) => (AUTH_TIMED_OUT, AUTH_TIMED_OUT_REASON),
         Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return None,
         Ok(Some(Ok(Message::Text(text)))) => match parse_message(text.as_str()) {
             Ok(Incoming::Auth(key)) if key_matches(expected, &key) => {
@@ -52,9 +51,9 @@ pub async fn authenticate(
                     .await
                     .then_some(socket);
             }
-            _ => (AUTH_REQUIRED, "authentication required"),
+            _ => (AUTH_REQUIRED, AUTH_REQUIRED_REASON),
         },
-        Ok(Some(Ok(_binary_or_ping))) => (AUTH_REQUIRED, "authentication required"),
+        Ok(Some(Ok(_binary_or_ping))) => (AUTH_REQUIRED, AUTH_REQUIRED_REASON),
     };
     refuse(socket, detail.to_owned(), close_code::POLICY, reason).await;
     None
