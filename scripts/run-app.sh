@@ -9,5 +9,6 @@ cd "$(dirname "$0")/.."
 . scripts/lib-rust.sh
 
 ensure_rust
-ensure_packages "${APP_BUILD_PACKAGES[@]}"
+# libayatana-appindicator3-1: the tray icon (the app runs without it, with no tray).
+ensure_packages "${APP_BUILD_PACKAGES[@]}" libayatana-appindicator3-1
 exec cargo run -p recorder --bin interview-recorder "$@"

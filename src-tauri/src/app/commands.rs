@@ -4,10 +4,11 @@
 
 use recorder::events::Summary;
 use serde_json::Value;
-use tauri::State;
 use tauri::ipc::{Channel, Response};
+use tauri::{AppHandle, State};
 
 use super::export::ExportView;
+use super::folders;
 use super::history::SessionsView;
 use super::recording::RecordingInfo;
 use super::session::SessionView;
@@ -59,6 +60,17 @@ pub async fn send_held(app: State<'_, AppState>, session_id: String, finalize: b
     app.send_held(&session_id, finalize).await.map_err(words)
 }
 
+/// "Test microphone" on (`true`) or off.
+#[tauri::command]
+pub async fn mic_test(app: State<'_, AppState>, on: bool) -> Answer<()> {
+    if on {
+        app.start_mic_test().await.map_err(words)
+    } else {
+        app.stop_mic_test().await;
+        Ok(())
+    }
+}
+
 #[tauri::command]
 pub async fn start_recording(app: State<'_, AppState>) -> Answer<RecordingInfo> {
     app.start().await.map_err(words)
@@ -84,8 +96,26 @@ pub async fn finalize_session(app: State<'_, AppState>) -> Answer<FinalizeView> 
 }
 
 #[tauri::command]
-pub async fn open_folder(app: State<'_, AppState>, folder: Folder) -> Answer<()> {
-    app.open_folder(folder).await.map_err(words)
+pub async fn open_folder(
+    handle: AppHandle,
+    app: State<'_, AppState>,
+    folder: Folder,
+) -> Answer<()> {
+    let dir = app.folder(folder).await.map_err(words)?;
+    folders::open_dir(&handle, &dir).map_err(words)
+}
+
+/// "Play": the session's local copy in the system's audio player.
+#[tauri::command]
+pub async fn play_recording(handle: AppHandle, app: State<'_, AppState>) -> Answer<()> {
+    let file = app.local_copy().map_err(words)?;
+    folders::open_file(&handle, &file).map_err(words)
+}
+
+/// "Open logs": the folder of the app's log files.
+#[tauri::command]
+pub async fn open_logs(handle: AppHandle, app: State<'_, AppState>) -> Answer<()> {
+    folders::open_dir(&handle, &app.log_dir()).map_err(words)
 }
 
 /// The Sessions view's list: the gateway's sessions and this computer's, newest first.
@@ -119,8 +149,13 @@ pub async fn export_session(app: State<'_, AppState>, session_id: String) -> Ans
 }
 
 #[tauri::command]
-pub async fn open_export(app: State<'_, AppState>, session_id: String) -> Answer<()> {
-    app.open_export(&session_id).map_err(words)
+pub async fn open_export(
+    handle: AppHandle,
+    app: State<'_, AppState>,
+    session_id: String,
+) -> Answer<()> {
+    let dir = app.export_folder(&session_id).map_err(words)?;
+    folders::open_dir(&handle, &dir).map_err(words)
 }
 
 /// Deletes a session from the gateway and this computer (the page asked the user first).

@@ -1,33 +1,32 @@
-//! "Open folder": shows a directory in the system's file manager.
+//! "Open folder", "Open logs" and "Play" (the local copy in the system's player), through
+//! tauri-plugin-opener: the platform's file manager or default app, without a shell.
 //!
-//! The page names which folder (the session's recording or the results), never a path, so it
+//! The page names what to open (a folder kind, a session, the logs), never a path, so it
 //! cannot make the app open anything else.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use anyhow::Context as _;
+use tauri::AppHandle;
+use tauri_plugin_opener::OpenerExt as _;
 
-/// Opens `dir` with the platform's file manager, without waiting for it.
-pub fn open(dir: &Path) -> anyhow::Result<()> {
+/// Shows `dir` in the file manager.
+pub fn open_dir(app: &AppHandle, dir: &Path) -> anyhow::Result<()> {
     if !dir.is_dir() {
         anyhow::bail!("{} does not exist (yet).", dir.display());
     }
-    let program = if cfg!(target_os = "windows") {
-        "explorer"
-    } else if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
-    let mut child = Command::new(program)
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot run {program} to open {}", dir.display()))?;
-    // Reap it when it exits so no zombie stays behind.
-    std::thread::spawn(move || child.wait());
-    Ok(())
+    open(app, dir)
+}
+
+/// Opens `file` with the app the system uses for its type (a WAV: the audio player).
+pub fn open_file(app: &AppHandle, file: &Path) -> anyhow::Result<()> {
+    if !file.is_file() {
+        anyhow::bail!("{} does not exist (yet).", file.display());
+    }
+    open(app, file)
+}
+
+fn open(app: &AppHandle, path: &Path) -> anyhow::Result<()> {
+    app.opener()
+        .open_path(path.display().to_string(), None::<&str>)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))
 }

@@ -142,7 +142,7 @@ impl GatewayHost {
             url: None,
             running: false,
             inference_configured: None,
-            data_dir: Some(self.data_dir.display().to_string()),
+            data_dir: Some(super::paths::shown(&self.data_dir)),
             error: None,
         };
         match BundledGateway::start(config).await {

@@ -8,7 +8,9 @@
 //! - [`held`]: the list of sessions with audio held on this computer; [`delivery`]: sending
 //!   it without recording;
 //! - [`ui_events`]: the event stream to the page;
-//! - [`speakers`]: name corrections; [`folders`]: "open folder";
+//! - [`mic_test`]: the input's level before recording; [`speakers`]: name corrections; [`folders`]: "open folder", "play", "open logs";
+//! - the desktop side: [`desktop`] (single instance, window state, logs, the quit question,
+//!   notifications, the global hotkey; their rules in [`notices`]) and [`tray`];
 //! - the Sessions view: [`history`] (the list), [`titles`] (renames), [`playback`] (the
 //!   session audio it plays), [`export`] (the files); their actions are methods of
 //!   `AppState` in [`sessions_view`];
@@ -16,11 +18,14 @@
 
 mod commands;
 mod delivery;
+mod desktop;
 mod export;
 mod folders;
 mod gateway_host;
 mod held;
 mod history;
+mod mic_test;
+mod notices;
 mod paths;
 mod playback;
 mod recording;
@@ -30,6 +35,7 @@ mod settings;
 mod speakers;
 mod state;
 mod titles;
+mod tray;
 mod ui_events;
 
 use tauri::Manager as _;
@@ -38,15 +44,43 @@ use self::state::AppState;
 
 /// Builds the window and runs until it closes; on exit stops the recording and the gateway.
 pub fn run() {
-    init_logging();
+    let context = tauri::generate_context!();
+    let identifier = context.config().identifier.clone();
     let app = tauri::Builder::default()
+        // First: a second launch must leave before it opens anything.
+        .plugin(desktop::single_instance(&identifier))
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_opener::init())
+        .plugin(desktop::hotkey())
         .setup(|app| {
             let paths = paths::Paths::resolve(app.handle())?;
+            // Both need the paths (a test's or a portable setup's own folders).
+            app.handle().plugin(desktop::logging(&paths))?;
+            app.handle().plugin(desktop::window_state(&paths))?;
             // The bundled gateway starts in milliseconds; having it before the page loads
             // means the first status the page asks for is already the real one.
             let state = tauri::async_runtime::block_on(AppState::open(paths));
             app.manage(state);
+            desktop::open_window(app)?;
+            let tray = tray::Tray::build(app.handle())
+                .inspect_err(|e| log::warn!("no tray icon: {e:#}"))
+                .ok();
+            desktop::watch_events(app.handle(), tray);
+            desktop::register_hotkey(app.handle());
             Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Closing the window quits; while recording it asks first.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event
+                && window.label() == desktop::MAIN
+                && window
+                    .try_state::<AppState>()
+                    .is_some_and(|state| state.recording_now())
+            {
+                api.prevent_close();
+                desktop::request_quit(window.app_handle());
+            }
         })
         .invoke_handler(tauri::generate_handler![
             commands::subscribe,
@@ -56,11 +90,14 @@ pub fn run() {
             commands::new_session_id,
             commands::session_view,
             commands::send_held,
+            commands::mic_test,
             commands::start_recording,
             commands::stop_recording,
             commands::rename_speaker,
             commands::finalize_session,
             commands::open_folder,
+            commands::play_recording,
+            commands::open_logs,
             commands::list_sessions,
             commands::session_audio,
             commands::rename_session,
@@ -68,7 +105,7 @@ pub fn run() {
             commands::open_export,
             commands::delete_session,
         ])
-        .build(tauri::generate_context!())
+        .build(context)
         .unwrap_or_else(|e| {
             eprintln!("interview-recorder: cannot start the window: {e}");
             std::process::exit(1);
@@ -80,15 +117,4 @@ pub fn run() {
             tauri::async_runtime::block_on(state.shutdown());
         }
     });
-}
-
-/// Gateway and engine logs to stderr, filtered by `RUST_LOG` (default: warnings, and the
-/// gateway's startup line).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,gateway=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

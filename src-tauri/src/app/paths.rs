@@ -1,11 +1,12 @@
 //! Where the app keeps its files.
 //!
-//! By default the OS's per-app directories (`app_config_dir`, `app_data_dir`). Tests and
-//! portable setups point them elsewhere with `RECORDER_CONFIG_DIR` / `RECORDER_DATA_DIR` /
-//! `RECORDER_EXPORT_DIR`, so a run never touches the user's real settings, recordings or
-//! downloads.
+//! By default the OS's per-app directories (`app_config_dir`, `app_data_dir`, `app_log_dir`).
+//! Tests and portable setups point them elsewhere with `RECORDER_CONFIG_DIR` /
+//! `RECORDER_DATA_DIR` / `RECORDER_EXPORT_DIR`, so a run never touches the user's real
+//! settings, recordings, logs or downloads (with `RECORDER_DATA_DIR` the logs go to its
+//! `logs/`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use tauri::{AppHandle, Manager as _};
@@ -16,6 +17,22 @@ pub const CONFIG_DIR_ENV: &str = "RECORDER_CONFIG_DIR";
 pub const DATA_DIR_ENV: &str = "RECORDER_DATA_DIR";
 /// Overrides where exports go.
 pub const EXPORT_DIR_ENV: &str = "RECORDER_EXPORT_DIR";
+
+/// A path as the window shows it: under the user's home as `~/…`, so a screenshot or a shared
+/// screen does not show the account's name.
+pub fn shown(path: &Path) -> String {
+    let home = std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from);
+    match home
+        .as_deref()
+        .and_then(|home| path.strip_prefix(home).ok())
+    {
+        Some(rest) => Path::new("~").join(rest).display().to_string(),
+        None => path.display().to_string(),
+    }
+}
 
 /// The app's directories; created on startup.
 #[derive(Debug, Clone)]
@@ -28,6 +45,8 @@ pub struct Paths {
     /// Exports, one folder per session: `Interview Recorder` in the user's downloads folder,
     /// or `exports/` in the data directory where the OS has none. Created on the first export.
     pub exports_dir: PathBuf,
+    /// The log files (tauri-plugin-log) that "Open logs" shows.
+    pub log_dir: PathBuf,
 }
 
 impl Paths {
@@ -36,11 +55,14 @@ impl Paths {
             Some(dir) => PathBuf::from(dir),
             None => app.path().app_config_dir().context("no config directory")?,
         };
-        let data_dir = match std::env::var_os(DATA_DIR_ENV) {
-            Some(dir) => PathBuf::from(dir),
-            None => app.path().app_data_dir().context("no data directory")?,
+        let (data_dir, log_dir) = match std::env::var_os(DATA_DIR_ENV) {
+            Some(dir) => (PathBuf::from(&dir), PathBuf::from(dir).join("logs")),
+            None => (
+                app.path().app_data_dir().context("no data directory")?,
+                app.path().app_log_dir().context("no log directory")?,
+            ),
         };
-        for dir in [&config_dir, &data_dir] {
+        for dir in [&config_dir, &data_dir, &log_dir] {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
@@ -55,11 +77,17 @@ impl Paths {
             config_dir,
             data_dir,
             exports_dir,
+            log_dir,
         })
     }
 
     pub fn settings_file(&self) -> PathBuf {
         self.config_dir.join("settings.json")
+    }
+
+    /// The window's size and place (tauri-plugin-window-state), beside the settings.
+    pub fn window_state_file(&self) -> PathBuf {
+        self.config_dir.join("window-state.json")
     }
 
     /// Data directory of the bundled gateway (its objects are under `objects/`).

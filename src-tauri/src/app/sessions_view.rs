@@ -112,9 +112,9 @@ impl AppState {
         Ok(self.paths.exports_dir.join(safe_name(session_id)?))
     }
 
-    /// Shows a session's export folder in the file manager.
-    pub fn open_export(&self, session_id: &str) -> anyhow::Result<()> {
-        super::folders::open(&self.export_dir(session_id)?)
+    /// A session's export folder, for "Open folder".
+    pub fn export_folder(&self, session_id: &str) -> anyhow::Result<PathBuf> {
+        self.export_dir(session_id)
     }
 
     /// Deletes a session from the gateway (objects, state, events) and from this computer

@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use super::delivery::{Deliveries, Ended, Plan};
 use super::gateway_host::{GatewayHost, GatewayStatus};
 use super::held::{Delivery, HeldBoard, HeldSession};
+use super::mic_test::MicTest;
 use super::paths::Paths;
 use super::recording::{self, Recording, RecordingInfo};
 use super::session::{self, SessionView};
@@ -69,6 +70,8 @@ pub struct AppState {
     pub(super) titles: Titles,
     /// The gateway audio fetched for the Sessions view's player.
     pub(super) playback: PlaybackCache,
+    /// "Test microphone", while it runs (never while recording: Start ends it first).
+    mic_test: Mutex<Option<MicTest>>,
 }
 
 /// Everything the window needs to draw itself after a (re)load.
@@ -191,6 +194,7 @@ impl AppState {
             events,
             titles,
             playback: PlaybackCache::default(),
+            mic_test: Mutex::new(None),
         }
     }
 
@@ -229,8 +233,8 @@ impl AppState {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
-            config_dir: self.paths.config_dir.display().to_string(),
-            data_dir: self.paths.data_dir.display().to_string(),
+            config_dir: super::paths::shown(&self.paths.config_dir),
+            data_dir: super::paths::shown(&self.paths.data_dir),
             held: self.held.list(),
         }
     }
@@ -418,11 +422,44 @@ impl AppState {
         self.save_settings(settings).await
     }
 
+    /// "Test microphone": the input's level on the meter, nothing recorded. Refused while
+    /// recording (the meter shows the recording's level then).
+    pub async fn start_mic_test(&self) -> anyhow::Result<()> {
+        let recording = self.recording.lock().await;
+        if recording.as_ref().is_some_and(Recording::is_active) {
+            anyhow::bail!("The meter already shows the recording's level.");
+        }
+        self.stop_mic_test().await;
+        let spec = self.settings().input_spec()?;
+        let test = tauri::async_runtime::spawn_blocking({
+            let events = self.events.clone();
+            move || MicTest::start(&spec, events)
+        })
+        .await??;
+        *self.mic_test.lock().unwrap_or_else(|e| e.into_inner()) = Some(test);
+        drop(recording);
+        Ok(())
+    }
+
+    /// Ends the microphone test, if one runs, once its input is closed.
+    pub async fn stop_mic_test(&self) {
+        let test = self
+            .mic_test
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(test) = test {
+            let _ = tauri::async_runtime::spawn_blocking(move || test.stop()).await;
+        }
+    }
+
     pub async fn start(&self) -> anyhow::Result<RecordingInfo> {
         let mut recording = self.recording.lock().await;
         if recording.as_ref().is_some_and(Recording::is_active) {
             anyhow::bail!("Already recording.");
         }
+        // The test and the recording would open the same input.
+        self.stop_mic_test().await;
         // A recording that ended by itself: collect it first (it has drained or timed out).
         if let Some(done) = recording.take() {
             let summary = done.stop(Duration::ZERO).await?;
@@ -595,9 +632,10 @@ impl AppState {
         })
     }
 
-    pub async fn open_folder(&self, folder: Folder) -> anyhow::Result<()> {
+    /// The folder "Open folder" shows for the session in Setup.
+    pub async fn folder(&self, folder: Folder) -> anyhow::Result<PathBuf> {
         let session_id = self.settings().session_id;
-        let dir: PathBuf = match folder {
+        Ok(match folder {
             Folder::Recording => engine::session_dir(&self.paths.recordings_dir(), &session_id)?,
             Folder::Result => {
                 let safe = contract::session_id::SessionId::parse(&session_id)
@@ -613,13 +651,33 @@ impl AppState {
                         )
                     })?
             }
-        };
-        super::folders::open(&dir)
+        })
+    }
+
+    /// The session in Setup's local copy of the microphone, for "Play".
+    pub fn local_copy(&self) -> anyhow::Result<PathBuf> {
+        let session_id = self.settings().session_id;
+        recording::local_wav(&self.paths.recordings_dir(), &session_id, Stream::Mic)
+            .ok_or_else(|| anyhow::anyhow!("Session {session_id} has no local copy yet."))
+    }
+
+    /// Whether a recording runs now, without waiting: a start or stop in progress (the lock
+    /// is held) counts as recording, so quitting then still asks first.
+    pub fn recording_now(&self) -> bool {
+        self.recording
+            .try_lock()
+            .map_or(true, |r| r.as_ref().is_some_and(Recording::is_active))
+    }
+
+    /// Where the log files are ("Open logs").
+    pub fn log_dir(&self) -> PathBuf {
+        self.paths.log_dir.clone()
     }
 
     /// On exit: stop recording and deliveries (unsent frames stay in the spool) and stop the
     /// bundled gateway.
     pub async fn shutdown(&self) {
+        self.stop_mic_test().await;
         self.deliveries.stop_all().await;
         if let Some(running) = self.recording.lock().await.take() {
             let _ = running.stop(Duration::from_secs(3)).await;

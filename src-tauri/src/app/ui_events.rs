@@ -5,25 +5,43 @@
 //! one, which replaces the old. Messages are JSON objects tagged by `"type"`: the engine's events
 //! unchanged (`level`, `uplink`, `connection`, `speaker`, `resolve_unavailable`, `error`,
 //! `finished`) except that speaker centroids are left out, plus the app's own `recording`
-//! (idle / recording / stopping / finalizing) and `gateway` (its status). A stream's events
+//! (idle / recording / stopping / finalizing), `gateway` (its status), `mic_test` (the
+//! microphone test ended; its levels are `level` messages), `command` (the tray or the global
+//! hotkey asks for what the page's Start/Pause button does) and `window` (a second launch was
+//! turned away and this window brought to the front). A stream's events
 //! (`level`, `uplink`, `connection`, its `error`s) name it in `"stream"` (`mic` or `system`,
 //! the meeting audio): the page draws each on its own meter and counters.
+//!
+//! The desktop side (the tray's recording indicator, notifications while the window is hidden)
+//! watches the same stream: [`UiEvents::watch`] installs it once, and it sees every message
+//! before the page does, whether or not a page is listening.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use recorder::events::Event;
 use serde_json::Value;
 use tauri::ipc::Channel;
 use tokio::sync::broadcast::{self, error::RecvError};
 
+/// Something that sees every message sent to the page; it must return quickly (it runs on
+/// the sender's thread, the audio path's forwarding task included).
+pub type Watcher = Box<dyn Fn(&Value) + Send + Sync>;
+
 /// Cheap to clone; every clone sends to the page's current channel.
 #[derive(Clone, Default)]
 pub struct UiEvents {
     // A std Mutex: held only to swap or clone the channel, never across an await.
     channel: Arc<Mutex<Option<Channel<Value>>>>,
+    /// Set once at setup; a `OnceLock` so sending never takes a lock for it.
+    watcher: Arc<OnceLock<Watcher>>,
 }
 
 impl UiEvents {
+    /// Installs the desktop side's watcher (only the first call counts).
+    pub fn watch(&self, watcher: Watcher) {
+        let _ = self.watcher.set(watcher);
+    }
+
     /// Replaces the page's channel (a reloaded page subscribes again).
     pub fn attach(&self, channel: Channel<Value>) {
         *self.channel.lock().unwrap_or_else(|e| e.into_inner()) = Some(channel);
@@ -31,6 +49,9 @@ impl UiEvents {
 
     /// Sends one message; with no page listening it is dropped.
     pub fn send(&self, message: Value) {
+        if let Some(watcher) = self.watcher.get() {
+            watcher(&message);
+        }
         let channel = self
             .channel
             .lock()
