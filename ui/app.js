@@ -55,6 +55,14 @@ const ui = {
   held: [],
 };
 
+/** A decision in words, with what it means (the badge's tooltip adds the score). */
+const DECISIONS = {
+  auto: ["Recognized", "The voice matched this person closely enough to name them."],
+  confirm: ["Please confirm", "The voice may be this person: confirm, or type the right name."],
+  manual: ["Named by you", "You gave this voice its name."],
+  unknown: ["Not named yet", "No one on the roster matched this voice yet: type a name."],
+};
+
 const COLORS = ["#2f7ddf", "#e0852c", "#2f9e5b", "#b255c9", "#d8455a", "#1aa2a8", "#8c6d3f", "#6b6fd6"];
 
 // ---------- formatting ----------
@@ -115,6 +123,17 @@ function showError(message) {
   $("banner-error").hidden = false;
 }
 
+/** Says a change of state to screen readers, through the page's one polite live region.
+ *  Callers announce transitions (connected → unreachable, recording → paused), never a text
+ *  that changes by itself (counters, attempts, seconds held); a repeat of the last message is
+ *  dropped. */
+let lastAnnounced = "";
+function announce(text) {
+  if (!text || text === lastAnnounced) return;
+  lastAnnounced = text;
+  $("announcer").textContent = text;
+}
+
 // ---------- setup ----------
 
 function parseRoster(text) {
@@ -152,6 +171,7 @@ function fillSettings(settings) {
   $("record-system").checked = !!settings.record_system;
   selectInput(settings.input);
   showModeFields();
+  drawRosterNames(settings.roster);
   drawSystemState();
 }
 
@@ -180,6 +200,20 @@ function showModeFields() {
   const remote = $("mode-remote").checked;
   $("remote-fields").hidden = !remote;
   $("bundled-fields").hidden = remote;
+  const url = remote ? $("remote-url").value.trim() : $("inference-url").value.trim();
+  $("connection-summary").textContent = remote
+    ? `· remote gateway${url ? ` ${url}` : ""}`
+    : `· bundled gateway${url ? ", inference service set" : ""}`;
+}
+
+/** The roster's names, offered by every speaker row's name field. */
+function drawRosterNames(roster) {
+  const names = [...new Set((roster || []).map((r) => r.name).filter(Boolean))];
+  $("roster-names").replaceChildren(...names.map((name) => {
+    const option = document.createElement("option");
+    option.value = name;
+    return option;
+  }));
 }
 
 let saving = Promise.resolve();
@@ -190,11 +224,11 @@ function saveSettings() {
     try {
       const status = await call("save_settings", { settings: readSettings() });
       applyStatus(status);
-      $("save-state").textContent = "Saved";
-      setTimeout(() => { if ($("save-state").textContent === "Saved") $("save-state").textContent = ""; }, 2500);
+      $("save-state").textContent = "Saved.";
+      setTimeout(() => { if ($("save-state").textContent === "Saved.") $("save-state").textContent = ""; }, 2500);
       return true;
     } catch (e) {
-      $("save-state").textContent = "Not saved";
+      $("save-state").textContent = "Not saved.";
       return false;
     }
   });
@@ -468,6 +502,8 @@ async function toggleRecording() {
         resetSession(ui.settings.session_id);
       }
       $("finalize-result").hidden = true;
+      // The recording takes the input over from the test (the app ends the test first).
+      setMicTest(false);
       const info = await call("start_recording");
       startedRecording(info);
     } catch (e) {
@@ -563,6 +599,7 @@ function drawPhase() {
     finalizing: "Finalizing…",
   }[ui.phase];
   $("setup-fields").disabled = ui.phase !== "idle";
+  $("mic-test").disabled = ui.phase !== "idle";
   $("finalize-button").disabled = !(ui.recorded && (ui.phase === "idle" || ui.phase === "recording"));
   if (ui.phase === "idle" || ui.phase === "recording") {
     const status = $("finalize-status");
@@ -574,6 +611,12 @@ function drawPhase() {
   }
   if (ui.phase === "idle" && !ui.counters) $("chip-connection").textContent = "Not recording";
   drawElapsed();
+  // Said once per change: recording, paused, finalized (not on the first draw after load).
+  const spoken = recording ? "Recording." : ui.phase === "idle" ? (finalized ? "Session finalized." : paused ? "Paused." : "Ready.") : "";
+  if (spoken && spoken !== ui.lastPhaseSpoken) {
+    if (ui.lastPhaseSpoken !== undefined) announce(spoken);
+    ui.lastPhaseSpoken = spoken;
+  }
 }
 
 function drawElapsed() {
@@ -620,7 +663,8 @@ function paintLevel() {
     if (text !== lastLevelText[stream]) {
       lastLevelText[stream] = text;
       $(ids.text).textContent = text;
-      $(ids.meter).setAttribute("aria-valuenow", String(Math.round(rms)));
+      $(ids.meter).setAttribute("aria-valuenow", String(Math.max(-60, Math.round(rms))));
+      $(ids.meter).setAttribute("aria-valuetext", text);
     }
   }
 }
@@ -632,7 +676,9 @@ function resetMeter(stream) {
   $(ids.cover).style.width = "100%";
   $(ids.peak).style.left = "0";
   $(ids.text).textContent = "— dBFS";
-  $(ids.meter).removeAttribute("aria-valuenow");
+  // A meter always has a value: the floor of its scale, said as "no signal".
+  $(ids.meter).setAttribute("aria-valuenow", "-60");
+  $(ids.meter).setAttribute("aria-valuetext", "no signal");
 }
 
 function drawCounters() {
@@ -665,11 +711,20 @@ function drawConnection() {
   const text = {
     connecting: "Connecting…",
     connected: "Connected",
-    reconnecting: `Reconnecting (attempt ${c.state.attempt})`,
+    reconnecting: "Reconnecting…",
     offline: "Offline",
   }[state] || state;
-  chip.textContent = text;
+  if (chip.textContent !== text) chip.textContent = text;
+  // The attempt number is a detail for whoever hovers, not a change to announce.
+  chip.title = state === "reconnecting" ? `Attempt ${c.state.attempt}` : "";
   chip.className = state === "connected" ? "chip ok" : state === "connecting" ? "chip" : "chip warn";
+  const down = state === "reconnecting" || state === "offline";
+  if (down && ui.lastLink !== "down") {
+    announce("Gateway unreachable. Recording goes on; audio is held on this computer.");
+  } else if (state === "connected" && ui.lastLink === "down") {
+    announce("Gateway reachable again.");
+  }
+  if (down || state === "connected") ui.lastLink = down ? "down" : "up";
 }
 
 function showHeld(text) {
@@ -748,6 +803,10 @@ function drawHeld() {
   const rows = ui.held.map((h) => {
     const li = list.querySelector(`li[data-session="${CSS.escape(h.session_id)}"]`) || heldRow(h.session_id);
     const state = (h.delivery || {}).state;
+    // The row's text changes as the seconds go; only where a delivery ends is it said.
+    if (li.dataset.state !== state && ["delivered", "finalized", "failed"].includes(state)) {
+      announce(`Session ${h.session_id}: ${heldWords(h)}`);
+    }
     li.dataset.state = state;
     li.dataset.held = String(h.held);
     const text = heldWords(h);
@@ -850,9 +909,11 @@ function drawSpeakers() {
     name.textContent = s.name || (s.stream === "system" ? "unknown" : "interviewer");
     name.classList.toggle("unknown", !s.name);
     const badge = row.querySelector(".badge");
-    badge.textContent = s.decision;
+    const [words, meaning] = DECISIONS[s.decision] || [s.decision, ""];
+    badge.textContent = words;
+    badge.dataset.decision = s.decision;
     badge.className = `badge ${s.decision}`;
-    row.querySelector(".score").textContent = s.score == null ? "—" : s.score.toFixed(2);
+    badge.title = `${meaning}${s.score == null ? "" : ` Match score ${s.score.toFixed(2)}.`} (${s.decision}, voice ${clusterId})`;
     row.querySelector(".heard").textContent = s.lastHeard == null ? "—" : clock(s.lastHeard);
     const input = row.querySelector("input");
     if (document.activeElement !== input && !input.dataset.touched) input.value = s.name || "";
@@ -872,18 +933,24 @@ function speakerRow(clusterId, s) {
   const row = document.createElement("tr");
   row.dataset.cluster = clusterId;
   row.innerHTML = `
-    <td><span class="swatch"></span><span class="num cluster-id"></span><span class="role"></span></td>
+    <td><span class="swatch" aria-hidden="true"></span><span class="voice-label"></span><span class="role"></span></td>
     <td><span class="speaker-name"></span></td>
     <td><span class="badge"></span></td>
-    <td class="num score"></td>
     <td class="num heard"></td>
     <td><form class="name-form">
-      <input type="text" class="name-input" placeholder="Name" aria-label="Name">
+      <input type="text" class="name-input" placeholder="Name" list="roster-names">
       <button type="submit" class="rename">Save</button>
       <button type="button" class="confirm" hidden>Confirm</button>
     </form></td>`;
   row.querySelector(".swatch").style.background = s.color;
-  row.querySelector(".cluster-id").textContent = clusterId;
+  // "Voice 2", in the order the voices were first heard; the engine's id is in the tooltip.
+  const voice = `Voice ${ui.speakers.size}`;
+  const label = row.querySelector(".voice-label");
+  label.textContent = voice;
+  label.title = `Cluster ${clusterId}`;
+  row.querySelector(".name-input").setAttribute("aria-label", `Name of ${voice}`);
+  row.querySelector("button.rename").setAttribute("aria-label", `Save the name of ${voice}`);
+  row.querySelector("button.confirm").setAttribute("aria-label", `Confirm the name of ${voice}`);
   const form = row.querySelector("form");
   const input = row.querySelector("input");
   input.addEventListener("input", () => { input.dataset.touched = "1"; });
@@ -935,6 +1002,15 @@ function drawTimeline() {
     return div;
   }));
   $("timeline-end").textContent = clock(total);
+  // The picture in words: talk time per voice, in the order they were heard.
+  const talk = new Map();
+  for (const seg of ui.timeline) talk.set(seg.cluster, (talk.get(seg.cluster) || 0) + (seg.to - seg.from));
+  const parts = [...talk].map(([cluster, secs]) => {
+    const s = ui.speakers.get(cluster);
+    return `${s && s.name ? s.name : "unnamed voice"} ${clock(secs)}`;
+  });
+  const label = parts.length ? `Who spoke when, over ${clock(total)}: ${parts.join(", ")}` : "Who spoke when: nobody yet";
+  if (timeline.getAttribute("aria-label") !== label) timeline.setAttribute("aria-label", label);
 }
 
 // ---------- finalize ----------
@@ -1068,6 +1144,22 @@ function onEvent(message) {
       ui.held = message.sessions || [];
       drawHeld();
       break;
+    case "mic_test":
+      // The test ended by itself (the input went away) or was stopped.
+      if (message.problem && micTesting) showError(`Microphone test: ${message.problem}`);
+      setMicTest(false);
+      break;
+    case "command":
+      // The tray's Start/Pause and the global hotkey: what the button does.
+      if (message.action === "toggle") toggleRecording();
+      break;
+    case "window":
+      // A second launch was turned away and this window brought to the front instead.
+      if (message.reason === "second_launch") {
+        document.body.dataset.secondLaunches = String(Number(document.body.dataset.secondLaunches || 0) + 1);
+        announce("Interview Recorder is already open: here it is.");
+      }
+      break;
     default:
       break;
   }
@@ -1085,6 +1177,45 @@ function errorWords(message) {
   return `${where}: ${message.message}`;
 }
 
+// ---------- microphone test ----------
+
+/** Whether "Test microphone" runs: the meter then shows the input's level, nothing recorded. */
+let micTesting = false;
+
+function setMicTest(on) {
+  if (micTesting === on) return;
+  micTesting = on;
+  $("mic-test").setAttribute("aria-pressed", String(on));
+  if (!on && ui.phase === "idle") resetMeter("mic");
+  announce(on ? "Microphone test on: the meter shows the input's level." : "Microphone test off.");
+}
+
+async function toggleMicTest() {
+  const on = !micTesting;
+  try {
+    await call("mic_test", { on });
+    setMicTest(on);
+  } catch (e) {
+    setMicTest(false);
+  }
+}
+
+// ---------- keyboard ----------
+
+/** Ctrl+Shift+R (⌘⇧R): Start or Pause; Ctrl+Shift+F (⌘⇧F): Finalize. Both with Shift so
+ *  they never take a key a text field uses. */
+function onShortcut(event) {
+  if (!(event.ctrlKey || event.metaKey) || !event.shiftKey || event.altKey || event.repeat) return;
+  const key = event.key.toLowerCase();
+  if (key === "r") {
+    event.preventDefault();
+    if (!$("record-button").disabled) toggleRecording();
+  } else if (key === "f") {
+    event.preventDefault();
+    if (!$("finalize-button").disabled) finalize();
+  }
+}
+
 // ---------- start ----------
 
 async function main() {
@@ -1100,13 +1231,23 @@ async function main() {
   $("refresh-devices").addEventListener("click", refreshDevices);
   $("record-button").addEventListener("click", toggleRecording);
   $("finalize-button").addEventListener("click", finalize);
-  $("save-settings").addEventListener("click", saveSettings);
+  $("open-logs").addEventListener("click", () => call("open_logs").catch(() => {}));
+  $("play-recording").addEventListener("click", () => call("play_recording").catch(() => {}));
+  document.addEventListener("keydown", onShortcut);
   $("new-session").addEventListener("click", () => newSession().catch(() => { /* shown */ }));
   $("held-list").addEventListener("click", onHeldClick);
   for (const radio of document.querySelectorAll('input[name="gateway-mode"]')) {
     radio.addEventListener("change", () => { showModeFields(); saveSettings(); });
   }
-  $("input-select").addEventListener("change", () => { selectInput($("input-select").value); saveSettings(); });
+  for (const id of ["remote-url", "inference-url"]) {
+    $(id).addEventListener("input", showModeFields);
+  }
+  $("input-select").addEventListener("change", () => {
+    selectInput($("input-select").value);
+    // A test running goes on with the input just chosen.
+    saveSettings().then((saved) => { if (saved && micTesting) call("mic_test", { on: true }).catch(() => setMicTest(false)); });
+  });
+  $("mic-test").addEventListener("click", toggleMicTest);
   $("record-system").addEventListener("change", saveSettings);
   for (const id of ["remote-url", "remote-key", "inference-url", "inference-key", "roster"]) {
     $(id).addEventListener("change", saveSettings);
