@@ -42,11 +42,12 @@
 
 #![cfg(unix)]
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
+use e2e::page::{click, connect, finish, save_screenshot, tempdir, wait_for_read};
 use e2e::{INFERENCE_KEY, InferenceServer, TauriDriver};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
 const SESSION: &str = "e2e-webdriver";
@@ -1058,26 +1059,6 @@ fn check_export(dir: &Path, local_copy: &Path, stored_result: &Path) -> anyhow::
     Ok(())
 }
 
-/// Ends a WebDriver run: a screenshot on failure, the session closed, the driver's process
-/// group killed, then the verdict.
-async fn finish(
-    client: Client,
-    driver: TauriDriver,
-    outcome: Result<anyhow::Result<()>, tokio::time::error::Elapsed>,
-    failure_shot: &Path,
-) {
-    if !matches!(outcome, Ok(Ok(()))) {
-        save_screenshot(&client, failure_shot).await;
-    }
-    let _ = client.close().await;
-    drop(driver);
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("{e:#}\n(screenshot: {})", failure_shot.display()),
-        Err(_) => panic!("the WebDriver test did not finish within 240 s"),
-    }
-}
-
 /// The user's part: everything done through the page.
 async fn drive(
     client: &Client,
@@ -1100,9 +1081,11 @@ async fn drive(
     .await?;
     // Set up inference the way a user does; saving restarts the bundled gateway with it (on a
     // new port, which is how the page shows the restart happened).
+    // The connection settings are folded away: open them first. Settings save as they change
+    // (each field's `change`), so Tab out of the key as a user leaves the field.
+    click(client, "#connection > summary").await?;
     type_into(client, "#inference-url", inference_url).await?;
-    type_into(client, "#inference-key", INFERENCE_KEY).await?;
-    click(client, "#save-settings").await?;
+    type_into(client, "#inference-key", &format!("{INFERENCE_KEY}{TAB}")).await?;
     // Leaving the URL field already saved once (its change event), before the key was typed:
     // wait for the save that holds both, not just for the first restart.
     let saved_both = || {
@@ -1255,45 +1238,13 @@ async fn drive(
     Ok(())
 }
 
-/// A new WebDriver session on the app binary. tauri-driver accepts connections before its
-/// WebKitWebDriver is ready, so a refused first attempt is retried.
-async fn connect(driver: &TauriDriver, app: &Path) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert("browserName".into(), json!("wry"));
-    caps.insert(
-        "tauri:options".into(),
-        json!({ "application": app.display().to_string() }),
-    );
-    let mut attempt = 1;
-    loop {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(caps.clone())
-            .connect(&driver.url())
-            .await
-        {
-            Ok(client) => return client,
-            Err(e) if attempt < 3 => {
-                eprintln!("WebDriver session attempt {attempt} failed ({e}); retrying");
-                attempt += 1;
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            Err(e) => panic!(
-                "cannot open a WebDriver session on {}: {e} (driver logs in {})",
-                app.display(),
-                e2e::artifacts_dir().display()
-            ),
-        }
-    }
-}
-
 /// What the page shows, read in one script.
 const READ_PAGE: &str = r#"
 const text = (id) => { const el = document.getElementById(id); return el ? el.textContent.trim() : null; };
 const rows = [...document.querySelectorAll('#speakers-body tr')].map((row) => ({
   cluster: row.dataset.cluster,
   name: row.querySelector('.speaker-name').textContent.trim(),
-  decision: row.querySelector('.badge').textContent.trim(),
+  decision: row.querySelector('.badge').dataset.decision,
   role: row.querySelector('.role').textContent.trim(),
 }));
 const level = (id) => document.getElementById(id).getAttribute('aria-valuenow');
@@ -1348,28 +1299,6 @@ async fn wait_for(
     ready: impl Fn(&Value) -> bool,
 ) -> anyhow::Result<Value> {
     wait_for_read(client, READ_PAGE, what, secs, ready).await
-}
-
-/// Polls what the script `read` returns until `ready` holds; fails with the last answer seen
-/// after `secs`.
-async fn wait_for_read(
-    client: &Client,
-    read: &str,
-    what: &str,
-    secs: u64,
-    ready: impl Fn(&Value) -> bool,
-) -> anyhow::Result<Value> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let page = client.execute(read, vec![]).await?;
-        if ready(&page) {
-            return Ok(page);
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("waited {secs} s for {what}; the page shows {page:#}");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// Types `text` over a field's whole content and leaves it with Tab, as a user does (so the
@@ -1433,31 +1362,6 @@ async fn start_recording(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn click(client: &Client, css: &str) -> anyhow::Result<()> {
-    client
-        .find(Locator::Css(css))
-        .await
-        .map_err(|e| anyhow::anyhow!("{css}: {e}"))?
-        .click()
-        .await
-        .map_err(|e| anyhow::anyhow!("click {css}: {e}"))?;
-    Ok(())
-}
-
-/// The window through WebDriver, or the whole X screen with ImageMagick's `import`.
-async fn save_screenshot(client: &Client, path: &Path) -> bool {
-    if let Ok(png) = client.screenshot().await
-        && std::fs::write(path, png).is_ok()
-    {
-        return true;
-    }
-    std::process::Command::new("import")
-        .args(["-window", "root"])
-        .arg(path)
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// WebDriver's Tab key: leaving a field fires its `change`, as a user's Tab does.
 const TAB: &str = "\u{E004}";
 /// WebDriver's Enter key: submits a field's form.
@@ -1488,12 +1392,4 @@ fn number(value: &Value) -> u64 {
         .and_then(|s| s.parse().ok())
         .or_else(|| value.as_u64())
         .unwrap_or(0)
-}
-
-/// A fresh directory for one test's settings and data, under the artifacts directory.
-fn tempdir(artifacts: &Path, name: &str) -> PathBuf {
-    let dir = artifacts.join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

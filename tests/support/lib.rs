@@ -4,9 +4,12 @@
 //!   killed as a group on drop;
 //! - [`InferenceServer`]: a small HTTP server honouring the inference service's resolve
 //!   contract, on a free port;
-//! - [`require_display`]: fails loudly when the test cannot show a window.
+//! - [`require_display`]: fails loudly when the test cannot show a window;
+//! - [`page`]: driving the page (connect, wait for what it shows, click, screenshots).
 
 #![cfg(unix)]
+
+pub mod page;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,501 @@
+//! The app as a desktop app (issue 11, items 7 and 9), through the real window under Xvfb,
+//! driven through WebDriver like `webdriver.rs`:
+//!
+//! - A second launch on the same data directory exits at once and brings the first window to
+//!   the front, which hears of it (single-instance plugin over the D-Bus session bus:
+//!   `scripts/e2e.sh` runs the tests under `dbus-run-session`).
+//! - Every view passes an axe-core audit with zero violations, in the light theme and in the
+//!   dark one (`prefers-color-scheme`, which WebKitGTK takes from the GTK theme: the dark run
+//!   sets `GTK_THEME=Adwaita:dark`), with content in it: a few seconds recorded (a voice, the
+//!   timeline, the counters) and their row in the Sessions view. A screenshot of each view in
+//!   each theme goes to the artifacts, and to `docs/` when `UPDATE_SCREENSHOT` is set.
+//!   axe-core is not vendored: `scripts/e2e.sh` fetches a pinned version from the npm
+//!   registry once, into the cache, and names its `axe.min.js` in `AXE_CORE_JS`.
+//!
+//! Needs what `webdriver.rs` needs, plus a session bus and `AXE_CORE_JS`; without them it
+//! FAILS and says what to do.
+
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::TauriDriver;
+use e2e::page::{click, connect, finish, save_screenshot, tempdir, wait_for_read};
+use fantoccini::Client;
+use serde_json::{Value, json};
+
+/// What the tests read of the page, in one script.
+const READ: &str = r#"
+const text = (id) => { const el = document.getElementById(id); return el ? el.textContent.trim() : null; };
+return {
+  gateway: text('chip-gateway'),
+  recordState: text('record-state'),
+  acked: Number(text('count-acked')),
+  speakers: document.querySelectorAll('#speakers-body tr').length,
+  sessions: document.querySelectorAll('#sessions-body tr').length,
+  secondLaunches: Number(document.body.dataset.secondLaunches || 0),
+  announced: text('announcer'),
+  visibility: document.visibilityState,
+  dark: matchMedia('(prefers-color-scheme: dark)').matches,
+  error: document.getElementById('banner-error').hidden ? null : text('banner-error-text'),
+};
+"#;
+
+/// The app's settings for a test: the tone as input, the bundled gateway, a session id.
+fn settings_home(artifacts: &Path, name: &str, session: &str) -> PathBuf {
+    let home = tempdir(artifacts, name);
+    std::fs::create_dir_all(home.join("config")).unwrap();
+    let settings = json!({
+        "input": "tone:440",
+        "record_system": false,
+        "gateway": {"mode": "bundled", "remote_url": "", "remote_api_key": ""},
+        "session_id": session,
+        "resolve_every_secs": 2.0,
+    });
+    std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+    home
+}
+
+/// The environment that points the app at a test's own folders.
+fn app_env(home: &Path) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("RECORDER_CONFIG_DIR", home.join("config")),
+        ("RECORDER_DATA_DIR", home.join("data")),
+        ("RECORDER_EXPORT_DIR", home.join("exports")),
+        ("RECORDER_INPUT", PathBuf::from("tone:440")),
+    ]
+}
+
+fn as_refs<'a>(env: &'a [(&'static str, PathBuf)]) -> Vec<(&'static str, &'a Path)> {
+    env.iter().map(|(k, v)| (*k, v.as_path())).collect()
+}
+
+async fn bundled_gateway(client: &Client) -> anyhow::Result<Value> {
+    wait_for_read(client, READ, "the bundled gateway", 30, |page| {
+        page["gateway"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Bundled gateway ·"))
+    })
+    .await
+}
+
+// ---------- single instance ----------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_launch_exits_and_brings_the_first_window_to_the_front() {
+    e2e::require_display();
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "\n\nThis test needs a D-Bus session bus (the single-instance plugin meets the first \
+         instance there). scripts/e2e.sh runs the tests under dbus-run-session.\n"
+    );
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    let home = settings_home(&artifacts, "instance", "e2e-instance");
+    let env = app_env(&home);
+    let driver = TauriDriver::start("instance", &as_refs(&env), &artifacts);
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(120),
+        second_launch(&client, &app, &env, &artifacts),
+    )
+    .await;
+    finish(
+        client,
+        driver,
+        outcome,
+        &artifacts.join("instance-failure.png"),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+async fn second_launch(
+    client: &Client,
+    app: &Path,
+    env: &[(&'static str, PathBuf)],
+    artifacts: &Path,
+) -> anyhow::Result<()> {
+    let page = bundled_gateway(client).await?;
+    anyhow::ensure!(page["secondLaunches"] == 0, "before: {page:#}");
+    // The same app on the same data directory, started as a user would start it again.
+    let log = std::fs::File::create(artifacts.join("instance.second-launch.log"))?;
+    let mut second = Command::new(app)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            anyhow::bail!("the second launch was still running after 30 s: it opened a second app");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    anyhow::ensure!(status.success(), "the second launch exited with {status}");
+    let page = wait_for_read(
+        client,
+        READ,
+        "the first window to hear of the second launch",
+        20,
+        |page| page["secondLaunches"] == 1,
+    )
+    .await?;
+    anyhow::ensure!(
+        page["visibility"] == "visible"
+            && page["announced"]
+                .as_str()
+                .is_some_and(|t| t.contains("already open"))
+            && page["error"].is_null(),
+        "the first window after the second launch: {page:#}"
+    );
+    println!("second launch turned away: {page}");
+    Ok(())
+}
+
+// ---------- accessibility ----------
+
+/// Runs axe-core's default rules (WCAG 2.0/2.1 A and AA, and its best practices) on the page
+/// and answers the violations, each with the nodes it found and why.
+const AXE_RUN: &str = r#"
+const done = arguments[arguments.length - 1];
+axe.run(document, { resultTypes: ['violations'] })
+  .then((r) => done({ violations: r.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map((n) => ({ target: n.target.join(' '), why: n.failureSummary })),
+  })) }))
+  .catch((e) => done({ error: String(e) }));
+"#;
+
+/// axe-core's source, from the file `AXE_CORE_JS` names.
+fn axe_source() -> String {
+    let path = std::env::var_os("AXE_CORE_JS").unwrap_or_else(|| {
+        panic!(
+            "\n\nAXE_CORE_JS is not set: it names axe-core's axe.min.js, which scripts/e2e.sh \
+             fetches from the npm registry (npm pack axe-core@<pinned>) and sets.\n"
+        )
+    });
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("AXE_CORE_JS={}: {e}", Path::new(&path).display()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_view_passes_the_accessibility_audit_in_light_and_dark() {
+    e2e::require_display();
+    let axe = axe_source();
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    for theme in ["light", "dark"] {
+        let home = settings_home(&artifacts, &format!("a11y-{theme}"), "e2e-a11y");
+        let mut env = app_env(&home);
+        // The window shows its folders under HOME as `~/…`: the pictures show no machine's
+        // paths.
+        env.push(("HOME", home.clone()));
+        // WebKitGTK's prefers-color-scheme follows the GTK theme.
+        env.push((
+            "GTK_THEME",
+            PathBuf::from(if theme == "dark" {
+                "Adwaita:dark"
+            } else {
+                "Adwaita"
+            }),
+        ));
+        let driver = TauriDriver::start(&format!("a11y-{theme}"), &as_refs(&env), &artifacts);
+        let client = connect(&driver, &app).await;
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(180),
+            audit_views(&client, &axe, theme, &artifacts),
+        )
+        .await;
+        finish(
+            client,
+            driver,
+            outcome,
+            &artifacts.join(format!("a11y-{theme}-failure.png")),
+        )
+        .await;
+        let _ = std::fs::remove_dir_all(&home);
+    }
+}
+
+async fn audit_views(
+    client: &Client,
+    axe: &str,
+    theme: &str,
+    artifacts: &Path,
+) -> anyhow::Result<()> {
+    let page = bundled_gateway(client).await?;
+    anyhow::ensure!(
+        page["dark"] == (theme == "dark"),
+        "the window is not in the {theme} theme (prefers-color-scheme: dark is {})",
+        page["dark"]
+    );
+    // Content to audit: a few recorded seconds, with the built-in engine's voice and the
+    // timeline, then paused.
+    start(client).await?;
+    wait_for_read(client, READ, "a voice and 4 acked seconds", 60, |page| {
+        page["acked"].as_u64().is_some_and(|n| n >= 4) && page["speakers"].as_u64() >= Some(1)
+    })
+    .await?;
+    click(client, "#record-button").await?;
+    wait_for_read(client, READ, "the pause", 30, |page| {
+        page["recordState"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Paused"))
+    })
+    .await?;
+    // The folded connection settings are audited open.
+    click(client, "#connection > summary").await?;
+    audit(client, axe, &format!("the Record view ({theme})")).await?;
+    view_screenshot(client, artifacts, &format!("record-{theme}.png")).await?;
+
+    click(client, "#tab-sessions").await?;
+    wait_for_read(client, READ, "the session listed", 30, |page| {
+        page["sessions"].as_u64() >= Some(1)
+    })
+    .await?;
+    audit(client, axe, &format!("the Sessions view ({theme})")).await?;
+    view_screenshot(client, artifacts, &format!("sessions-{theme}.png")).await?;
+    Ok(())
+}
+
+/// Clicks Start until the page records: a click that lands while the page still lays itself
+/// out after loading is lost without an error (seen on a loaded machine), so one retry.
+async fn start(client: &Client) -> anyhow::Result<()> {
+    let recording = |page: &Value| {
+        page["recordState"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Recording"))
+    };
+    click(client, "#record-button").await?;
+    if wait_for_read(client, READ, "recording", 10, recording)
+        .await
+        .is_err()
+    {
+        click(client, "#record-button").await?;
+        wait_for_read(client, READ, "recording", 20, recording).await?;
+    }
+    Ok(())
+}
+
+/// Loads axe-core into the page (once) and fails with a readable list of any violation.
+async fn audit(client: &Client, axe: &str, what: &str) -> anyhow::Result<()> {
+    let loaded = client
+        .execute(
+            &format!(
+                "if (typeof window.axe === 'undefined') {{ {axe}\n }} return typeof window.axe;"
+            ),
+            vec![],
+        )
+        .await?;
+    anyhow::ensure!(loaded == "object", "axe-core did not load: {loaded}");
+    let result = client.execute_async(AXE_RUN, vec![]).await?;
+    anyhow::ensure!(
+        result["error"].is_null(),
+        "axe-core failed on {what}: {}",
+        result["error"]
+    );
+    let violations = result["violations"].as_array().cloned().unwrap_or_default();
+    if !violations.is_empty() {
+        let list: Vec<String> = violations
+            .iter()
+            .map(|v| {
+                let nodes: Vec<String> = v["nodes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|n| format!("    {}: {}", n["target"], n["why"]))
+                    .collect();
+                format!(
+                    "  {} ({}): {}\n{}",
+                    v["id"],
+                    v["impact"],
+                    v["help"],
+                    nodes.join("\n")
+                )
+            })
+            .collect();
+        anyhow::bail!(
+            "{} accessibility violations on {what}:\n{}",
+            violations.len(),
+            list.join("\n")
+        );
+    }
+    println!("axe-core: no violations on {what}");
+    Ok(())
+}
+
+/// A view's picture: in the artifacts, and in `docs/` when `UPDATE_SCREENSHOT` is set.
+async fn view_screenshot(client: &Client, artifacts: &Path, name: &str) -> anyhow::Result<()> {
+    let shot = artifacts.join(name);
+    anyhow::ensure!(
+        save_screenshot(client, &shot).await,
+        "no screenshot of {name}"
+    );
+    if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+        std::fs::copy(&shot, docs.join(name))?;
+    }
+    Ok(())
+}
+
+// ---------- before and while recording: the microphone test, the keys, plain words ----------
+
+/// What the third test reads: the meter, the test button, the speakers panel's words.
+const READ_RECORD: &str = r#"
+const text = (id) => { const el = document.getElementById(id); return el ? el.textContent.trim() : null; };
+const meter = document.getElementById('meter');
+const result = document.getElementById('finalize-result');
+return {
+  gateway: text('chip-gateway'),
+  recordState: text('record-state'),
+  acked: Number(text('count-acked')),
+  level: Number(meter.getAttribute('aria-valuenow')),
+  levelText: meter.getAttribute('aria-valuetext'),
+  testing: document.getElementById('mic-test').getAttribute('aria-pressed') === 'true',
+  rosterNames: [...document.querySelectorAll('#roster-names option')].map((o) => o.value),
+  speakers: [...document.querySelectorAll('#speakers-body tr')].map((row) => ({
+    text: row.textContent.replace(/\s+/g, ' ').trim(),
+    list: row.querySelector('.name-input').getAttribute('list'),
+    status: row.querySelector('.badge').textContent.trim(),
+  })),
+  resultKey: result.hidden ? '' : text('result-key'),
+  error: document.getElementById('banner-error').hidden ? null : text('banner-error-text'),
+};
+"#;
+
+/// WebDriver's Control and Shift keys: held down until the end of one `send_keys`.
+const CTRL_SHIFT: &str = "\u{E009}\u{E008}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_microphone_test_moves_the_meter_and_the_keys_start_pause_and_finalize() {
+    e2e::require_display();
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    let home = settings_home(&artifacts, "keys", "e2e-keys");
+    // A roster, for the speakers panel's suggestions.
+    let mut settings: Value =
+        serde_json::from_slice(&std::fs::read(home.join("config/settings.json")).unwrap()).unwrap();
+    settings["roster"] = json!([{"name": "Ada Lovelace"}, {"name": "Grace Hopper"}]);
+    std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+    let env = app_env(&home);
+    let driver = TauriDriver::start("keys", &as_refs(&env), &artifacts);
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(Duration::from_secs(180), test_then_keys(&client)).await;
+    finish(client, driver, outcome, &artifacts.join("keys-failure.png")).await;
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+async fn test_then_keys(client: &Client) -> anyhow::Result<()> {
+    bundled_gateway(client).await?;
+    let page = client.execute(READ_RECORD, vec![]).await?;
+    anyhow::ensure!(
+        page["level"] == -60 && page["levelText"] == "no signal" && page["testing"] == false,
+        "the meter before the test: {page:#}"
+    );
+    // The microphone test: the meter moves, nothing is recorded.
+    click(client, "#mic-test").await?;
+    let page = wait_for_read(
+        client,
+        READ_RECORD,
+        "the meter to move in the test",
+        20,
+        |page| page["testing"] == true && page["level"].as_f64().is_some_and(|l| l > -40.0),
+    )
+    .await?;
+    anyhow::ensure!(
+        page["recordState"] == "Ready" && page["acked"] == 0,
+        "the microphone test recorded: {page:#}"
+    );
+    click(client, "#mic-test").await?;
+    wait_for_read(
+        client,
+        READ_RECORD,
+        "the meter at rest after the test",
+        20,
+        |page| page["testing"] == false && page["level"] == -60,
+    )
+    .await?;
+
+    // Ctrl+Shift+R starts and pauses, Ctrl+Shift+F finalizes, wherever the focus is (here on
+    // the Record tab, the one control never disabled while recording).
+    let keys = |k: &'static str| async move {
+        client
+            .find(fantoccini::Locator::Css("#tab-record"))
+            .await?
+            .send_keys(&format!("{CTRL_SHIFT}{k}"))
+            .await?;
+        anyhow::Ok(())
+    };
+    keys("r").await?;
+    let page = wait_for_read(client, READ_RECORD, "Ctrl+Shift+R to record", 20, |page| {
+        page["recordState"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Recording"))
+    })
+    .await?;
+    anyhow::ensure!(page["testing"] == false, "the test still on: {page:#}");
+    let page = wait_for_read(
+        client,
+        READ_RECORD,
+        "a voice and 4 acked seconds",
+        60,
+        |page| {
+            page["acked"].as_u64() >= Some(4)
+                && page["speakers"].as_array().is_some_and(|s| !s.is_empty())
+        },
+    )
+    .await?;
+    // Plain words: "Voice 1" and a status in words, the engine's ids and scores only in
+    // tooltips; the roster's names offered in the name field.
+    let speaker = &page["speakers"][0];
+    anyhow::ensure!(
+        speaker["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Voice 1")
+                && !t.contains("spk_")
+                && !t.contains("unknown ")
+                && !t.contains("auto"))
+            && [
+                "Recognized",
+                "Please confirm",
+                "Not named yet",
+                "Named by you"
+            ]
+            .contains(&speaker["status"].as_str().unwrap_or_default())
+            && speaker["list"] == "roster-names"
+            && page["rosterNames"] == json!(["Ada Lovelace", "Grace Hopper"]),
+        "the speakers panel: {page:#}"
+    );
+    keys("r").await?;
+    wait_for_read(client, READ_RECORD, "Ctrl+Shift+R to pause", 30, |page| {
+        page["recordState"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Paused"))
+    })
+    .await?;
+    keys("f").await?;
+    let page = wait_for_read(
+        client,
+        READ_RECORD,
+        "Ctrl+Shift+F to finalize",
+        60,
+        |page| {
+            page["resultKey"].as_str().is_some_and(|k| !k.is_empty()) || !page["error"].is_null()
+        },
+    )
+    .await?;
+    anyhow::ensure!(
+        page["resultKey"] == "sessions/e2e-keys/result.json",
+        "after Ctrl+Shift+F: {page:#}"
+    );
+    Ok(())
+}
