@@ -71,9 +71,13 @@ pub fn run() {
             Ok(())
         })
         .on_window_event(|window, event| {
-            // Closing the window quits; while recording it asks first.
+            // Closing the window quits; while recording it asks first, except under WebDriver
+            // (tauri-driver sets TAURI_WEBVIEW_AUTOMATION), whose end of session closes the
+            // window and can answer no native dialog: it quits as before, stopping the
+            // recording on the way out.
             if let tauri::WindowEvent::CloseRequested { api, .. } = event
                 && window.label() == desktop::MAIN
+                && std::env::var("TAURI_WEBVIEW_AUTOMATION").as_deref() != Ok("true")
                 && window
                     .try_state::<AppState>()
                     .is_some_and(|state| state.recording_now())
