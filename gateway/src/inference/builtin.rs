@@ -503,3 +503,39 @@ fn lower_priority() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_survive_the_state_to_within_the_fixed_point_step_and_bad_ones_are_left_out() {
+        let mean: Vec<f32> = (0..EMBEDDING_DIM)
+            .map(|i| (i as f32 / EMBEDDING_DIM as f32) - 0.5)
+            .collect();
+        let parts = vec![Part {
+            mean: mean.clone(),
+            count: 7,
+        }];
+        let stored = parts_to_json(&parts);
+        let mut read = parts_from_json(&stored);
+        assert_eq!(read.len(), 1);
+        let back = read.pop().unwrap();
+        assert_eq!(back.count, 7);
+        let worst = back
+            .mean
+            .iter()
+            .zip(&mean)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1.0 / PART_SCALE, "off by {worst}");
+
+        let mut damaged = stored.as_array().unwrap().clone();
+        damaged.push(json!({"n": 3, "mean": "AAAA"}));
+        damaged.push(json!({"n": 0, "mean": stored[0]["mean"]}));
+        damaged.push(json!({"mean": stored[0]["mean"]}));
+        damaged.push(json!("not a part"));
+        assert_eq!(parts_from_json(&Value::Array(damaged)).len(), 1);
+        assert!(parts_from_json(&json!({"n": 1})).is_empty());
+    }
+}
