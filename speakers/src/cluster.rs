@@ -77,17 +77,27 @@ pub struct SpeakerCluster {
     pub parts: Vec<Part>,
 }
 
+/// `(start_ms, end_ms)` of a turn on its stream's clock.
+pub type Span = (u64, u64);
+
+/// Spans a part remembers at most (the latest): enough to relabel the turns of a long session's
+/// voice, bounded so the state stays small. A turn whose span was dropped keeps its label.
+pub const MAX_PART_SPANS: usize = 64;
+
 /// Windows of one voice summed up: their mean (not unit length: the closer the windows agree,
-/// the longer it is) and how many they are. Enough for Ward's cost of joining groups.
+/// the longer it is) and how many they are, enough for Ward's cost of joining groups; and when
+/// they were heard, so the turns can be relabelled if the part moves to another cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {
     pub mean: Embedding,
     pub count: u64,
+    /// The turns it holds, in time order (empty for a part stored before spans existed).
+    pub spans: Vec<Span>,
 }
 
 impl Part {
-    /// The part of `windows` (unit embeddings; at least one).
-    pub fn of(windows: &[&[f32]]) -> Part {
+    /// The part of `windows` (unit embeddings; at least one), heard during `span`.
+    pub fn of(windows: &[&[f32]], span: Span) -> Part {
         let mut mean = vec![0f32; windows[0].len()];
         for window in windows {
             mean.iter_mut().zip(*window).for_each(|(m, w)| *m += w);
@@ -96,6 +106,7 @@ impl Part {
         Part {
             mean,
             count: windows.len() as u64,
+            spans: vec![span],
         }
     }
 
@@ -110,6 +121,7 @@ impl Part {
                 .map(|(x, y)| (x * a + y * b) / (a + b))
                 .collect(),
             count: self.count + other.count,
+            spans: joined_spans(&self.spans, &other.spans),
         }
     }
 
@@ -125,6 +137,27 @@ impl Part {
             .sum();
         a * b / (a + b) * distance / variance
     }
+}
+
+/// `a` and `b` in time order, the latest [`MAX_PART_SPANS`] of them.
+fn joined_spans(a: &[Span], b: &[Span]) -> Vec<Span> {
+    let mut spans: Vec<Span> = a.iter().chain(b).copied().collect();
+    spans.sort_unstable();
+    let excess = spans.len().saturating_sub(MAX_PART_SPANS);
+    spans.drain(..excess);
+    spans
+}
+
+/// A cluster found to hold two voices ([`Clusters::split_evident`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Split {
+    /// The cluster that keeps the id (the side with more windows).
+    pub kept: String,
+    /// The cluster made of the other side.
+    pub new: String,
+    /// When the other side's turns were heard (its parts' spans, in time order): the turns
+    /// labelled `kept` within them belong to `new`.
+    pub moved: Vec<Span>,
 }
 
 /// All of `parts` as one part; `None` when there are none.
@@ -321,14 +354,15 @@ impl Clusters {
         cluster.count += 1;
     }
 
-    /// Adds the windows of one turn that joined cluster `index` as a part of it, folding the
-    /// two cheapest parts together while it has more than [`ClusterConfig::max_parts`].
-    pub fn add_part(&mut self, index: usize, windows: &[&[f32]]) {
+    /// Adds the windows of one turn (heard during `span`) that joined cluster `index` as a part
+    /// of it, folding the two cheapest parts together while it has more than
+    /// [`ClusterConfig::max_parts`].
+    pub fn add_part(&mut self, index: usize, windows: &[&[f32]], span: Span) {
         if windows.is_empty() || self.config.max_parts == 0 {
             return;
         }
         let parts = &mut self.clusters[index].parts;
-        parts.push(Part::of(windows));
+        parts.push(Part::of(windows, span));
         fold_parts(parts, self.config.max_parts, self.config.window_variance);
     }
 
@@ -336,10 +370,14 @@ impl Clusters {
     /// its parts ends with two groups that cost more than [`ClusterConfig::split_cost`] to join,
     /// each of at least [`ClusterConfig::split_min_windows`] windows. The larger group keeps the
     /// id (and so a name the interviewer gave it); the other becomes a new cluster at the end of
-    /// [`Clusters::clusters`], so indices of existing clusters do not move. Returns `(kept id,
-    /// new id)` pairs. Turns attributed before the split keep their label.
-    pub fn split_evident(&mut self) -> Vec<(String, String)> {
+    /// [`Clusters::clusters`], so indices of existing clusters do not move. Returns each split
+    /// with the spans of the turns that moved, for the caller to relabel them. Nothing is split
+    /// when `max_parts` is 0: a call that adds no evidence (a polled window) revisits nothing.
+    pub fn split_evident(&mut self) -> Vec<Split> {
         let mut splits = Vec::new();
+        if self.config.max_parts == 0 {
+            return splits;
+        }
         let variance = self.config.window_variance;
         for index in 0..self.clusters.len() {
             let cluster = &self.clusters[index];
@@ -369,6 +407,8 @@ impl Clusters {
                 }
             }
             let moved_all = pooled(&moved).expect("a split moves parts");
+            let mut spans: Vec<Span> = moved.iter().flat_map(|p| p.spans.clone()).collect();
+            spans.sort_unstable();
             cluster.centroid = unit(&pooled(&kept).expect("a split keeps parts").mean);
             cluster.count = cluster.count.saturating_sub(moved_all.count).max(1);
             cluster.parts = kept;
@@ -381,7 +421,11 @@ impl Clusters {
                 count: moved_all.count,
                 parts: moved,
             });
-            splits.push((kept_id, id));
+            splits.push(Split {
+                kept: kept_id,
+                new: id,
+                moved: spans,
+            });
         }
         splits
     }
@@ -573,12 +617,18 @@ mod tests {
         (direction(&[(0, 1.0)]), direction(&[(0, 0.9), (1, 0.436)]))
     }
 
-    /// Feeds `turns` (voice, windows) to cluster 0 of a fresh `Clusters` as the engine does:
-    /// each window assigned, each turn's windows a part.
+    /// Where turn `k` of [`heard`] lies: turns start every 10 s, one window per 1.6 s.
+    fn span_of(k: usize, windows: u32) -> Span {
+        let start = k as u64 * 10_000;
+        (start, start + u64::from(windows) * 1600)
+    }
+
+    /// Feeds `turns` (voice, windows) to a fresh `Clusters` as the engine does: each window
+    /// assigned, each turn's windows a part of the cluster its last window joined.
     fn heard(turns: &[(&[f32], u32)]) -> Clusters {
         let mut clusters = Clusters::default();
         let mut seed = 0;
-        for (voice, windows) in turns {
+        for (k, (voice, windows)) in turns.iter().enumerate() {
             let embeddings: Vec<Embedding> = (0..*windows)
                 .map(|_| {
                     seed += 1;
@@ -590,7 +640,7 @@ mod tests {
                 owner = Some(clusters.assign(e).cluster);
             }
             let refs: Vec<&[f32]> = embeddings.iter().map(Vec::as_slice).collect();
-            clusters.add_part(owner.expect("windows"), &refs);
+            clusters.add_part(owner.expect("windows"), &refs, span_of(k, *windows));
         }
         clusters
     }
@@ -607,10 +657,9 @@ mod tests {
             1,
             "online, the two voices are one cluster"
         );
-        assert_eq!(
-            clusters.split_evident(),
-            vec![("spk_1".to_string(), "spk_2".to_string())]
-        );
+        let split = clusters.split_evident();
+        assert_eq!(split.len(), 1);
+        assert_eq!((&*split[0].kept, &*split[0].new), ("spk_1", "spk_2"));
         assert_eq!(clusters.clusters.len(), 2);
         let nearest = |v: &[f32]| clusters.nearest(v).unwrap().0;
         assert_ne!(
@@ -625,6 +674,41 @@ mod tests {
             clusters.merge_close().is_empty(),
             "and the merge rule does not undo it"
         );
+    }
+
+    #[test]
+    fn a_split_names_every_turn_of_the_other_voice_even_after_its_parts_were_folded() {
+        let (a, b) = alike_voices();
+        // 16 turns, more than `max_parts`: the parts are folded, the spans must survive it.
+        let turns: Vec<(&[f32], u32)> = (0..16)
+            .map(|k| (if k % 2 == 0 { &a[..] } else { &b[..] }, 3))
+            .collect();
+        let mut clusters = heard(&turns);
+        assert_eq!(clusters.clusters[0].parts.len(), 8, "parts were folded");
+        let split = clusters.split_evident();
+        assert_eq!(split.len(), 1);
+        let moved_voice = if clusters.nearest(&b).unwrap().0 == 1 {
+            1
+        } else {
+            0
+        };
+        let expected: Vec<Span> = (0..16)
+            .filter(|k| k % 2 == moved_voice)
+            .map(|k| span_of(k, 3))
+            .collect();
+        assert_eq!(split[0].moved, expected);
+    }
+
+    #[test]
+    fn a_call_that_adds_no_parts_splits_nothing() {
+        let (a, b) = alike_voices();
+        let turns: Vec<(&[f32], u32)> = (0..10)
+            .map(|k| (if k % 2 == 0 { &a[..] } else { &b[..] }, 3))
+            .collect();
+        let mut clusters = heard(&turns);
+        clusters.config.max_parts = 0;
+        assert!(clusters.split_evident().is_empty());
+        assert_eq!(clusters.clusters.len(), 1);
     }
 
     #[test]
@@ -660,7 +744,13 @@ mod tests {
         turns.extend((0..6).map(|_| (&a[..], 3)));
         let mut clusters = heard(&turns);
         let split = clusters.split_evident();
-        assert_eq!(split, vec![("spk_1".to_string(), "spk_2".to_string())]);
+        assert_eq!(split.len(), 1);
+        assert_eq!((&*split[0].kept, &*split[0].new), ("spk_1", "spk_2"));
+        assert_eq!(
+            split[0].moved,
+            (0..3).map(|k| span_of(k, 3)).collect::<Vec<_>>(),
+            "the smaller voice's three turns move, and only they"
+        );
         assert_eq!(
             clusters.nearest(&a).unwrap().0,
             0,
@@ -676,7 +766,7 @@ mod tests {
         let part = |voice: &[f32], from: u32| {
             let windows: Vec<Embedding> = (from..from + 12).map(|s| window(voice, s)).collect();
             let refs: Vec<&[f32]> = windows.iter().map(Vec::as_slice).collect();
-            Part::of(&refs)
+            Part::of(&refs, (0, 1))
         };
         let cluster = |id: &str, voice: &[f32], parts: Vec<Part>| SpeakerCluster {
             id: id.into(),
@@ -715,7 +805,7 @@ mod tests {
         let part = |voice: &[f32], n: u32, from: u32| {
             let windows: Vec<Embedding> = (from..from + n).map(|s| window(voice, s)).collect();
             let refs: Vec<&[f32]> = windows.iter().map(Vec::as_slice).collect();
-            Part::of(&refs)
+            Part::of(&refs, (0, 1))
         };
         let v = ClusterConfig::default().window_variance;
         let few = part(&a, 2, 0).join_cost(&part(&b, 2, 50), v);

@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use crate::cluster::{Assignment, Clusters};
+use crate::cluster::{Assignment, Clusters, Span, Split};
 use crate::encoder::{Embedding, ModelError, PARTIAL_FRAMES, SpeakerEncoder, normalize};
 use crate::mel::{HOP, MelFrame, MelFrontEnd};
 use crate::vad::{self, VadConfig};
@@ -66,9 +66,9 @@ pub struct Attribution {
     pub consumed: usize,
     /// Clusters merged during this call: `(removed id, kept id)`.
     pub merged: Vec<(String, String)>,
-    /// Clusters split during this call: `(kept id, new id)`. The turns of this call and before
-    /// keep the label they had; later audio is told apart.
-    pub split: Vec<(String, String)>,
+    /// Clusters split during this call, before the merges. This call's turns already carry
+    /// the new labels; the caller relabels its earlier turns within each split's spans.
+    pub split: Vec<Split>,
 }
 
 /// One step of a region: the frames it labels and the window that describes it.
@@ -121,10 +121,11 @@ pub fn attribute(
             }
         })
         .collect();
-    add_parts(clusters, &steps, &labels, &embeddings);
+    add_parts(clusters, &steps, &labels, &embeddings, offset_ms);
     smooth(&steps, &mut labels);
 
     let split = clusters.split_evident();
+    relabel_split(&steps, &mut labels, &split, clusters, offset_ms);
     let mut ids: Vec<String> = clusters.clusters.iter().map(|c| c.id.clone()).collect();
     let merged = clusters.merge_close();
     for (removed, kept) in &merged {
@@ -149,26 +150,67 @@ fn add_parts(
     steps: &[Step],
     labels: &[Option<Assignment>],
     embeddings: &[Embedding],
+    offset_ms: u64,
 ) {
     let mut run: Vec<&[f32]> = Vec::new();
+    let mut span: Span = (0, 0);
     let mut owner: Option<(usize, usize)> = None;
     for ((step, label), embedding) in steps.iter().zip(labels).zip(embeddings) {
         let this = label
             .filter(|_| step.trusted)
             .map(|l| (step.region, l.cluster));
+        let (start_ms, end_ms) = step_ms(step, offset_ms);
         if this != owner {
             if let Some((_, cluster)) = owner {
-                clusters.add_part(cluster, &run);
+                clusters.add_part(cluster, &run, span);
             }
             run.clear();
             owner = this;
+            span = (start_ms, end_ms);
         }
         if this.is_some() {
             run.push(embedding);
+            span.1 = end_ms;
         }
     }
     if let Some((_, cluster)) = owner {
-        clusters.add_part(cluster, &run);
+        clusters.add_part(cluster, &run, span);
+    }
+}
+
+/// The ms a step labels, on the stream's clock.
+fn step_ms(step: &Step, offset_ms: u64) -> Span {
+    (
+        offset_ms + samples_to_ms(step.label.start * HOP),
+        offset_ms + samples_to_ms(step.label.end * HOP),
+    )
+}
+
+/// Gives the steps of this call that a split moved (a step labelled with the split cluster
+/// whose middle lies in a moved span) the new cluster's label, as the caller does for earlier
+/// turns.
+fn relabel_split(
+    steps: &[Step],
+    labels: &mut [Option<Assignment>],
+    splits: &[Split],
+    clusters: &Clusters,
+    offset_ms: u64,
+) {
+    let index = |id: &str| clusters.clusters.iter().position(|c| c.id == id);
+    for split in splits {
+        let (Some(kept), Some(new)) = (index(&split.kept), index(&split.new)) else {
+            continue;
+        };
+        for (step, label) in steps.iter().zip(labels.iter_mut()) {
+            let Some(label) = label.as_mut().filter(|l| l.cluster == kept) else {
+                continue;
+            };
+            let (start, end) = step_ms(step, offset_ms);
+            let middle = (start + end) / 2;
+            if split.moved.iter().any(|&(s, e)| s <= middle && middle < e) {
+                label.cluster = new;
+            }
+        }
     }
 }
 
@@ -258,8 +300,7 @@ fn turns(
     let mut out: Vec<(usize, SpeechTurn, usize)> = Vec::new();
     for ((step, label), embedding) in steps.iter().zip(labels).zip(embeddings) {
         let Some(label) = label else { continue };
-        let start_ms = offset_ms + samples_to_ms(step.label.start * HOP);
-        let end_ms = offset_ms + samples_to_ms(step.label.end * HOP);
+        let (start_ms, end_ms) = step_ms(step, offset_ms);
         let id = &ids[label.cluster];
         match out.last_mut() {
             Some((region, turn, windows))
