@@ -1,6 +1,7 @@
 //! The Worker's bindings and settings. Binding names are fixed here; what they point at (the
 //! bucket, the Durable Object class) is named once, in `wrangler.toml`.
 
+use session_core::origin::OriginPolicy;
 use worker::Env;
 
 /// The Durable Object namespace of sessions (`[[durable_objects.bindings]]`).
@@ -27,6 +28,12 @@ pub fn setting(env: &Env, name: &str) -> Option<String> {
 /// `GATEWAY_API_KEY`: when set, every route but `/health` needs it.
 pub fn api_key(env: &Env) -> Option<String> {
     setting(env, "GATEWAY_API_KEY")
+}
+
+/// `GATEWAY_ALLOW_ORIGINS` (comma-separated): the web origins allowed to open sockets and send
+/// writes; a browser page from any other is refused (403), as by the server gateway.
+pub fn origins(env: &Env) -> OriginPolicy {
+    OriginPolicy::from_list(&setting(env, "GATEWAY_ALLOW_ORIGINS").unwrap_or_default())
 }
 
 /// Where resolves are sent, or `None` when `INFERENCE_BASE_URL` is unset (503, as the seed).

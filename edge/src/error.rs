@@ -1,11 +1,13 @@
 //! Every HTTP failure of the edge host, and how it maps to a status and a `{"detail": ...}`
-//! body. The texts are the server gateway's (`gateway/src/server/error.rs`); the shared
-//! contract suite (`gateway/tests/contract.rs`) runs against both hosts and pins them.
+//! body. The status of each class, the class of each session-core error and the fixed texts
+//! are shared with the server gateway (`session_core::api_error`); the shared contract suite
+//! (`gateway/tests/contract.rs`) runs against both hosts and pins them.
 
 use serde_json::{Value, json};
 use worker::{Headers, Response};
 
 use crate::inference::InferenceError;
+use session_core::api_error::{self, ApiFailure, ErrorClass};
 use session_core::ports::StorageError;
 use session_core::session::SessionError;
 use session_core::session_id::SessionIdError;
@@ -18,9 +20,13 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub enum ApiError {
     BadRequest(String),
     Unauthorized,
+    /// A browser page's socket or write, from an origin not allowed (`session_core::origin`).
+    ForeignOrigin(String),
     NotFound(String),
     MethodNotAllowed,
     Conflict(String),
+    /// Over a per-client cap (the server's live-session cap; the edge has none).
+    TooManyRequests(String),
     Unprocessable(String),
     TooLarge,
     UpgradeRequired,
@@ -37,23 +43,25 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn route_not_found() -> ApiError {
-        ApiError::NotFound("route not found".into())
+        ApiError::NotFound(api_error::ROUTE_NOT_FOUND.into())
     }
 
-    fn status(&self) -> u16 {
+    fn class(&self) -> ErrorClass {
         match self {
-            ApiError::BadRequest(_) => 400,
-            ApiError::Unauthorized => 401,
-            ApiError::NotFound(_) => 404,
-            ApiError::MethodNotAllowed => 405,
-            ApiError::Conflict(_) => 409,
-            ApiError::TooLarge => 413,
-            ApiError::UnsupportedMediaType => 415,
-            ApiError::Unprocessable(_) => 422,
-            ApiError::UpgradeRequired => 426,
-            ApiError::Internal(_) => 500,
-            ApiError::BadGateway { .. } => 502,
-            ApiError::Unavailable(_) => 503,
+            ApiError::BadRequest(_) => ErrorClass::BadRequest,
+            ApiError::Unauthorized => ErrorClass::Unauthorized,
+            ApiError::ForeignOrigin(_) => ErrorClass::Forbidden,
+            ApiError::NotFound(_) => ErrorClass::NotFound,
+            ApiError::MethodNotAllowed => ErrorClass::MethodNotAllowed,
+            ApiError::Conflict(_) => ErrorClass::Conflict,
+            ApiError::TooManyRequests(_) => ErrorClass::TooManyRequests,
+            ApiError::TooLarge => ErrorClass::TooLarge,
+            ApiError::UnsupportedMediaType => ErrorClass::UnsupportedMediaType,
+            ApiError::Unprocessable(_) => ErrorClass::Unprocessable,
+            ApiError::UpgradeRequired => ErrorClass::UpgradeRequired,
+            ApiError::Internal(_) => ErrorClass::Internal,
+            ApiError::BadGateway { .. } => ErrorClass::BadGateway,
+            ApiError::Unavailable(_) => ErrorClass::Unavailable,
         }
     }
 
@@ -62,26 +70,24 @@ impl ApiError {
             ApiError::BadRequest(d)
             | ApiError::NotFound(d)
             | ApiError::Conflict(d)
+            | ApiError::TooManyRequests(d)
             | ApiError::Unprocessable(d)
             | ApiError::Unavailable(d)
             | ApiError::Internal(d)
             | ApiError::BadGateway { detail: d, .. } => d.clone(),
-            ApiError::Unauthorized => "missing or invalid API key".into(),
-            ApiError::MethodNotAllowed => "method not allowed".into(),
-            ApiError::TooLarge => {
-                format!("request body too large (at most {MAX_BODY_BYTES} bytes)")
-            }
-            ApiError::UpgradeRequired => "websocket upgrade required".into(),
-            ApiError::UnsupportedMediaType => {
-                "request body must be JSON sent with Content-Type: application/json".into()
-            }
+            ApiError::Unauthorized => api_error::UNAUTHORIZED.into(),
+            ApiError::ForeignOrigin(origin) => api_error::foreign_origin(origin),
+            ApiError::MethodNotAllowed => api_error::METHOD_NOT_ALLOWED.into(),
+            ApiError::TooLarge => api_error::body_too_large(MAX_BODY_BYTES),
+            ApiError::UpgradeRequired => api_error::UPGRADE_REQUIRED.into(),
+            ApiError::UnsupportedMediaType => api_error::UNSUPPORTED_MEDIA_TYPE.into(),
         }
     }
 
     /// The answer: the status and `{"detail"}` (with the backend's status and text for a
     /// failing inference service, as the seed sends them).
     pub fn into_response(self) -> worker::Result<Response> {
-        let status = self.status();
+        let status = self.class().status();
         let mut body = json!({ "detail": self.detail() });
         let mut extra = Vec::new();
         if let ApiError::BadGateway {
@@ -112,42 +118,51 @@ impl From<worker::Error> for ApiError {
     }
 }
 
-impl From<SessionIdError> for ApiError {
-    fn from(err: SessionIdError) -> ApiError {
-        ApiError::BadRequest(err.to_string())
-    }
-}
-
-impl From<RequestError> for ApiError {
-    fn from(err: RequestError) -> ApiError {
-        ApiError::BadRequest(err.to_string())
-    }
-}
-
-impl From<StorageError> for ApiError {
-    fn from(err: StorageError) -> ApiError {
-        ApiError::Internal(err.to_string())
-    }
-}
-
-impl From<SessionError> for ApiError {
-    fn from(err: SessionError) -> ApiError {
-        let detail = err.to_string();
-        match err {
-            SessionError::IdCollision { .. }
-            | SessionError::SeqConflict { .. }
-            | SessionError::EventLogFull(_) => ApiError::Conflict(detail),
-            SessionError::MeetingMismatch { .. } => ApiError::BadRequest(detail),
-            SessionError::LiveSessionCap { .. } => ApiError::Conflict(detail),
-            SessionError::UnknownCluster(_) => ApiError::NotFound(detail),
-            SessionError::Answer(_) => ApiError::BadGateway {
+/// A session-core failure, by the shared mapping.
+impl From<ApiFailure> for ApiError {
+    fn from(failure: ApiFailure) -> ApiError {
+        let detail = failure.detail;
+        match failure.class {
+            ErrorClass::BadRequest => ApiError::BadRequest(detail),
+            ErrorClass::NotFound => ApiError::NotFound(detail),
+            ErrorClass::Conflict => ApiError::Conflict(detail),
+            ErrorClass::TooManyRequests => ApiError::TooManyRequests(detail),
+            ErrorClass::Unprocessable => ApiError::Unprocessable(detail),
+            ErrorClass::BadGateway => ApiError::BadGateway {
                 detail,
                 backend_status: None,
                 backend_body: None,
                 headers: Vec::new(),
             },
-            SessionError::Storage(_) => ApiError::Internal(detail),
+            ErrorClass::Unavailable => ApiError::Unavailable(detail),
+            // The session core fails with no other class; were it to, an internal error with
+            // its text is the safe answer.
+            _ => ApiError::Internal(detail),
         }
+    }
+}
+
+impl From<SessionIdError> for ApiError {
+    fn from(err: SessionIdError) -> ApiError {
+        ApiFailure::from(&err).into()
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(err: RequestError) -> ApiError {
+        ApiFailure::from(&err).into()
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(err: StorageError) -> ApiError {
+        ApiFailure::from(&err).into()
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(err: SessionError) -> ApiError {
+        ApiFailure::from(&err).into()
     }
 }
 

@@ -1,4 +1,4 @@
-//! The Worker: routes each request, checks the key and the body, answers `/health` itself and
+//! The Worker: routes each request, checks the browser origin, the key and the body, answers `/health` itself and
 //! hands everything else to the session's Durable Object (named by the session's safe id, so
 //! ids that share storage share one object, which refuses the second, as the server does).
 //!
@@ -33,6 +33,13 @@ async fn serve(mut request: Request, env: &Env) -> Result<Response, ApiError> {
     let url = request.url()?;
     let path = url.path().to_owned();
     let method = request.method();
+    // A browser page's socket or write first, as the server gateway checks it.
+    let safe = matches!(method, Method::Get | Method::Head | Method::Options);
+    let upgrade = request.headers().has("upgrade")?;
+    let origin = request.headers().get("origin")?;
+    if let Some(origin) = config::origins(env).refusal(safe, upgrade, origin.as_deref()) {
+        return Err(ApiError::ForeignOrigin(origin));
+    }
     let key = config::api_key(env);
     let check = if path == "/health" {
         KeyCheck::Passed

@@ -7,11 +7,13 @@
 
 pub use contract::{clock, session_id, stream};
 
+pub mod api_error;
 pub mod caps;
 pub mod ingest;
 #[cfg(test)]
 mod memory;
 pub mod message;
+pub mod origin;
 pub mod ports;
 pub mod seq_set;
 pub mod session;

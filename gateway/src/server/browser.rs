@@ -12,7 +12,8 @@
 //!   its own DNS name: 421 Misdirected Request.
 //! - **Origin**: a WebSocket upgrade, and any request that is not `GET`/`HEAD`/`OPTIONS`, is
 //!   refused with 403 when it carries an `Origin` the operator has not allowed. Browsers send
-//!   `Origin` on every such request, cross-site or not.
+//!   `Origin` on every such request, cross-site or not. The rule is shared with the edge host
+//!   (`session_core::origin`).
 //! - **Content type** (in [`super::extract::Body`]): a non-empty body must be
 //!   `application/json` (415), which a page can only send cross-origin after a CORS preflight
 //!   the gateway never grants.
@@ -24,6 +25,7 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::core::origin::OriginPolicy;
 use crate::server::AppState;
 use crate::server::error::ApiError;
 
@@ -32,20 +34,15 @@ use crate::server::error::ApiError;
 pub struct BrowserPolicy {
     /// True when the listener is a loopback address: only loopback `Host` names are served.
     pub loopback_only: bool,
-    /// Origins (`scheme://host[:port]`, lower case, no trailing slash) allowed to open sockets
-    /// and send state-changing requests.
-    pub allowed_origins: Vec<String>,
+    /// Origins allowed to open sockets and send state-changing requests.
+    pub origins: OriginPolicy,
 }
 
 impl BrowserPolicy {
     pub fn new(loopback_only: bool, allowed_origins: &[String]) -> BrowserPolicy {
         BrowserPolicy {
             loopback_only,
-            allowed_origins: allowed_origins
-                .iter()
-                .map(|o| normalize_origin(o))
-                .filter(|o| !o.is_empty())
-                .collect(),
+            origins: OriginPolicy::new(allowed_origins),
         }
     }
 
@@ -61,15 +58,12 @@ impl BrowserPolicy {
         }
         let upgrade = headers.contains_key(header::UPGRADE);
         let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if upgrade || !safe {
-            if let Some(origin) = headers.get(header::ORIGIN) {
-                let origin = origin.to_str().map(normalize_origin).unwrap_or_default();
-                if !self.allowed_origins.contains(&origin) {
-                    return Some(ApiError::ForeignOrigin(origin));
-                }
-            }
-        }
-        None
+        let origin = headers
+            .get(header::ORIGIN)
+            .map(|o| o.to_str().unwrap_or_default());
+        self.origins
+            .refusal(safe, upgrade, origin)
+            .map(ApiError::ForeignOrigin)
     }
 }
 
@@ -83,10 +77,6 @@ pub async fn refuse_browsers(
         Some(refusal) => refusal.into_response(),
         None => next.run(request).await,
     }
-}
-
-fn normalize_origin(origin: &str) -> String {
-    origin.trim().trim_end_matches('/').to_ascii_lowercase()
 }
 
 /// `localhost`, or a loopback address literal, with or without a port.

@@ -1,10 +1,14 @@
-//! Every HTTP failure, and how it maps to a status and a `{"detail": ...}` body.
+//! Every HTTP failure, and how it maps to a status and a `{"detail": ...}` body. The status of
+//! each class, the class of each session-core error and the fixed texts are shared with the
+//! edge host (`session_core::api_error`); this file adds the server's own failures (history,
+//! inference, host and origin checks) and writes the response.
 
 use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::core::api_error::{self, ApiFailure, ErrorClass};
 use crate::core::ports::StorageError;
 use crate::core::session::SessionError;
 use crate::core::session_id::SessionIdError;
@@ -18,11 +22,11 @@ use crate::sessions::history::HistoryError;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("missing or invalid API key")]
+    #[error("{}", api_error::UNAUTHORIZED)]
     Unauthorized,
     #[error("{0}")]
     NotFound(String),
-    #[error("method not allowed")]
+    #[error("{}", api_error::METHOD_NOT_ALLOWED)]
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
@@ -33,9 +37,9 @@ pub enum ApiError {
     /// its cap).
     #[error("{0}")]
     Unprocessable(String),
-    #[error("request body too large (at most {0} bytes)")]
+    #[error("{}", api_error::body_too_large(*.0))]
     TooLarge(usize),
-    #[error("websocket upgrade required")]
+    #[error("{}", api_error::UPGRADE_REQUIRED)]
     UpgradeRequired,
     /// A `Host` that is not a loopback name on a loopback listener (DNS rebinding).
     #[error(
@@ -43,11 +47,9 @@ pub enum ApiError {
     )]
     MisdirectedHost,
     /// An `Origin` the operator has not allowed, on a socket or a state-changing request.
-    #[error(
-        "origin '{0}' is not allowed: web pages may not use this gateway (an operator can allow an origin with --allow-origin / GATEWAY_ALLOW_ORIGINS)"
-    )]
+    #[error("{}", api_error::foreign_origin(.0))]
     ForeignOrigin(String),
-    #[error("request body must be JSON sent with Content-Type: application/json")]
+    #[error("{}", api_error::UNSUPPORTED_MEDIA_TYPE)]
     UnsupportedMediaType,
     #[error("request body not received within {0} s")]
     BodyTimeout(u64),
@@ -66,28 +68,32 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn route_not_found() -> ApiError {
-        ApiError::NotFound("route not found".into())
+        ApiError::NotFound(api_error::ROUTE_NOT_FOUND.into())
+    }
+
+    fn class(&self) -> ErrorClass {
+        match self {
+            ApiError::BadRequest(_) => ErrorClass::BadRequest,
+            ApiError::Unauthorized => ErrorClass::Unauthorized,
+            ApiError::NotFound(_) => ErrorClass::NotFound,
+            ApiError::MethodNotAllowed => ErrorClass::MethodNotAllowed,
+            ApiError::Conflict(_) => ErrorClass::Conflict,
+            ApiError::TooManyRequests(_) => ErrorClass::TooManyRequests,
+            ApiError::Unprocessable(_) => ErrorClass::Unprocessable,
+            ApiError::TooLarge(_) => ErrorClass::TooLarge,
+            ApiError::UpgradeRequired => ErrorClass::UpgradeRequired,
+            ApiError::MisdirectedHost => ErrorClass::MisdirectedHost,
+            ApiError::ForeignOrigin(_) => ErrorClass::Forbidden,
+            ApiError::UnsupportedMediaType => ErrorClass::UnsupportedMediaType,
+            ApiError::BodyTimeout(_) => ErrorClass::RequestTimeout,
+            ApiError::BadGateway { .. } => ErrorClass::BadGateway,
+            ApiError::Unavailable(_) => ErrorClass::Unavailable,
+            ApiError::Internal(_) => ErrorClass::Internal,
+        }
     }
 
     fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
-            ApiError::MisdirectedHost => StatusCode::MISDIRECTED_REQUEST,
-            ApiError::ForeignOrigin(_) => StatusCode::FORBIDDEN,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        StatusCode::from_u16(self.class().status()).expect("a valid status")
     }
 }
 
@@ -122,42 +128,51 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<SessionIdError> for ApiError {
-    fn from(err: SessionIdError) -> ApiError {
-        ApiError::BadRequest(err.to_string())
-    }
-}
-
-impl From<RequestError> for ApiError {
-    fn from(err: RequestError) -> ApiError {
-        ApiError::BadRequest(err.to_string())
-    }
-}
-
-impl From<StorageError> for ApiError {
-    fn from(err: StorageError) -> ApiError {
-        ApiError::Internal(err.to_string())
-    }
-}
-
-impl From<SessionError> for ApiError {
-    fn from(err: SessionError) -> ApiError {
-        let detail = err.to_string();
-        match err {
-            SessionError::IdCollision { .. }
-            | SessionError::SeqConflict { .. }
-            | SessionError::EventLogFull(_) => ApiError::Conflict(detail),
-            SessionError::MeetingMismatch { .. } => ApiError::BadRequest(detail),
-            SessionError::LiveSessionCap { .. } => ApiError::TooManyRequests(detail),
-            SessionError::UnknownCluster(_) => ApiError::NotFound(detail),
-            SessionError::Answer(_) => ApiError::BadGateway {
+/// A session-core failure, by the shared mapping.
+impl From<ApiFailure> for ApiError {
+    fn from(failure: ApiFailure) -> ApiError {
+        let detail = failure.detail;
+        match failure.class {
+            ErrorClass::BadRequest => ApiError::BadRequest(detail),
+            ErrorClass::NotFound => ApiError::NotFound(detail),
+            ErrorClass::Conflict => ApiError::Conflict(detail),
+            ErrorClass::TooManyRequests => ApiError::TooManyRequests(detail),
+            ErrorClass::Unprocessable => ApiError::Unprocessable(detail),
+            ErrorClass::BadGateway => ApiError::BadGateway {
                 detail,
                 backend_status: None,
                 backend_body: None,
                 headers: Vec::new(),
             },
-            SessionError::Storage(_) => ApiError::Internal(detail),
+            ErrorClass::Unavailable => ApiError::Unavailable(detail),
+            // The session core fails with no other class; were it to, an internal error with
+            // its text is the safe answer.
+            _ => ApiError::Internal(detail),
         }
+    }
+}
+
+impl From<SessionIdError> for ApiError {
+    fn from(err: SessionIdError) -> ApiError {
+        ApiFailure::from(&err).into()
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(err: RequestError) -> ApiError {
+        ApiFailure::from(&err).into()
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(err: StorageError) -> ApiError {
+        ApiFailure::from(&err).into()
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(err: SessionError) -> ApiError {
+        ApiFailure::from(&err).into()
     }
 }
 
