@@ -9,6 +9,9 @@
 #   bash scripts/edge.sh tools      install the build tools only
 #   bash scripts/edge.sh build      worker-build --release into edge/build
 #   bash scripts/edge.sh start|stop|restart   wrangler dev for the suite's restart test
+#   bash scripts/edge.sh objects KEY...        the R2 objects at KEYs in EDGE_RUN_DIR's local
+#                  state, as JSON {"KEY": base64 bytes or null}, read the way `wrangler r2
+#                  object get --local` reads them (the suite checks frames reach their keys)
 #
 # Tools are installed once, pinned, into /var/cache/interview-recorder/tools (else
 # ${XDG_CACHE_HOME:-$HOME/.cache}/interview-recorder/tools): worker-build and wasm-bindgen-cli
@@ -20,6 +23,8 @@
 # EDGE_RUN_DIR   where wrangler's persisted state (DO SQLite, R2), its log and pid live
 #                (default: a fresh temporary folder for `test`/`bench`, removed after)
 # EDGE_PORT      wrangler's port (default: a free one)
+# EDGE_FRAME_MOVE_DELAY_MS  `bench`: how long after a batch's first ACK its frames move to R2
+#                (default 5000, the worker's; `test` uses 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -160,6 +165,36 @@ stop() {
   rm -f "$EDGE_RUN_DIR/pid"
 }
 
+# Prints the local R2 objects at the given keys as one JSON object (key: base64 or null), in
+# one miniflare (as `wrangler r2 object get --local` opens it, on the same persisted state).
+read_objects() {
+  local bucket
+  bucket=$(awk -F'"' '/^bucket_name *=/ { print $2; exit }' edge/wrangler.toml)
+  NODE_PATH="$npm_root/node_modules" node --input-type=commonjs -e '
+    const { Miniflare } = require("miniflare");
+    const [persist, bucketName, ...keys] = process.argv.slice(1);
+    (async () => {
+      const mf = new Miniflare({
+        modules: true,
+        script: "export default { fetch() { return new Response(null, { status: 404 }); } }",
+        defaultPersistRoot: require("path").join(persist, "v3"),
+        r2Buckets: { BUCKET: bucketName },
+      });
+      try {
+        const bucket = await mf.getR2Bucket("BUCKET");
+        const out = {};
+        for (const key of keys) {
+          const object = await bucket.get(key);
+          out[key] = object ? Buffer.from(await object.arrayBuffer()).toString("base64") : null;
+        }
+        process.stdout.write(JSON.stringify(out));
+      } finally {
+        await mf.dispose();
+      }
+    })().catch((e) => { console.error(e); process.exit(1); });
+  ' "$EDGE_RUN_DIR/state" "$bucket" "$@"
+}
+
 # CPU ticks (user + system) of one process, or of each of its threads ("tid ticks" lines).
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 thread_ticks() {
@@ -187,6 +222,11 @@ build)
   install_tools
   build
   ;;
+objects)
+  : "${EDGE_RUN_DIR:?set EDGE_RUN_DIR to the folder of the wrangler whose R2 to read}"
+  install_tools
+  read_objects "${@:2}"
+  ;;
 start | stop | restart)
   : "${EDGE_RUN_DIR:?set EDGE_RUN_DIR to the folder of the wrangler to $command}"
   install_tools
@@ -201,19 +241,24 @@ test)
   inference_port=$(free_port)
   key="contract-key-$RANDOM$RANDOM"
   printf '%s\n' "GATEWAY_API_KEY:$key" "INFERENCE_BASE_URL:http://127.0.0.1:$inference_port" \
-    "INFERENCE_TIMEOUT_MS:1000" >"$EDGE_RUN_DIR/vars"
+    "INFERENCE_TIMEOUT_MS:1000" "EDGE_FRAME_MOVE_DELAY_MS:1000" \
+    "GATEWAY_ALLOW_ORIGINS:https://app.example.com" >"$EDGE_RUN_DIR/vars"
   start
   # The suite restarts the host through this script (DO state and R2 objects must persist).
   CONTRACT_HOST_URL="http://127.0.0.1:$(cat "$EDGE_RUN_DIR/port")" \
     CONTRACT_API_KEY="$key" \
     CONTRACT_INFERENCE_ADDR="127.0.0.1:$inference_port" \
     CONTRACT_RESTART_CMD="bash $repo/scripts/edge.sh restart" \
+    CONTRACT_OBJECTS_CMD="bash $repo/scripts/edge.sh objects" \
     cargo test -p gateway --test contract -- --test-threads 4
   ;;
 bench)
   install_tools
   build
   own_run_dir
+  # Frames move to R2 this long after their batch's first ACK (the worker's default: 5 s).
+  move_delay=${EDGE_FRAME_MOVE_DELAY_MS:-5000}
+  echo "EDGE_FRAME_MOVE_DELAY_MS:$move_delay" >"$EDGE_RUN_DIR/vars"
   start
   cargo build --release -p gateway
   # `gateway bench --target` loads a running host but cannot see its CPU: read it from /proc
@@ -247,6 +292,21 @@ bench)
     awk -v r=$((runtime1 - runtime0)) -v i="$isolate" -v p=$((proxy1 - proxy0)) -v hz="$(getconf CLK_TCK)" -v n="$acked" 'BEGIN {
       ms = 1000 / hz / n
       printf "CPU per frame: workerd runtime %.3f ms (isolate thread %.3f ms, background threads %.3f ms), dev proxy %.3f ms\n", r * ms, i * ms, (r - i) * ms, p * ms
+    }'
+    # Then the frames' move to R2 behind the ACKs: the runtime's CPU until it has been idle
+    # for longer than the move delay (at most 5 minutes).
+    quiet=$((move_delay / 1000 + 3))
+    last=$(proc_ticks "$runtime")
+    idle_since=$SECONDS
+    deadline=$((SECONDS + 300))
+    while [ $((SECONDS - idle_since)) -lt "$quiet" ] && [ $SECONDS -lt $deadline ]; do
+      sleep 1
+      now=$(proc_ticks "$runtime")
+      [ $((now - last)) -le 1 ] || idle_since=$SECONDS
+      last=$now
+    done
+    awk -v r=$((last - runtime0)) -v hz="$(getconf CLK_TCK)" -v n="$acked" 'BEGIN {
+      printf "CPU per frame until idle, the move to R2 included: workerd runtime %.3f ms\n", r * 1000 / hz / n
     }'
   fi
   ;;

@@ -1,16 +1,20 @@
-//! The session core's object port on the edge: frames in the Durable Object's own SQLite
-//! database, everything else (`result.json`) in R2.
+//! The session core's object port on the edge: every object at the key the contract fixes
+//! (`sessions/<safe id>/...`) in R2, one object per key, as the seed keeps them; a frame waits
+//! in the Durable Object's own SQLite database between its ACK and its move to R2.
 //!
-//! Why frames are not R2 objects: a frame's object had to be written before its ACK, and an R2
-//! write is a subrequest to another service, the dearest step of a frame by far (under local
-//! workerd about 4 ms of CPU per 32 KB object, five times the rest of the frame; on Cloudflare
-//! a network round trip and a billed class A operation per second of audio). A row in the
-//! object's own database is written in the same implicit transaction as the frame's ingest
-//! rows (no `await` between them, see `storage.rs`), so the frame and its bookkeeping commit
-//! together and the runtime's output gate holds the ACK until both are durable.
+//! Why a frame is not written to R2 before its ACK: an R2 write is a subrequest to another
+//! service, the dearest step of a frame by far (under local workerd about 4 ms of CPU per
+//! 32 KB object, five times the rest of the frame; on Cloudflare a network round trip on every
+//! ACK). A row in the object's own database is written in the same implicit transaction as the
+//! frame's ingest rows (no `await` between them, see `storage.rs`), so the frame and its
+//! bookkeeping commit together and the runtime's output gate holds the ACK until both are
+//! durable.
 //!
-//! Frames stored by an earlier version of the edge host as R2 objects at their keys are still
-//! read there: a frame key missing from the table falls back to R2.
+//! Behind the ACK, [`FrameTable::move_batch`] copies waiting frames to R2 at their keys and only
+//! then drops their rows (the object's alarm runs it, see `session_object.rs`). A frame is
+//! therefore always in the table, in R2, or (between the copy and the drop) in both, never in
+//! neither: a move cut short anywhere (the isolate evicted, a failed put) is simply done again,
+//! and readers look in the table first, then in R2.
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,8 +26,12 @@ use worker::{Bucket, SqlStorage, SqlStorageValue};
 const SCHEMA: &str =
     "CREATE TABLE IF NOT EXISTS frames (key TEXT PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;";
 
-/// A session's objects: its frames in the object's SQLite database, the rest in R2, under the
-/// keys the contract fixes (`sessions/<safe id>/...`).
+/// Frames written to R2 per move: at most this many 32 KB frames in memory at once, put to R2
+/// side by side.
+pub const MOVE_BATCH: usize = 32;
+
+/// A session's objects: its frames in the object's SQLite database until they are moved to
+/// R2, the rest in R2, under the keys the contract fixes (`sessions/<safe id>/...`).
 #[derive(Clone)]
 pub struct SessionObjects {
     sql: SqlStorage,
@@ -58,10 +66,12 @@ impl SessionObjects {
     }
 
     /// The size of every object under `prefix` (a stream's frame folder), by key: the frames
-    /// table, and R2 for frames an earlier version wrote there.
+    /// table, then R2. In that order: a frame that leaves the table while R2 is listed was put
+    /// to R2 before its row was dropped, so the listing sees it in one place or the other.
     pub async fn sizes(&self, prefix: &str) -> Result<HashMap<String, u64>, StorageError> {
+        let waiting = self.frame_sizes(prefix)?;
         let mut sizes = self.r2_sizes(prefix).await?;
-        sizes.extend(self.frame_sizes(prefix)?);
+        sizes.extend(waiting);
         Ok(sizes)
     }
 
@@ -87,8 +97,9 @@ impl SessionObjects {
     }
 
     /// Deletes every object under `prefix` (the session's folder): its frames in the table
-    /// and whatever R2 holds there; answers how many keys went (a frame in both places, written
-    /// to R2 by an earlier version and again since, is one).
+    /// and whatever R2 holds there; answers how many keys went (a frame in both places, copied
+    /// but its row not yet dropped, is one). The caller keeps moves out meanwhile (a move
+    /// finishing after the listing would put a frame back).
     pub async fn delete_all(&self, prefix: &str) -> Result<u64, StorageError> {
         let r2_keys: Vec<String> = self.r2_sizes(prefix).await?.into_keys().collect();
         let mut keys: HashSet<String> = self.frame_sizes(prefix)?.into_keys().collect();
@@ -107,6 +118,14 @@ impl SessionObjects {
             )
             .map_err(|e| failed("Durable Object storage", e))?;
         Ok(keys.len() as u64)
+    }
+
+    /// The frame table alone, for moving its rows to R2.
+    pub fn table(&self) -> FrameTable {
+        FrameTable {
+            sql: self.sql.clone(),
+            bucket: self.bucket.clone(),
+        }
     }
 
     async fn r2_sizes(&self, prefix: &str) -> Result<HashMap<String, u64>, StorageError> {
@@ -187,5 +206,73 @@ impl ObjectStorage for SessionObjects {
             return Ok(Some(bytes));
         }
         self.r2_get(key).await
+    }
+}
+
+/// The frames waiting in the object's SQLite database for their move to R2. The keys in the
+/// table are whole object keys, so moving needs no session id (the alarm that moves them gets
+/// none).
+pub struct FrameTable {
+    sql: SqlStorage,
+    bucket: Bucket,
+}
+
+impl FrameTable {
+    pub fn new(sql: SqlStorage, bucket: Bucket) -> Result<FrameTable, StorageError> {
+        sql.exec(SCHEMA, None)
+            .map_err(|e| failed("Durable Object storage", e))?;
+        Ok(FrameTable { sql, bucket })
+    }
+
+    /// True while some frame waits for its move.
+    pub fn has_waiting(&self) -> Result<bool, StorageError> {
+        let rows = self
+            .sql
+            .exec("SELECT 1 FROM frames LIMIT 1", None)
+            .map_err(|e| failed("Durable Object storage", e))?;
+        Ok(rows.raw().next().is_some())
+    }
+
+    /// Moves up to [`MOVE_BATCH`] waiting frames (lowest keys first) to R2: every one is put at
+    /// its key, and only once all puts succeeded are their rows dropped (one transaction).
+    /// Answers how many moved. A frame's row never changes while it waits (a frame is written
+    /// again only when it is missing or short, and a waiting one is neither), so the row that
+    /// is dropped holds the bytes that were put.
+    pub async fn move_batch(&self) -> Result<usize, StorageError> {
+        let rows = self
+            .sql
+            .exec(
+                "SELECT key, bytes FROM frames ORDER BY key LIMIT ?",
+                vec![SqlStorageValue::Integer(MOVE_BATCH as i64)],
+            )
+            .map_err(|e| failed("Durable Object storage", e))?;
+        let mut batch = Vec::new();
+        for row in rows.raw() {
+            let row = row.map_err(|e| failed("Durable Object storage", e))?;
+            let mut row = row.into_iter();
+            if let (Some(SqlStorageValue::String(key)), Some(SqlStorageValue::Blob(bytes))) =
+                (row.next(), row.next())
+            {
+                batch.push((key, bytes));
+            }
+        }
+        let puts = batch.iter().map(|(key, bytes)| async move {
+            self.bucket
+                .put(key, bytes.clone())
+                .execute()
+                .await
+                .map_err(|e| failed("R2 write", e))
+        });
+        futures_util::future::try_join_all(puts).await?;
+        // No `await` from here on: the rows go in one implicit transaction.
+        for (key, _) in &batch {
+            self.sql
+                .exec(
+                    "DELETE FROM frames WHERE key = ?",
+                    vec![key.as_str().into()],
+                )
+                .map_err(|e| failed("Durable Object storage", e))?;
+        }
+        Ok(batch.len())
     }
 }

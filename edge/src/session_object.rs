@@ -6,6 +6,14 @@
 //! The session is loaded from SQL on first use and kept while the object lives; after a
 //! storage failure it is dropped and the next request loads it again. A hibernated object
 //! comes back with nothing in memory and the same storage.
+//!
+//! The object's alarm has two jobs: it closes sockets silent past their authentication
+//! deadline, and it moves ACKed frames from the object's SQLite to R2 (`objects.rs`). The
+//! first frame written after a move arms it for [`move_delay_ms`] later, so frames go to R2 in
+//! batches, off the ACK path; a session loaded with frames still waiting arms it too (an
+//! isolate evicted between a frame's write and the alarm's).
+
+use std::cell::Cell;
 
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -14,11 +22,11 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair, durable_object,
 };
 
-use crate::config::{BUCKET_BINDING, InferenceConfig};
+use crate::config::{self, BUCKET_BINDING, InferenceConfig};
 use crate::error::ApiError;
 use crate::inference::{self, InferenceError};
 use crate::now_ms;
-use crate::objects::SessionObjects;
+use crate::objects::{FrameTable, SessionObjects};
 use crate::route::Operation;
 use crate::socket::{self, SocketInfo};
 use crate::storage::SqlSessionStorage;
@@ -46,6 +54,12 @@ pub struct SessionObject {
     /// Held for a whole resolve, so each starts from the state the previous one left, while
     /// frames keep taking turns during the inference call.
     resolving: Mutex<()>,
+    /// Held while frames move to R2 (not the turn lock: frames keep being ACKed meanwhile),
+    /// and by `DELETE`, so no move puts a frame back into a session being deleted.
+    moving: Mutex<()>,
+    /// The alarm is set to move the frames written since the last move. Only memory: an
+    /// evicted object forgets it, and then arms the alarm once more than needed.
+    move_armed: Cell<bool>,
 }
 
 impl DurableObject for SessionObject {
@@ -55,6 +69,8 @@ impl DurableObject for SessionObject {
             env,
             session: Mutex::new(None),
             resolving: Mutex::new(()),
+            moving: Mutex::new(()),
+            move_armed: Cell::new(false),
         }
     }
 
@@ -93,14 +109,37 @@ impl DurableObject for SessionObject {
         Ok(())
     }
 
-    /// Sockets that had to authenticate and stayed silent past their deadline are closed.
+    /// Sockets that had to authenticate and stayed silent past their deadline are closed, and
+    /// waiting frames move to R2 (at most [`MOVES_PER_ALARM`] batches; the alarm comes back at
+    /// once for the rest, or after [`MOVE_RETRY_MS`] when R2 failed).
     async fn alarm(&self) -> worker::Result<Response> {
-        if let Some(next) = socket::close_silent(self.state.get_websockets(), now_ms()) {
-            self.state.storage().set_alarm(alarm_time(next)).await?;
+        let mut next = socket::close_silent(self.state.get_websockets(), now_ms());
+        let mut later = |at: EpochMs| next = Some(next.map_or(at, |n| n.min(at)));
+        match self.move_frames(MOVES_PER_ALARM).await {
+            Ok(true) => later(now_ms()),
+            Ok(false) => {}
+            Err(_) => later(now_ms() + MOVE_RETRY_MS),
+        }
+        if let Some(next) = next {
+            self.alarm_by(next).await?;
         }
         Response::empty()
     }
 }
+
+/// Batches of frames one alarm moves before it hands the isolate back (and comes again).
+const MOVES_PER_ALARM: usize = 8;
+/// How long after a failed move to R2 the alarm tries again.
+const MOVE_RETRY_MS: EpochMs = 10_000;
+
+/// How long after the first frame of a batch the alarm moves frames to R2
+/// (`EDGE_FRAME_MOVE_DELAY_MS`, default 5 s): longer means fewer, larger batches.
+fn move_delay_ms(env: &Env) -> EpochMs {
+    config::setting(env, "EDGE_FRAME_MOVE_DELAY_MS")
+        .and_then(|ms| ms.trim().parse().ok())
+        .unwrap_or(DEFAULT_MOVE_DELAY_MS)
+}
+const DEFAULT_MOVE_DELAY_MS: EpochMs = 5_000;
 
 /// An alarm at epoch ms `at` (workers-rs takes an offset from now).
 fn alarm_time(at: EpochMs) -> ScheduledTime {
@@ -142,6 +181,9 @@ impl SessionObject {
             }
             Operation::Finalize => {
                 let metadata = parse_finalize(&request.bytes().await?)?;
+                // Every frame ACKed so far is in R2 at its key before result.json says the
+                // session is done.
+                while self.move_frames(usize::MAX).await? {}
                 let done = self
                     .with_session(&id, async |s| s.finalize(metadata, now_ms()).await)
                     .await?;
@@ -175,14 +217,53 @@ impl SessionObject {
         Ok(Response::from_websocket(pair.client)?)
     }
 
-    /// Makes sure the object's alarm goes off no later than `at` (epoch ms). The alarm only
-    /// closes sockets silent past their authentication deadline, so an earlier one is as good.
+    /// Makes sure the object's alarm goes off no later than `at` (epoch ms). An earlier one is
+    /// as good: the alarm closes only sockets past their deadline, moves whatever frames wait,
+    /// and sets itself again for what is left.
     async fn alarm_by(&self, at: EpochMs) -> worker::Result<()> {
         let storage = self.state.storage();
         match storage.get_alarm().await? {
             Some(set) if set <= at as i64 => Ok(()),
             _ => storage.set_alarm(alarm_time(at)).await,
         }
+    }
+
+    /// A frame was stored: the alarm is armed to move it to R2 (once per batch, not per
+    /// frame). Its failure does not touch the frame, which is durable in the table already:
+    /// the next frame, or the session's next load, arms it again.
+    pub async fn frame_stored(&self) {
+        if self.move_armed.replace(true) {
+            return;
+        }
+        if self
+            .alarm_by(now_ms() + move_delay_ms(&self.env))
+            .await
+            .is_err()
+        {
+            self.move_armed.set(false);
+        }
+    }
+
+    /// Moves waiting frames to R2, at most `batches` batches; answers whether frames still
+    /// wait. When none do, the alarm counts as disarmed (checked and cleared with no `await`
+    /// between, so a frame written after it arms the alarm again).
+    async fn move_frames(&self, batches: usize) -> Result<bool, StorageError> {
+        let _moving = self.moving.lock().await;
+        let bucket = self
+            .env
+            .bucket(BUCKET_BINDING)
+            .map_err(|e| StorageError(format!("R2 binding: {e}")))?;
+        let table = FrameTable::new(self.state.storage().sql(), bucket)?;
+        for _ in 0..batches {
+            if table.move_batch().await? == 0 {
+                break;
+            }
+        }
+        let waiting = table.has_waiting()?;
+        if !waiting {
+            self.move_armed.set(false);
+        }
+        Ok(waiting)
     }
 
     pub fn env(&self) -> &Env {
@@ -208,7 +289,11 @@ impl SessionObject {
         if live.is_none() {
             let storage = SqlSessionStorage::new(self.state.storage().sql())?;
             let objects = self.objects(id)?;
+            let waiting = objects.table().has_waiting()?;
             *live = Some(Session::open(id.clone(), storage, objects).await?);
+            if waiting {
+                self.frame_stored().await;
+            }
         }
         let session = live.as_mut().expect("loaded above");
         session.check_id(id)?;
@@ -255,8 +340,10 @@ impl SessionObject {
     /// socket is open on it (a recorder still streaming would refill it). Afterwards the id is
     /// free: the next request starts an empty session. The server gateway's answers and texts.
     async fn delete(&self, id: &SessionId) -> Result<Response, ApiError> {
-        // No resolve is between its read and its write, and no other request in between.
+        // No resolve is between its read and its write, no move of frames to R2, and no other
+        // request in between.
         let _one_at_a_time = self.resolving.lock().await;
+        let _no_move = self.moving.lock().await;
         let mut live = self.session.lock().await;
         if !self.state.get_websockets().is_empty() {
             return Err(ApiError::Conflict(format!(

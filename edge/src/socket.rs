@@ -180,7 +180,12 @@ async fn answer(object: &SessionObject, info: &SocketInfo, text: &str) -> (Serve
                 .with_session(&id, async |s| s.chunk(stream, chunk, now_ms()).await)
                 .await
             {
-                Ok(ack) => ServerMessage::Ack(ack),
+                Ok(ack) => {
+                    if ack.key.is_some() {
+                        object.frame_stored().await;
+                    }
+                    ServerMessage::Ack(ack)
+                }
                 Err(err) => return failure(err, Some(seq)),
             }
         }

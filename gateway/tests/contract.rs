@@ -1,6 +1,8 @@
 //! The shared contract suite: the wire contract checked through the network only (HTTP and
-//! the ingest socket, nothing read behind the host's back), so the same tests run against
-//! every host of the session core.
+//! the ingest socket), so the same tests run against every host of the session core. One
+//! rule is checked behind the host's back: frames end up as objects at the seed's keys
+//! (`sessions/<safe id>/chunks/<seq8>.pcm`), read from the host's storage
+//! (`CONTRACT_OBJECTS_CMD` for an external host).
 //!
 //! By default each test starts a server gateway in this process. With `CONTRACT_HOST_URL` set
 //! they run against that host instead: `scripts/edge.sh` runs them against the edge worker
@@ -9,7 +11,10 @@
 //! - `INFERENCE_BASE_URL` = `http://CONTRACT_INFERENCE_ADDR`, where this suite's fake
 //!   inference service listens, and `INFERENCE_TIMEOUT_MS` = 1000,
 //! - `CONTRACT_RESTART_CMD`: a command that restarts the host on the same storage and returns
-//!   once it answers again (the restart test).
+//!   once it answers again (the restart tests),
+//! - `CONTRACT_OBJECTS_CMD`: a command that, given object keys as arguments, prints the
+//!   objects stored at them as JSON `{"<key>": "<base64>" | null}`,
+//! - `GATEWAY_ALLOW_ORIGINS` = [`ALLOWED_ORIGIN`] (the browser-origin test).
 
 mod support;
 
@@ -32,6 +37,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 const LOCAL_KEY: &str = "contract-key";
 /// The inference timeout both kinds of host are configured with.
 const INFERENCE_TIMEOUT_MS: u64 = 1000;
+/// The one web origin both kinds of host allow (`GATEWAY_ALLOW_ORIGINS`).
+const ALLOWED_ORIGIN: &str = "https://app.example.com";
 
 /// Tests share an external host; the restart test takes it alone.
 static HOST_IN_USE: RwLock<()> = RwLock::const_new(());
@@ -75,6 +82,7 @@ impl Host {
         }
         let gw = TestGateway::start_with(|c| {
             c.api_key = Some(LOCAL_KEY.into());
+            c.allow_origins = vec![ALLOWED_ORIGIN.into()];
             c.inference = Some(gateway::inference::InferenceConfig {
                 base_url: format!("http://{inference}"),
                 api_key: None,
@@ -163,6 +171,78 @@ impl Host {
         .expect("the restart command runs");
         assert!(status.success(), "{command}: {status}");
     }
+}
+
+impl Host {
+    /// The objects stored at `keys` (`None` where there is none), read from the host's
+    /// storage, not through it.
+    async fn objects(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        if let Some(gw) = &self.local {
+            return keys.iter().map(|key| gw.read_object(key)).collect();
+        }
+        let command = std::env::var("CONTRACT_OBJECTS_CMD").expect(
+            "CONTRACT_OBJECTS_CMD: how to read the objects of the host at CONTRACT_HOST_URL",
+        );
+        let output = tokio::time::timeout(
+            Duration::from_secs(120),
+            tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{command} \"$@\""))
+                .arg("sh")
+                .args(keys)
+                .output(),
+        )
+        .await
+        .expect("the objects are read within 2 minutes")
+        .expect("the objects command runs");
+        assert!(
+            output.status.success(),
+            "{command}: {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let found: HashMap<String, Option<String>> =
+            serde_json::from_slice(&output.stdout).expect("the objects command prints JSON");
+        keys.iter()
+            .map(|key| {
+                found[key].as_ref().map(|b64| {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .expect("base64")
+                })
+            })
+            .collect()
+    }
+
+    /// The objects at `keys` once all of them exist: a host may store frames as objects
+    /// behind the ACK (the edge moves them from its Durable Object's SQLite to R2 in batches).
+    /// Fails after a minute with the keys still missing.
+    async fn objects_once_stored(&self, keys: &[String]) -> Vec<Vec<u8>> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let objects = self.objects(keys).await;
+            if objects.iter().all(Option::is_some) {
+                return objects.into_iter().map(Option::unwrap).collect();
+            }
+            let missing: Vec<&String> = keys
+                .iter()
+                .zip(&objects)
+                .filter(|(_, o)| o.is_none())
+                .map(|(k, _)| k)
+                .collect();
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no objects at {missing:?} a minute after their ACKs"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// The object key of frame `seq` of the mic stream (the seed's).
+fn frame_key(session: &str, seq: u64) -> String {
+    format!("sessions/{session}/chunks/{seq:08}.pcm")
 }
 
 async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
@@ -1076,4 +1156,378 @@ async fn a_restarted_host_keeps_frames_state_and_objects() {
             pcm(seq as u64)
         );
     }
+}
+
+/// The storage rule: every ACKed frame becomes one object at its seed key with its bytes
+/// (on the edge behind the ACK, moved from the object's SQLite to R2), and `audio.wav` reads
+/// the same bytes wherever the frames are.
+#[tokio::test]
+async fn acked_frames_become_objects_at_their_keys_and_the_wav_stays_the_same() {
+    let host = Host::start().await;
+    let s = session("objects");
+    let mut ws = host.connect(&s).await;
+    for seq in 1..=6 {
+        send_chunk(&mut ws, &s, seq).await;
+    }
+    let (code, _, before) = wav(&host, &s, "").await;
+    assert_eq!(code, 200);
+    let expected: Vec<u8> = (1..=6).flat_map(pcm).collect();
+    assert_eq!(&before[44..], &expected[..]);
+
+    let keys: Vec<String> = (1..=6).map(|seq| frame_key(&s, seq)).collect();
+    let objects = host.objects_once_stored(&keys).await;
+    for (seq, object) in (1..=6).zip(&objects) {
+        assert_eq!(object, &pcm(seq), "the object of frame {seq}");
+    }
+    let (_, _, after) = wav(&host, &s, "").await;
+    assert_eq!(
+        after, before,
+        "audio.wav is the same once the frames are objects"
+    );
+    // A frame stored as an object is still known: its resend is a duplicate, and a changed
+    // one a conflict.
+    let again = ask(&mut ws, &chunk(&s, 3)).await;
+    assert_eq!(again["status"], "duplicate", "{again}");
+    let changed = ask(&mut ws, &chunk_with(&s, 3, &pcm(4))).await;
+    assert_eq!(changed["type"], "error", "{changed}");
+}
+
+/// When `finalize` answers, every frame ACKed before it is an object at its key (both
+/// streams), so whoever reads the bucket after `result.json` finds the whole session.
+#[tokio::test]
+async fn after_finalize_every_acked_frame_is_an_object_at_its_key() {
+    let host = Host::start().await;
+    let s = session("fin-objects");
+    let mut mic = host.connect(&s).await;
+    let mut system = host.connect_stream(&s, "system").await;
+    for seq in 1..=3 {
+        send_chunk(&mut mic, &s, seq).await;
+    }
+    let ack = ask(&mut system, &chunk_with(&s, 1, &flat(77))).await;
+    assert_eq!(ack["status"], "stored", "{ack}");
+    let (code, done) = host
+        .send_json("POST", &format!("/v1/sessions/{s}/finalize"), json!({}))
+        .await;
+    assert_eq!(code, 200, "{done}");
+
+    let mut keys: Vec<String> = (1..=3).map(|seq| frame_key(&s, seq)).collect();
+    keys.push(format!("sessions/{s}/streams/system/chunks/00000001.pcm"));
+    keys.push(format!("sessions/{s}/result.json"));
+    let objects = host.objects(&keys).await;
+    for (seq, object) in (1..=3).zip(&objects) {
+        assert_eq!(object.as_deref(), Some(&pcm(seq)[..]), "frame {seq}");
+    }
+    assert_eq!(
+        objects[3].as_deref(),
+        Some(&flat(77)[..]),
+        "the system frame"
+    );
+    let result: Value =
+        serde_json::from_slice(objects[4].as_deref().expect("result.json")).unwrap();
+    assert_eq!(result["ingest"]["received_chunks"], 3);
+}
+
+/// A host restarted while frames are on their way to their objects (for the edge: wrangler
+/// stopped with frames waiting in SQLite and a move to R2 perhaps half done) loses none:
+/// the session counts them all, `audio.wav` has their bytes, and each ends up at its key.
+#[tokio::test]
+async fn a_restart_while_frames_become_objects_loses_none() {
+    let mut host = Host::start_alone().await;
+    let s = session("restart-move");
+    let mut ws = host.connect(&s).await;
+    for seq in 1..=8 {
+        send_chunk(&mut ws, &s, seq).await;
+    }
+    // The first frames are objects, the rest are sent and the host stopped at once.
+    host.objects_once_stored(&[frame_key(&s, 1)]).await;
+    for seq in 9..=24 {
+        send_chunk(&mut ws, &s, seq).await;
+    }
+    drop(ws);
+    host.restart().await;
+
+    let mut ws = host.connect(&s).await;
+    let ready = hello(&mut ws).await;
+    assert_eq!(ready["ingest"]["received_chunks"], 24);
+    assert_eq!(ready["ingest"]["missing_chunks"], 0);
+    let expected: Vec<u8> = (1..=24).flat_map(pcm).collect();
+    let (code, _, before) = wav(&host, &s, "").await;
+    assert_eq!(code, 200);
+    assert_eq!(&before[44..], &expected[..]);
+    let keys: Vec<String> = (1..=24).map(|seq| frame_key(&s, seq)).collect();
+    let objects = host.objects_once_stored(&keys).await;
+    for (seq, object) in (1..=24).zip(&objects) {
+        assert_eq!(object, &pcm(seq), "the object of frame {seq}");
+    }
+    let (_, _, after) = wav(&host, &s, "").await;
+    assert_eq!(after, before);
+}
+
+// --- hostile input: browser pages and caps (every host checks them) --------------------------
+
+/// The request a browser page makes to open a socket, from `origin`, with the key (so only
+/// the origin can refuse it).
+fn upgrade_from(host: &Host, session: &str, origin: &str) -> reqwest::RequestBuilder {
+    host.request(reqwest::Method::GET, &format!("/v1/audio/ws/{session}"))
+        .header("origin", origin)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+}
+
+/// A web page is not a client: a socket or a write from an origin the operator has not
+/// allowed is refused with 403 and changes nothing; reads, native clients (no `Origin`) and
+/// allowed origins are served.
+#[tokio::test]
+async fn a_page_from_a_foreign_origin_may_not_open_sockets_or_write() {
+    let host = Host::start().await;
+    let s = session("origin");
+    let evil = "https://evil.example";
+    let refused = format!(
+        "origin '{evil}' is not allowed: web pages may not use this gateway (an operator can allow an origin with --allow-origin / GATEWAY_ALLOW_ORIGINS)"
+    );
+    let (code, body) = answer(upgrade_from(&host, &s, evil)).await;
+    assert_eq!((code, body["detail"].as_str()), (403, Some(&refused[..])));
+    let (code, body) = answer(upgrade_from(&host, &s, "HTTPS://Evil.example/")).await;
+    assert_eq!((code, body["detail"].as_str()), (403, Some(&refused[..])));
+    for (method, path, body) in [
+        ("POST", format!("/v1/sessions/{s}/finalize"), json!({})),
+        ("POST", format!("/v1/sessions/{s}/resolve"), resolve_body()),
+        (
+            "PUT",
+            format!("/v1/sessions/{s}/bindings"),
+            json!({"cluster_id": "spk_1", "name": "Eve"}),
+        ),
+        ("DELETE", format!("/v1/sessions/{s}"), Value::Null),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let request = host
+            .request(method.clone(), &path)
+            .header("origin", evil)
+            .json(&body);
+        let (code, answer) = answer(request).await;
+        assert_eq!(
+            (code, answer["detail"].as_str()),
+            (403, Some(&refused[..])),
+            "{method} {path}"
+        );
+    }
+    let (code, state) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    assert_eq!(code, 200);
+    assert_eq!(state["event_count"], 0, "nothing was resolved: {state}");
+    assert_eq!(
+        state["ingest"],
+        Value::Null,
+        "no socket was opened: {state}"
+    );
+    let (code, _) = host.get_json(&format!("/v1/sessions/{s}/result")).await;
+    assert_eq!(code, 404, "nothing was finalized");
+
+    // A read from any page is answered (the browser keeps it from the page without CORS).
+    let request = host
+        .request(reqwest::Method::GET, &format!("/v1/sessions/{s}/state"))
+        .header("origin", evil);
+    assert_eq!(answer(request).await.0, 200);
+    // The allowed origin opens sockets and writes.
+    let mut request = host.ws(&s).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("x-api-key", host.key.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", ALLOWED_ORIGIN.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("the allowed origin's socket opens");
+    assert_eq!(send_chunk(&mut ws, &s, 1).await.last_seq, 1);
+    let request = host
+        .request(reqwest::Method::POST, &format!("/v1/sessions/{s}/finalize"))
+        .header("origin", ALLOWED_ORIGIN)
+        .json(&json!({}));
+    assert_eq!(answer(request).await.0, 200);
+}
+
+/// A roster or an idempotency key over its cap is refused before inference is asked, and
+/// the session keeps its state; at the cap they are taken.
+#[tokio::test]
+async fn resolve_input_over_the_caps_is_refused_and_changes_nothing() {
+    let host = Host::start().await;
+    let s = session("caps-resolve");
+    let path = format!("/v1/sessions/{s}/resolve");
+    let (code, _) = host.send_json("POST", &path, resolve_body()).await;
+    assert_eq!(code, 200);
+    let (_, before) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    let roster = |n: usize| {
+        json!(
+            (0..n)
+                .map(|i| json!({"name": format!("Person {i}")}))
+                .collect::<Vec<_>>()
+        )
+    };
+    let with_roster = |roster: Value| json!({"audio": {"content_b64": "AAAA", "format": "pcm_s16le"}, "roster": roster});
+    for (roster, detail) in [
+        (roster(101), "roster must have at most 100 entries"),
+        (
+            json!([{"name": "n".repeat(201)}]),
+            "roster names must be at most 200 characters",
+        ),
+        (
+            json!([{"name": "Ada", "email": format!("{}@x.io", "a".repeat(254))}]),
+            "roster emails must be at most 254 characters",
+        ),
+    ] {
+        let (code, body) = host.send_json("POST", &path, with_roster(roster)).await;
+        assert_eq!((code, body["detail"].as_str()), (400, Some(detail)));
+    }
+    let request = host
+        .request(reqwest::Method::POST, &path)
+        .header("x-idempotency-key", "k".repeat(257))
+        .json(&resolve_body());
+    let (code, body) = answer(request).await;
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (
+            400,
+            Some("x-idempotency-key must be at most 256 characters")
+        )
+    );
+    let (_, after) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    assert_eq!(after, before, "the refusals changed nothing");
+
+    let (code, _) = host
+        .send_json("POST", &path, with_roster(roster(100)))
+        .await;
+    assert_eq!(code, 200, "a roster at the cap is taken");
+    let (_, after) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    assert_eq!(after["state"]["roster"].as_array().unwrap().len(), 100);
+}
+
+/// A speaker name over the cap or with control characters is refused and changes nothing.
+#[tokio::test]
+async fn a_binding_name_over_the_cap_or_with_control_characters_is_refused() {
+    let host = Host::start().await;
+    let s = session("caps-names");
+    let (code, _) = host
+        .send_json("POST", &format!("/v1/sessions/{s}/resolve"), resolve_body())
+        .await;
+    assert_eq!(code, 200);
+    let (_, before) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    let path = format!("/v1/sessions/{s}/bindings");
+    let control = "name must not contain control characters (line breaks, tabs, escapes)";
+    for (name, detail) in [
+        ("é".repeat(201), "name must be at most 200 characters"),
+        ("Ada\nLovelace".to_owned(), control),
+        ("Ada\u{1b}[2J".to_owned(), control),
+    ] {
+        let (code, body) = host
+            .send_json("PUT", &path, json!({"cluster_id": "spk_1", "name": name}))
+            .await;
+        assert_eq!(
+            (code, body["detail"].as_str()),
+            (400, Some(detail)),
+            "{name:?}"
+        );
+    }
+    let (_, after) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    assert_eq!(after, before);
+    let longest = "é".repeat(200);
+    let (code, body) = host
+        .send_json(
+            "PUT",
+            &path,
+            json!({"cluster_id": "spk_1", "name": longest}),
+        )
+        .await;
+    assert_eq!(code, 200, "a name at the cap is taken");
+    assert_eq!(body["state"]["bindings"]["spk_1"], longest.as_str());
+}
+
+/// Finalize metadata over 64 KiB is refused and writes no `result.json`; at the cap it is
+/// taken.
+#[tokio::test]
+async fn finalize_metadata_over_the_cap_is_refused_and_writes_nothing() {
+    let host = Host::start().await;
+    let s = session("caps-meta");
+    let mut ws = host.connect(&s).await;
+    send_chunk(&mut ws, &s, 1).await;
+    let path = format!("/v1/sessions/{s}/finalize");
+    // `{"notes":"…"}` is 12 bytes around the text.
+    let notes = "n".repeat(64 * 1024 - 12);
+    let (code, body) = host
+        .send_json(
+            "POST",
+            &path,
+            json!({"metadata": {"notes": format!("{notes}n")}}),
+        )
+        .await;
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (400, Some("metadata must be at most 65536 bytes of JSON"))
+    );
+    let (code, _) = host.get_json(&format!("/v1/sessions/{s}/result")).await;
+    assert_eq!(code, 404, "no result.json was written");
+    let (code, _) = host
+        .send_json("POST", &path, json!({"metadata": {"notes": notes}}))
+        .await;
+    assert_eq!(code, 200, "metadata at the cap is taken");
+}
+
+/// An `audio.wav` over 24 hours (mostly silence for seconds never received) is refused with
+/// 422, for one stream and for the mix, and the session is left as it was.
+#[tokio::test]
+async fn an_audio_wav_over_24_hours_is_refused() {
+    let host = Host::start().await;
+    let s = session("caps-gap");
+    let mut ws = host.connect(&s).await;
+    for seq in [1, 134_217] {
+        send_chunk(&mut ws, &s, seq).await;
+    }
+    let (_, before) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    let (code, _, body) = wav(&host, &s, "").await;
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (
+            422,
+            Some(
+                &format!(
+                    "audio.wav (mic) of session '{s}' would be 134217 s long, 134215 s of it never received (silence); the gateway serves at most 86400 s (24 h) of audio in one file"
+                )[..]
+            )
+        )
+    );
+    let (code, _, _) = wav(&host, &s, "?stream=mix").await;
+    assert_eq!(code, 422);
+    let (_, after) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    assert_eq!(after, before);
+}
+
+/// An HTTP body over 8 MiB is refused with 413, and a socket message over 64 KiB closes the
+/// socket with 1009 (message too big), before either is read whole.
+#[tokio::test]
+async fn a_body_over_8_mib_and_a_message_over_64_kib_are_refused() {
+    let host = Host::start().await;
+    let s = session("caps-size");
+    let huge = format!(
+        "{{\"audio\":{{\"content_b64\":\"{}\",\"format\":\"pcm_s16le\"}}}}",
+        "A".repeat(8 * 1024 * 1024)
+    );
+    let request = host
+        .request(reqwest::Method::POST, &format!("/v1/sessions/{s}/resolve"))
+        .header("content-type", "application/json")
+        .body(huge);
+    let (code, body) = answer(request).await;
+    assert_eq!(
+        (code, body["detail"].as_str()),
+        (413, Some("request body too large (at most 8388608 bytes)"))
+    );
+    let mut ws = host.connect(&s).await;
+    ws.send(Message::text("x".repeat(64 * 1024 + 1)))
+        .await
+        .unwrap();
+    let close = close_frame(&mut ws).await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1009);
+    let (_, state) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
+    assert_eq!(state["event_count"], 0);
 }
