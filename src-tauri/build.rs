@@ -33,6 +33,7 @@ mod window {
         "session_audio",
         "rename_session",
         "export_session",
+        "choose_export_folder",
         "open_export",
         "delete_session",
     ];

@@ -30,19 +30,27 @@
 //! once the gateway is back; held again and the app closed while recording, a relaunch lists
 //! the session with its backlog, and "Send and finalize" delivers it and writes the result.
 //!
-//! A sixth goes through the Sessions view (issue 11, items 5 and 6): a recorded and finalized
-//! session is listed (finalized, its length), renamed, played (the player gets its audio
-//! from the app and knows its duration), exported (the WAV, `result.json`, the reports and
-//! the subtitles, checked against what the app and the gateway hold) and deleted after the
-//! confirm (gone from the list, the gateway and this computer). Its screenshot of the view goes
-//! to `docs/sessions.png` when `UPDATE_SCREENSHOT` is set.
+//! A sixth goes through the Sessions view (issue 11, items 5 and 6): a session recorded with
+//! its meeting audio and finalized is listed (finalized, its length), renamed, played (the
+//! player streams it from the app's player server and knows its duration), exported (the
+//! microphone's and the meeting audio's WAVs, `result.json`, the reports and the subtitles,
+//! checked against what the app and the gateway hold) and deleted after the confirm (gone from
+//! the list, the gateway and this computer). A ten-minute session left on this computer is
+//! played and sought near its end: the player's server answers the player's Range requests
+//! with 206 from there on (its log says so), and a Range request of the test's own gets
+//! exactly those bytes. Its screenshot of the view goes to `docs/sessions.png` when
+//! `UPDATE_SCREENSHOT` is set.
+//!
+//! A seventh deletes a session while its (remote) gateway is down: it is gone from this
+//! computer and the list at once, the page says the gateway's copy goes when it is back, and
+//! once the gateway is started again the app deletes it there by itself.
 //!
 //! Needs a DISPLAY, `tauri-driver` and `WebKitWebDriver`, and the app binary built; without
 //! them it FAILS and says what to do. `scripts/e2e.sh` provides all of it.
 
 #![cfg(unix)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use e2e::page::{click, connect, finish, save_screenshot, tempdir, wait_for_read};
@@ -788,7 +796,7 @@ async fn the_sessions_view_lists_plays_exports_and_deletes_a_recorded_session() 
     std::fs::create_dir_all(home.join("config")).unwrap();
     let settings = json!({
         "input": "tone:440",
-        "record_system": false,
+        "record_system": true,
         "gateway": {"mode": "bundled", "remote_url": "", "remote_api_key": ""},
         "session_id": SESSIONS_SESSION,
         "resolve_every_secs": 2.0,
@@ -796,6 +804,7 @@ async fn the_sessions_view_lists_plays_exports_and_deletes_a_recorded_session() 
     std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
     let (config_dir, data_dir, export_dir) =
         (home.join("config"), home.join("data"), home.join("exports"));
+    seed_long_session(&data_dir.join("recordings"));
     let driver = TauriDriver::start(
         "sessions",
         &[
@@ -803,6 +812,7 @@ async fn the_sessions_view_lists_plays_exports_and_deletes_a_recorded_session() 
             ("RECORDER_DATA_DIR", &data_dir),
             ("RECORDER_EXPORT_DIR", &export_dir),
             ("RECORDER_INPUT", Path::new("tone:440")),
+            ("RECORDER_SYSTEM", Path::new("tone:660")),
         ],
         &artifacts,
     );
@@ -840,6 +850,8 @@ return {
   player: {
     src: player.currentSrc || '',
     readyState: player.readyState,
+    seeking: player.seeking,
+    currentTime: player.currentTime,
     duration: Number.isFinite(player.duration) ? player.duration : null,
     error: player.error ? `${player.error.code} ${player.error.message}` : null,
   },
@@ -847,21 +859,31 @@ return {
   exportFiles: [...document.querySelectorAll('#export-files li')].map((li) => li.dataset.file),
   exportText: text('export-text'),
   deleteDialog: document.getElementById('delete-dialog').hidden ? null : text('delete-text'),
+  deleted: document.getElementById('sessions-status').dataset.deleted || null,
   error: document.getElementById('banner-error').hidden ? null : text('banner-error-text'),
 };
 "#;
 
 /// The Sessions view's row of [`SESSIONS_SESSION`], if it shows one.
 fn sessions_row(view: &Value) -> Option<&Value> {
+    session_row(view, SESSIONS_SESSION)
+}
+
+/// The Sessions view's row of `session`, if it shows one.
+fn session_row<'a>(view: &'a Value, session: &str) -> Option<&'a Value> {
     view["rows"]
         .as_array()?
         .iter()
-        .find(|row| row["session"] == SESSIONS_SESSION)
+        .find(|row| row["session"] == session)
 }
 
 /// A row's button, by its class.
 fn row_button(action: &str) -> String {
-    format!("#sessions-body tr[data-session='{SESSIONS_SESSION}'] button.{action}")
+    session_button(SESSIONS_SESSION, action)
+}
+
+fn session_button(session: &str, action: &str) -> String {
+    format!("#sessions-body tr[data-session='{session}'] button.{action}")
 }
 
 async fn sessions_view(
@@ -889,6 +911,10 @@ async fn sessions_view(
         .join("recordings")
         .join(SESSIONS_SESSION)
         .join("local.wav");
+    let meeting_copy = data_dir
+        .join("recordings")
+        .join(SESSIONS_SESSION)
+        .join("streams/system/local.wav");
 
     // Listed: finalized, with its length.
     click(client, "#tab-sessions").await?;
@@ -921,7 +947,7 @@ async fn sessions_view(
         "titles.json: {titles}"
     );
 
-    // Played: the player gets the audio from the app (a blob: address) and knows its length.
+    // Played: the player streams the audio from the app's server and knows its length.
     click(client, &row_button("play")).await?;
     let view = wait_for_read(client, READ_SESSIONS, "the player's audio", 30, |view| {
         view["player"]["duration"].as_f64().is_some() || !view["player"]["error"].is_null()
@@ -933,7 +959,7 @@ async fn sessions_view(
         player["error"].is_null()
             && player["src"]
                 .as_str()
-                .is_some_and(|src| src.starts_with("blob:"))
+                .is_some_and(|src| src.starts_with("http://127.0.0.1:"))
             && duration >= (recorded - 1) as f64
             && duration <= (recorded + 1) as f64,
         "the player after Play ({recorded} s recorded): {player:#}"
@@ -956,6 +982,7 @@ async fn sessions_view(
         view["exportFiles"]
             == json!([
                 "audio.wav",
+                "meeting.wav",
                 "result.json",
                 "report.md",
                 "report.html",
@@ -966,6 +993,12 @@ async fn sessions_view(
         "after Export: {view:#}"
     );
     check_export(&dir, &local_copy, &stored_result)?;
+    anyhow::ensure!(
+        std::fs::read(dir.join("meeting.wav"))? == std::fs::read(&meeting_copy)?,
+        "the exported meeting.wav is not the meeting audio's local copy"
+    );
+
+    long_session_seeks(client, data_dir).await?;
 
     // Deleted after the confirm: gone from the list, the gateway and this computer.
     click(client, &row_button("delete")).await?;
@@ -1006,6 +1039,309 @@ async fn sessions_view(
         "the delete removed the exported files"
     );
     Ok(())
+}
+
+const OFFLINE_DELETE_SESSION: &str = "e2e-delete-offline";
+
+/// Issue 11, item 5: a delete needs no gateway. With the gateway down the session goes from
+/// this computer at once, and from the gateway by itself once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_deleted_while_the_gateway_is_down_goes_here_at_once_and_there_once_it_is_back() {
+    e2e::require_display();
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    let home = tempdir(&artifacts, "delete-offline");
+    std::fs::create_dir_all(home.join("config")).unwrap();
+    let gateway_data = home.join("remote-gateway");
+    let gateway = gateway::server::start(gateway::server::GatewayConfig::local(&gateway_data))
+        .await
+        .expect("start the remote gateway");
+    let addr = gateway.addr();
+    let settings = json!({
+        "input": "tone:440",
+        "record_system": false,
+        "gateway": {"mode": "remote", "remote_url": gateway.http_url(), "remote_api_key": ""},
+        "session_id": OFFLINE_DELETE_SESSION,
+    });
+    std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+    let data_dir = home.join("data");
+    let driver = TauriDriver::start(
+        "delete-offline",
+        &[
+            ("RECORDER_CONFIG_DIR", &home.join("config")),
+            ("RECORDER_DATA_DIR", &data_dir),
+            ("RECORDER_EXPORT_DIR", &home.join("exports")),
+        ],
+        &artifacts,
+    );
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(240),
+        delete_offline(&client, gateway, addr, &gateway_data, &data_dir),
+    )
+    .await;
+    finish(
+        client,
+        driver,
+        outcome,
+        &artifacts.join("delete-offline-failure.png"),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Whether the gateway at `addr` lists `session`.
+async fn gateway_lists(addr: std::net::SocketAddr, session: &str) -> anyhow::Result<bool> {
+    let (status, _, body) = http_get(&format!("http://{addr}/v1/sessions?limit=500"), None).await?;
+    anyhow::ensure!(status == 200, "the gateway's list: HTTP {status}");
+    let list: Value = serde_json::from_slice(&body)?;
+    Ok(list["sessions"]
+        .as_array()
+        .is_some_and(|all| all.iter().any(|s| s["session_id"] == session)))
+}
+
+async fn delete_offline(
+    client: &Client,
+    gateway: gateway::server::RunningGateway,
+    addr: std::net::SocketAddr,
+    gateway_data: &Path,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    let session = OFFLINE_DELETE_SESSION;
+    record_once_reachable(client, 3).await?;
+    click(client, "#record-button").await?;
+    wait_for(client, "the recording to stop", 30, |page| {
+        page["recordState"] == format!("Paused · session {session}").as_str()
+            && page["connection"] == "Not recording"
+    })
+    .await?;
+    anyhow::ensure!(
+        gateway_lists(addr, session).await?,
+        "the gateway does not list the recorded session"
+    );
+    let recordings = data_dir.join("recordings").join(session);
+    anyhow::ensure!(recordings.is_dir(), "no recordings of {session} here");
+
+    gateway.shutdown().await?;
+    click(client, "#tab-sessions").await?;
+    wait_for_read(client, READ_SESSIONS, "the session listed", 30, |view| {
+        session_row(view, session).is_some()
+    })
+    .await?;
+    click(client, &session_button(session, "delete")).await?;
+    wait_for_read(client, READ_SESSIONS, "the delete confirm", 10, |view| {
+        !view["deleteDialog"].is_null()
+    })
+    .await?;
+    click(client, "#delete-confirm").await?;
+    let view = wait_for_read(client, READ_SESSIONS, "the row to go", 60, |view| {
+        session_row(view, session).is_none() && view["deleted"].is_string()
+    })
+    .await?;
+    anyhow::ensure!(
+        view["deleted"] == "queued"
+            && view["status"].as_str().is_some_and(
+                |s| s.contains("could not be reached") && s.contains("when it is back")
+            ),
+        "after the delete with the gateway down: {view:#}"
+    );
+    anyhow::ensure!(
+        !recordings.exists(),
+        "the recordings are still on this computer"
+    );
+    let pending = std::fs::read_to_string(data_dir.join("pending-deletes.json"))?;
+    anyhow::ensure!(pending.contains(session), "pending-deletes.json: {pending}");
+    // Still listed on the page as waiting, not as a session.
+    click(client, "#sessions-refresh").await?;
+    let view = wait_for_read(
+        client,
+        READ_SESSIONS,
+        "the list while it waits",
+        30,
+        |view| {
+            view["status"]
+                .as_str()
+                .is_some_and(|s| s.contains("1 deleted here waits"))
+        },
+    )
+    .await?;
+    anyhow::ensure!(
+        session_row(&view, session).is_none(),
+        "listed again: {view:#}"
+    );
+
+    // The gateway comes back with its data: the app deletes the session there by itself.
+    let mut config = gateway::server::GatewayConfig::local(gateway_data);
+    config.listen = addr;
+    let gateway = gateway::server::start(config).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let listed = gateway_lists(addr, session).await?;
+        let pending = std::fs::read_to_string(data_dir.join("pending-deletes.json"))?;
+        if !listed && !pending.contains(session) {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "40 s after the gateway came back: listed there {listed}, pending here: {pending}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!("deleted on the gateway once it was back");
+    gateway.shutdown().await?;
+    Ok(())
+}
+
+const LONG_SESSION: &str = "e2e-long";
+/// Ten minutes, 19 MB: more than a player should ever read to seek near its end.
+const LONG_SECONDS: u64 = 600;
+const WAV_HEADER: u64 = 44;
+
+/// A session recorded on this computer earlier, its gateway long gone: its spool's metadata and
+/// a ten-minute local copy (a ramp, so every byte range is its own).
+fn seed_long_session(recordings: &Path) -> PathBuf {
+    let dir = recordings.join(LONG_SESSION);
+    std::fs::create_dir_all(&dir).unwrap();
+    let spool = json!({"session_id": LONG_SESSION, "next_seq": LONG_SECONDS + 1});
+    std::fs::write(dir.join("spool.json"), spool.to_string()).unwrap();
+    let samples = LONG_SECONDS as u32 * 16_000;
+    let data = samples * 2;
+    let mut wav = Vec::with_capacity(WAV_HEADER as usize + data as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&16_000u32.to_le_bytes());
+    wav.extend_from_slice(&32_000u32.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data.to_le_bytes());
+    for n in 0..samples {
+        let sample = ((n % 97) as i16 - 48) * 300;
+        wav.extend_from_slice(&sample.to_le_bytes());
+    }
+    let path = dir.join("local.wav");
+    std::fs::write(&path, wav).unwrap();
+    path
+}
+
+/// The ten-minute session plays from the player's server and seeks near its end: the server
+/// answers the player with 206 from past the seek point (the app's log lists each answer),
+/// and a Range request of the test's own gets 206 and exactly those bytes of the file.
+async fn long_session_seeks(client: &Client, data_dir: &Path) -> anyhow::Result<()> {
+    let file = data_dir
+        .join("recordings")
+        .join(LONG_SESSION)
+        .join("local.wav");
+    let len = std::fs::metadata(&file)?.len();
+    click(client, &session_button(LONG_SESSION, "play")).await?;
+    let view = wait_for_read(
+        client,
+        READ_SESSIONS,
+        "the long session's duration",
+        30,
+        |view| {
+            view["player"]["duration"]
+                .as_f64()
+                .is_some_and(|d| d > (LONG_SECONDS - 2) as f64)
+                || !view["player"]["error"].is_null()
+        },
+    )
+    .await?;
+    anyhow::ensure!(view["player"]["error"].is_null(), "playing: {view:#}");
+    let target = LONG_SECONDS - 10;
+    client
+        .execute(
+            "const p = document.getElementById('player'); p.pause(); p.currentTime = arguments[0]; return true;",
+            vec![json!(target)],
+        )
+        .await?;
+    let view = wait_for_read(client, READ_SESSIONS, "the seek near the end", 30, |view| {
+        let player = &view["player"];
+        player["seeking"] == false
+            && player["currentTime"]
+                .as_f64()
+                .is_some_and(|t| t >= (target - 1) as f64)
+            && number(&player["readyState"]) >= 2
+    })
+    .await?;
+    println!("sought: {}", view["player"]);
+
+    // The player read from near the seek point on, with a Range request answered 206.
+    let from = WAV_HEADER + (target - 5) * 32_000;
+    let logs = data_dir.join("logs");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let answered = loop {
+        let starts = player_206_starts(&logs);
+        if starts.iter().any(|&start| start >= from) || tokio::time::Instant::now() > deadline {
+            break starts;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    anyhow::ensure!(
+        answered.iter().any(|&start| start >= from),
+        "no 206 answer from byte {from} on in the app's log; 206 answers from: {answered:?}"
+    );
+
+    // A Range request of the test's own: 206, the Content-Range and exactly those bytes.
+    let src = view["player"]["src"].as_str().unwrap_or_default();
+    let (status, head, body) = http_get(src, Some("bytes=16000044-16000143")).await?;
+    let bytes = std::fs::read(&file)?;
+    anyhow::ensure!(
+        status == 206
+            && head.contains(&format!("content-range: bytes 16000044-16000143/{len}"))
+            && body == bytes[16_000_044..16_000_144],
+        "Range request to the player's server: {status}\n{head}"
+    );
+    println!("seek: 206 answers from bytes {answered:?}");
+    Ok(())
+}
+
+/// Where the app's log says the player's server answered 206 (`player: 206 bytes S-E of N`).
+fn player_206_starts(logs: &Path) -> Vec<u64> {
+    let mut starts = Vec::new();
+    for entry in std::fs::read_dir(logs).into_iter().flatten().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in text.lines() {
+            if let Some(rest) = line.split("player: 206 bytes ").nth(1)
+                && let Some(start) = rest.split('-').next().and_then(|s| s.parse().ok())
+            {
+                starts.push(start);
+            }
+        }
+    }
+    starts
+}
+
+/// A plain HTTP/1.0 GET (no chunked answers) to a loopback `url`: status, headers in lower
+/// case, body.
+async fn http_get(url: &str, range: Option<&str>) -> anyhow::Result<(u16, String, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("not an http URL: {url}"))?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    let range = range.map(|r| format!("Range: {r}\r\n")).unwrap_or_default();
+    stream
+        .write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n{range}\r\n").as_bytes())
+        .await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("no end of headers from {url}"))?;
+    let head = String::from_utf8_lossy(&answer[..split]).to_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, head, answer[split + 4..].to_vec()))
 }
 
 /// The exported files against their sources: the WAV is the local copy, `result.json` the

@@ -1,16 +1,17 @@
 // Interview Recorder: the Sessions view. Lists past sessions (the gateway's and this
-// computer's), plays them (the app hands over the audio's bytes, played from a blob: address;
+// computer's), plays them (the app gives an address of its own player server on 127.0.0.1,
+// which streams the audio with Range requests so the player seeks without loading it all;
 // the page never talks to the gateway or holds its key), renames them (a title kept by the
-// app), exports and deletes them.
+// app), exports them (into a folder the user chooses once) and deletes them (on this computer
+// at once; on the gateway now, or when it is back).
 // Loaded after app.js, whose helpers ($, call, clock, bytes, tauri, ui, newSession) it uses.
 "use strict";
 
 const sessionsView = {
   /** The list as the app gave it: [{session_id, title, started_at, seconds, ...}]. */
   sessions: [],
-  /** The session the player holds, and the blob: address of its audio. */
+  /** The session the player holds. */
   playing: null,
-  playingUrl: null,
   /** The session whose export the export box shows. */
   exported: null,
   /** Whether a list request is out (a second Refresh waits for it). */
@@ -36,9 +37,13 @@ async function loadSessions() {
   sessionsView.loading = call("list_sessions")
     .then((view) => {
       sessionsView.sessions = view.sessions;
+      const waiting = view.deleting.length > 0
+        ? ` ${view.deleting.length} deleted here wait${view.deleting.length === 1 ? "s" : ""} for the gateway to delete ${view.deleting.length === 1 ? "its copy" : "their copies"}.`
+        : "";
       $("sessions-status").textContent = view.gateway_error
-        ? `Only sessions on this computer are listed: the gateway could not be asked (${view.gateway_error}).`
-        : `${view.sessions.length} session${view.sessions.length === 1 ? "" : "s"}.`;
+        ? `Only sessions on this computer are listed: the gateway could not be asked (${view.gateway_error}).${waiting}`
+        : `${view.sessions.length} session${view.sessions.length === 1 ? "" : "s"}.${waiting}`;
+      $("export-folder").textContent = view.export_dir;
       drawSessions();
     })
     .catch(() => { $("sessions-status").textContent = "The sessions could not be listed."; })
@@ -129,14 +134,13 @@ async function play(id, button) {
   button.disabled = true;
   $("sessions-status").textContent = "Loading the audio…";
   try {
-    const wav = await call("session_audio", { sessionId: id });
+    const audio = await call("session_audio", { sessionId: id });
     stopPlayer();
     sessionsView.playing = id;
-    sessionsView.playingUrl = URL.createObjectURL(new Blob([wav], { type: "audio/wav" }));
     $("player-title").textContent = s ? (s.title || s.session_id) : id;
     $("player-box").hidden = false;
     const player = $("player");
-    player.src = sessionsView.playingUrl;
+    player.src = audio.url;
     $("sessions-status").textContent = "";
     player.play().catch(() => { /* no sound output, or stopped by the user: the controls stay */ });
   } catch (e) {
@@ -151,9 +155,7 @@ function stopPlayer() {
   player.pause();
   player.removeAttribute("src");
   player.load();
-  if (sessionsView.playingUrl) URL.revokeObjectURL(sessionsView.playingUrl);
   sessionsView.playing = null;
-  sessionsView.playingUrl = null;
   $("player-box").hidden = true;
 }
 
@@ -220,8 +222,9 @@ function askDelete(s) {
   const name = s.title ? `“${s.title}” (${s.session_id})` : `“${s.session_id}”`;
   const held = s.held > 0 ? ` ${seconds(s.held)} of it never reached the gateway and are lost too.` : "";
   $("delete-text").textContent =
-    `Session ${name} and its ${clock(s.seconds)} of audio are deleted from the gateway and from this computer: ` +
-    `recordings, speakers and result.${held} Exported files stay. This cannot be undone.`;
+    `Session ${name} and its ${clock(s.seconds)} of audio are deleted from this computer and from the gateway ` +
+    `(recordings, speakers and result; if the gateway cannot be reached, as soon as it is back).${held} ` +
+    `Exported files stay. This cannot be undone.`;
   const dialog = $("delete-dialog");
   dialog.hidden = false;
   $("delete-cancel").focus();
@@ -240,8 +243,9 @@ function askDelete(s) {
 async function deleteSession(id) {
   const s = sessionById(id);
   if (!s || !(await askDelete(s))) return;
+  let outcome;
   try {
-    await call("delete_session", { sessionId: id });
+    outcome = await call("delete_session", { sessionId: id });
   } catch (e) {
     return; // shown by call()
   }
@@ -253,7 +257,8 @@ async function deleteSession(id) {
   }
   sessionsView.sessions = sessionsView.sessions.filter((x) => x.session_id !== id);
   drawSessions();
-  $("sessions-status").textContent = `Deleted ${s.title || id}.`;
+  $("sessions-status").textContent = outcome.message;
+  $("sessions-status").dataset.deleted = outcome.gateway;
 }
 
 function onSessionsClick(event) {
@@ -285,6 +290,11 @@ function initSessionsView() {
   $("sessions-body").addEventListener("keydown", (event) => {
     const row = event.target.closest("tr[data-session]");
     if (event.key === "Escape" && row && event.target.classList.contains("rename-input")) endRename(row);
+  });
+  $("export-choose").addEventListener("click", () => {
+    call("choose_export_folder")
+      .then((dir) => { $("export-folder").textContent = dir; })
+      .catch(() => { /* shown by call() */ });
   });
   $("export-open").addEventListener("click", () => {
     const id = $("export-box").dataset.session;

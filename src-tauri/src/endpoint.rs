@@ -161,7 +161,32 @@ impl GatewayEndpoint {
         action: &str,
         connect_timeout: Duration,
     ) -> Result<reqwest::Response, CallError> {
-        let request = http_client().get(self.session(session_id, action));
+        self.open(self.session(session_id, action), connect_timeout)
+            .await
+    }
+
+    /// `GET /v1/sessions/{id}/audio.wav` of one stream (`?stream=system` for the meeting
+    /// audio; the mic's is the seed's URL unchanged), opened as [`open_session`](Self::open_session)
+    /// does.
+    pub async fn open_audio(
+        &self,
+        session_id: &str,
+        stream: Stream,
+        connect_timeout: Duration,
+    ) -> Result<reqwest::Response, CallError> {
+        let mut url = self.session(session_id, "audio.wav");
+        if stream != Stream::Mic {
+            url.query_pairs_mut().append_pair("stream", stream.as_str());
+        }
+        self.open(url, connect_timeout).await
+    }
+
+    async fn open(
+        &self,
+        url: Url,
+        connect_timeout: Duration,
+    ) -> Result<reqwest::Response, CallError> {
+        let request = http_client().get(url);
         let response = tokio::time::timeout(connect_timeout, self.answer(request))
             .await
             .map_err(|_| CallError::Refused {

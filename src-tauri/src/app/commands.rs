@@ -4,7 +4,7 @@
 
 use recorder::events::Summary;
 use serde_json::Value;
-use tauri::ipc::{Channel, Response};
+use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
 
 use super::export::ExportView;
@@ -12,6 +12,7 @@ use super::folders;
 use super::history::SessionsView;
 use super::recording::RecordingInfo;
 use super::session::SessionView;
+use super::sessions_view::{self, DeleteView, PlaybackView};
 use super::settings::Settings;
 use super::state::{AppState, FinalizeView, Folder, InputChoice, StatusView};
 
@@ -124,13 +125,10 @@ pub async fn list_sessions(app: State<'_, AppState>) -> Answer<SessionsView> {
     app.list_sessions().await.map_err(words)
 }
 
-/// A session's audio as WAV bytes, for the page's player (played from a `blob:` address).
+/// Where the page's player streams a session's audio from (the app's player server).
 #[tauri::command]
-pub async fn session_audio(app: State<'_, AppState>, session_id: String) -> Answer<Response> {
-    app.session_audio(&session_id)
-        .await
-        .map(Response::new)
-        .map_err(words)
+pub async fn session_audio(app: State<'_, AppState>, session_id: String) -> Answer<PlaybackView> {
+    app.session_audio(&session_id).await.map_err(words)
 }
 
 /// Gives a session a title kept on this computer; blank removes it.
@@ -148,6 +146,12 @@ pub async fn export_session(app: State<'_, AppState>, session_id: String) -> Ans
     app.export_session(&session_id).await.map_err(words)
 }
 
+/// "Choose folder…" for exports (a native dialog); the folder exports go to now.
+#[tauri::command]
+pub async fn choose_export_folder(handle: AppHandle, app: State<'_, AppState>) -> Answer<String> {
+    app.choose_export_folder(&handle).await.map_err(words)
+}
+
 #[tauri::command]
 pub async fn open_export(
     handle: AppHandle,
@@ -159,7 +163,14 @@ pub async fn open_export(
 }
 
 /// Deletes a session from the gateway and this computer (the page asked the user first).
+/// What the gateway could not delete yet is queued and retried in the background.
 #[tauri::command]
-pub async fn delete_session(app: State<'_, AppState>, session_id: String) -> Answer<()> {
-    app.delete_session(&session_id).await.map_err(words)
+pub async fn delete_session(
+    handle: AppHandle,
+    app: State<'_, AppState>,
+    session_id: String,
+) -> Answer<DeleteView> {
+    let view = app.delete_session(&session_id).await.map_err(words)?;
+    sessions_view::watch_deletes(&handle);
+    Ok(view)
 }

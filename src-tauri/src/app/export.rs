@@ -1,6 +1,10 @@
 //! "Export": one session's files in a folder of its own, `<exports>/<safe id>/`:
 //!
-//! - `audio.wav`: the local copy when this computer has it, else the gateway's `audio.wav`;
+//! - `audio.wav`: the microphone, from the local copy when this computer has it, else the
+//!   gateway's `audio.wav`;
+//! - `meeting.wav`: the meeting audio (the session's `system` stream), when the session has
+//!   one: its local copy, else the gateway's `audio.wav?stream=system` (asked only when the
+//!   gateway's state lists that stream, so a gateway that knows no streams is never asked);
 //! - `result.json`: the gateway's stored result, byte for byte (finalized sessions only);
 //! - `report.md` and `report.html`: who spoke when, talk time, the names given;
 //! - `turns.srt` and `turns.vtt`: the turns as subtitles.
@@ -19,7 +23,7 @@ use recorder::events::Stream;
 use recorder::export::{SessionReport, report, subtitles};
 use serde::Serialize;
 
-use super::playback::download_wav;
+use super::playback::{download_if_any, download_wav};
 use super::recording::local_wav;
 
 /// How long each question to the gateway may take.
@@ -49,7 +53,20 @@ struct Facts {
     finalized_at: Option<String>,
     /// The mic's highest seq on the gateway (seconds), for a session without audio here.
     seconds: u64,
+    /// Whether the gateway holds a meeting-audio (`system`) stream of the session.
+    meeting_audio: bool,
 }
+
+/// The files of an export, in the order the answer lists them.
+const FILE_ORDER: [&str; 7] = [
+    "audio.wav",
+    "meeting.wav",
+    "result.json",
+    "report.md",
+    "report.html",
+    "turns.srt",
+    "turns.vtt",
+];
 
 /// Writes every format of `session_id` into `dir` (created if missing).
 pub async fn export(
@@ -63,13 +80,18 @@ pub async fn export(
     let mut notes = Vec::new();
     let mut files = Vec::new();
 
+    let facts = match endpoint {
+        Some(endpoint) => facts(endpoint, session_id, dir, &mut files, &mut notes).await?,
+        None => None,
+    };
+
     let wav = dir.join("audio.wav");
     let audio = match local_wav(recordings, session_id, Stream::Mic) {
-        Some(copy) => std::fs::copy(&copy, &wav)
-            .map(|_| ())
-            .with_context(|| format!("cannot copy {}", copy.display())),
+        Some(copy) => copy_file(&copy, &wav),
         None => match endpoint {
-            Some(endpoint) => download_wav(endpoint, session_id, &wav).await.map(|_| ()),
+            Some(endpoint) => download_wav(endpoint, session_id, Stream::Mic, &wav)
+                .await
+                .map(|_| ()),
             None => Err(anyhow::anyhow!("no local copy and no gateway to ask")),
         },
     };
@@ -78,10 +100,21 @@ pub async fn export(
         Err(e) => notes.push(format!("No audio.wav: {e:#}.")),
     }
 
-    let facts = match endpoint {
-        Some(endpoint) => facts(endpoint, session_id, dir, &mut files, &mut notes).await?,
-        None => None,
+    let meeting_on_gateway = facts.as_ref().is_some_and(|f| f.meeting_audio);
+    let meeting = dir.join("meeting.wav");
+    let meeting_audio = match (local_wav(recordings, session_id, Stream::System), endpoint) {
+        (Some(copy), _) => copy_file(&copy, &meeting).map(|()| Some(0)),
+        (None, Some(endpoint)) if meeting_on_gateway => {
+            download_if_any(endpoint, session_id, Stream::System, &meeting).await
+        }
+        _ => Ok(None),
     };
+    match meeting_audio {
+        Ok(Some(_)) => files.push(written(dir, "meeting.wav")?),
+        Ok(None) => {}
+        Err(e) => notes.push(format!("No meeting.wav (the meeting audio): {e:#}.")),
+    }
+
     let Some(facts) = facts else {
         if files.is_empty() {
             anyhow::bail!("Nothing to export for {session_id}: {}", notes.join(" "));
@@ -139,6 +172,7 @@ async fn facts(
             return Ok(Some(Facts {
                 started_at: ingest.map(|i| i.status.started_at.clone()),
                 seconds: ingest.map_or(0, |i| i.status.last_seq),
+                meeting_audio: result.streams.contains_key(Stream::System.as_str()),
                 finalized_at: Some(result.finalized_at),
                 state: result.state,
             }));
@@ -159,6 +193,7 @@ async fn facts(
             Ok(Some(Facts {
                 started_at: ingest.map(|i| i.status.started_at.clone()),
                 seconds: ingest.map_or(0, |i| i.status.last_seq),
+                meeting_audio: answer.streams.contains_key(Stream::System.as_str()),
                 finalized_at: None,
                 state: answer.state,
             }))
@@ -187,11 +222,90 @@ fn written(dir: &Path, name: &str) -> anyhow::Result<ExportedFile> {
     })
 }
 
-fn view(session_id: &str, dir: &Path, files: Vec<ExportedFile>, notes: Vec<String>) -> ExportView {
+/// Copies a local copy into the export (the file name only in the error: no machine paths).
+fn copy_file(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::copy(from, to).map(|_| ()).with_context(|| {
+        format!(
+            "cannot copy the local copy to {}",
+            to.file_name().unwrap_or_default().to_string_lossy()
+        )
+    })
+}
+
+fn view(
+    session_id: &str,
+    dir: &Path,
+    mut files: Vec<ExportedFile>,
+    notes: Vec<String>,
+) -> ExportView {
+    files.sort_by_key(|f| FILE_ORDER.iter().position(|name| *name == f.name));
     ExportView {
         session_id: session_id.to_owned(),
         dir: dir.display().to_string(),
         files,
         notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav(path: &Path, samples: &[i16]) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut writer = hound::WavWriter::create(path, spec).unwrap();
+        for &s in samples {
+            writer.write_sample(s).unwrap();
+        }
+        writer.finalize().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_meeting_audio_is_exported_beside_the_microphone_when_the_session_has_it() {
+        let root = tempfile::tempdir().unwrap();
+        let recordings = root.path().join("recordings");
+        let session = recorder::engine::session_dir(&recordings, "iv 1").unwrap();
+        let mic = session.join(recorder::engine::LOCAL_COPY);
+        let system = recorder::stream::stream_dir(&session, Stream::System)
+            .join(recorder::engine::LOCAL_COPY);
+        wav(&mic, &[1, 2, 3]);
+        wav(&system, &[7; 1000]);
+
+        let out = root.path().join("out");
+        let view = export(None, &recordings, &out, "iv 1", None).await.unwrap();
+        let names: Vec<_> = view.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, vec!["audio.wav", "meeting.wav"]);
+        assert_eq!(
+            std::fs::read(out.join("audio.wav")).unwrap(),
+            std::fs::read(&mic).unwrap()
+        );
+        assert_eq!(
+            std::fs::read(out.join("meeting.wav")).unwrap(),
+            std::fs::read(&system).unwrap()
+        );
+        assert!(
+            view.notes.iter().any(|n| n.starts_with("No report")),
+            "{:?}",
+            view.notes
+        );
+
+        // A session with the microphone only exports no meeting.wav and says nothing of it.
+        std::fs::remove_file(&system).unwrap();
+        let out = root.path().join("mic-only");
+        let view = export(None, &recordings, &out, "iv 1", None).await.unwrap();
+        let names: Vec<_> = view.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, vec!["audio.wav"]);
+        assert!(!out.join("meeting.wav").exists());
+        assert!(
+            !view.notes.iter().any(|n| n.contains("meeting")),
+            "{:?}",
+            view.notes
+        );
     }
 }

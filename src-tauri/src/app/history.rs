@@ -54,6 +54,11 @@ pub struct SessionsView {
     pub sessions: Vec<SessionEntry>,
     /// Why the gateway's sessions are missing from the list, if they are.
     pub gateway_error: Option<String>,
+    /// Sessions deleted here whose gateway has not deleted its copy yet (it was unreachable);
+    /// left out of `sessions`.
+    pub deleting: Vec<String>,
+    /// Where exports go (as the window shows paths).
+    pub export_dir: String,
 }
 
 /// A session found under the recordings directory.

@@ -11,15 +11,19 @@
 //! - [`mic_test`]: the input's level before recording; [`speakers`]: name corrections; [`folders`]: "open folder", "play", "open logs";
 //! - the desktop side: [`desktop`] (single instance, window state, logs, the quit question,
 //!   notifications, the global hotkey; their rules in [`notices`]) and [`tray`];
-//! - the Sessions view: [`history`] (the list), [`titles`] (renames), [`playback`] (the
-//!   session audio it plays), [`export`] (the files); their actions are methods of
+//! - the Sessions view: [`history`] (the list), [`titles`] (renames), [`playback`] and
+//!   [`audio_server`] (the session audio it plays, streamed), [`export`] and [`export_folder`]
+//!   (the files), [`deletes`] (deletes the gateway still owes); their actions are methods of
 //!   `AppState` in [`sessions_view`];
 //! - [`state`]: every action, as methods; [`commands`]: the page's entry points to them.
 
+mod audio_server;
 mod commands;
+mod deletes;
 mod delivery;
 mod desktop;
 mod export;
+mod export_folder;
 mod folders;
 mod gateway_host;
 mod held;
@@ -63,6 +67,8 @@ pub fn run() {
             let state = tauri::async_runtime::block_on(AppState::open(paths));
             app.manage(state);
             desktop::open_window(app)?;
+            // Deletes an earlier run could not do on its gateway.
+            sessions_view::watch_deletes(app.handle());
             let tray = tray::Tray::build(app.handle())
                 .inspect_err(|e| log::warn!("no tray icon: {e:#}"))
                 .ok();
@@ -106,6 +112,7 @@ pub fn run() {
             commands::session_audio,
             commands::rename_session,
             commands::export_session,
+            commands::choose_export_folder,
             commands::open_export,
             commands::delete_session,
         ])

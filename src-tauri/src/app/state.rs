@@ -30,7 +30,7 @@ use super::mic_test::MicTest;
 use super::paths::Paths;
 use super::recording::{self, Recording, RecordingInfo};
 use super::session::{self, SessionView};
-use super::sessions_view::PlaybackCache;
+use super::sessions_view::SessionsLibrary;
 use super::settings::{self, GatewayMode, Settings};
 use super::speakers;
 use super::titles::Titles;
@@ -68,8 +68,8 @@ pub struct AppState {
     events: UiEvents,
     /// The interviewer's titles for sessions (the Sessions view).
     pub(super) titles: Titles,
-    /// The gateway audio fetched for the Sessions view's player.
-    pub(super) playback: PlaybackCache,
+    /// The Sessions view's player, export folder and deletes the gateway owes.
+    pub(super) library: SessionsLibrary,
     /// "Test microphone", while it runs (never while recording: Start ends it first).
     mic_test: Mutex<Option<MicTest>>,
 }
@@ -179,6 +179,7 @@ impl AppState {
         }
         // The player's copies of gateway audio are fetched again in each run.
         let _ = std::fs::remove_dir_all(paths.playback_dir());
+        let library = SessionsLibrary::open(&paths);
         AppState {
             paths,
             settings: Mutex::new(settings),
@@ -193,7 +194,7 @@ impl AppState {
             held,
             events,
             titles,
-            playback: PlaybackCache::default(),
+            library,
             mic_test: Mutex::new(None),
         }
     }
@@ -466,6 +467,7 @@ impl AppState {
             self.remember(summary);
         }
         let settings = self.settings().normalized()?;
+        self.refuse_if_deleting(&settings.session_id)?;
         // The recording sends what the session holds first: a delivery of it lets go now.
         self.deliveries.stop(&settings.session_id).await?;
         let (endpoint, resolve) = {
