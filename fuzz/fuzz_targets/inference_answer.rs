@@ -38,6 +38,7 @@ fuzz_target!(|answer: &[u8]| {
     let update = AttributionUpdate {
         stream: Stream::System,
         clusters: vec![("sys_1".into(), vec![0.5, 0.5], 2, Value::Null)],
+        split: Vec::new(),
         merged: first
             .iter()
             .map(|id| (id.clone(), "sys_1".to_owned()))

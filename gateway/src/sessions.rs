@@ -16,7 +16,7 @@ use crate::core::message::ValidChunk;
 use crate::core::seq_set::SeqSet;
 use crate::core::session::SessionError;
 use crate::core::session_id::SessionId;
-use crate::core::speakers::{AttributionUpdate, ResolveInput};
+use crate::core::speakers::{AttributionUpdate, ClusterSplit, ResolveInput};
 use crate::core::stream::Stream;
 use crate::inference::{Inference, InferenceError};
 use crate::protocol::{
@@ -360,6 +360,17 @@ impl Sessions {
         let update = AttributionUpdate {
             stream,
             clusters: crate::inference::engine_cluster_entries(&clusters),
+            split: attribution
+                .split
+                .into_iter()
+                .map(|split| ClusterSplit {
+                    kept: split.kept,
+                    new: split.new,
+                    moved: (split.moved.iter())
+                        .map(|&(start, end)| (on_timeline(start), on_timeline(end)))
+                        .collect(),
+                })
+                .collect(),
             merged: attribution.merged,
             turns: attribution
                 .turns

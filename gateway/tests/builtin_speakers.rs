@@ -3,7 +3,8 @@
 //! and the engine as an inference service of its own.
 //!
 //! The audio is `speakers/tests/fixtures/two_voices.wav`: two synthetic voices taking turns,
-//! with labels (see that folder's README).
+//! with labels, and `four_voices_31s.wav`, where two alike voices share a cluster until the
+//! engine splits it (see that folder's README).
 
 mod support;
 
@@ -20,13 +21,18 @@ const FIXTURE: &str = concat!(
 
 /// The fixture's PCM (16 kHz mono s16le) and its labelled turns.
 fn two_voices() -> (Vec<u8>, Vec<Turn>) {
-    let mut reader = hound::WavReader::open(format!("{FIXTURE}.wav")).unwrap();
+    fixture(FIXTURE)
+}
+
+/// The fixture at `path` (without extension): its PCM and its labelled turns.
+fn fixture(path: &str) -> (Vec<u8>, Vec<Turn>) {
+    let mut reader = hound::WavReader::open(format!("{path}.wav")).unwrap();
     let pcm: Vec<u8> = reader
         .samples::<i16>()
         .flat_map(|s| s.unwrap().to_le_bytes())
         .collect();
     let labels: Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURE}.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(format!("{path}.json")).unwrap()).unwrap();
     let turns = labels["turns"]
         .as_array()
         .unwrap()
@@ -378,6 +384,85 @@ async fn stored_audio_is_attributed_into_a_timeline_and_a_rename_survives_more_a
     );
     assert_eq!(report.hyp_speakers, 2);
     assert_eq!(state["state"]["attribution"]["through_ms"], end * 1000);
+}
+
+/// The cluster of the timeline's turn that covers `ms`.
+fn cluster_at(turns: &[Turn], ms: u64) -> Option<&str> {
+    turns
+        .iter()
+        .find(|t| t.start_ms <= ms && ms < t.end_ms)
+        .map(|t| t.speaker.as_str())
+}
+
+#[tokio::test]
+async fn turns_already_on_the_timeline_move_with_their_voice_when_a_cluster_splits() {
+    let gw = TestGateway::start().await;
+    let (pcm, labels) = fixture(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../speakers/tests/fixtures/four_voices_31s"
+    ));
+    // The first 12 s (voice a, then voice d, alike enough to share a cluster online) are
+    // attributed and on the timeline before the rest is heard.
+    let first = stream(&gw, "split", slice(&pcm, 0, 12_000), 1).await;
+    gw.send_json("POST", "/v1/sessions/split/finalize", json!({}))
+        .await;
+    let (_, state) = gw.get_json("/v1/sessions/split/state").await;
+    let early = timeline(&state);
+    let shared = cluster_at(&early, 2_000)
+        .expect("voice a attributed")
+        .to_owned();
+    assert_eq!(
+        cluster_at(&early, 6_900),
+        Some(shared.as_str()),
+        "online, voices a and d share a cluster: {early:?}"
+    );
+    let (code, _) = gw
+        .send_json(
+            "PUT",
+            "/v1/sessions/split/bindings",
+            json!({"cluster_id": shared, "name": "Ada"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+
+    // The rest: voice d's next turn and more of voice a show the cluster to hold two voices.
+    stream(&gw, "split", slice(&pcm, 12_000, 31_000), first + 1).await;
+    gw.send_json("POST", "/v1/sessions/split/finalize", json!({}))
+        .await;
+    let (_, state) = gw.get_json("/v1/sessions/split/state").await;
+    let turns = timeline(&state);
+    let clusters = state["state"]["clusters"].as_array().unwrap();
+    // The split gave voices a and d a cluster each, and the turns heard before it followed
+    // their voice: each voice's turns, early and late, carry one label, not the other's.
+    let label_of = |speaker: &str, ms: u64| {
+        assert!(
+            labels
+                .iter()
+                .any(|t| t.speaker == speaker && t.start_ms <= ms && ms < t.end_ms),
+            "{speaker} speaks at {ms} ms"
+        );
+        cluster_at(&turns, ms).unwrap_or_else(|| panic!("no turn at {ms} ms: {turns:?}"))
+    };
+    let a = label_of("a", 29_800);
+    for ms in [1_000, 3_000, 5_000, 9_000] {
+        assert_eq!(label_of("a", ms), a, "voice a at {ms} ms: {turns:?}");
+    }
+    let d = label_of("d", 13_000);
+    assert_ne!(a, d, "{turns:?}");
+    assert_eq!(
+        label_of("d", 6_900),
+        d,
+        "voice d's turn before the split moved with it: {turns:?}"
+    );
+    // The interviewer's name stays where it was put; no automatic decision moved it.
+    let named = clusters
+        .iter()
+        .find(|c| c["cluster_id"] == shared.as_str())
+        .expect("the named cluster is kept");
+    assert_eq!(named["bound_name"], "Ada", "{state}");
+    assert_eq!(state["state"]["bindings"][&shared], "Ada");
+    let names = clusters.iter().filter(|c| c["bound_name"] == "Ada").count();
+    assert_eq!(names, 1, "the new cluster does not take the name");
 }
 
 /// `pcm` with every labelled turn of `speaker` silenced.

@@ -48,6 +48,9 @@ pub struct AttributionUpdate {
     /// cluster's `extra.parts` so the next stretch can revisit the clustering; `null` leaves
     /// what is stored.
     pub clusters: Vec<EngineCluster>,
+    /// Clusters the engine split in two, applied to the timeline before `merged` (the engine
+    /// splits first, then merges).
+    pub split: Vec<ClusterSplit>,
     /// Clusters the engine merged: `(removed id, kept id)`.
     pub merged: Vec<(String, String)>,
     /// New turns, in time order, after every turn already in the timeline.
@@ -59,6 +62,50 @@ pub struct AttributionUpdate {
 /// One cluster as the engine reports it: `(id, centroid, sample_count, parts)`; see
 /// [`AttributionUpdate::clusters`].
 pub type EngineCluster = (String, Vec<f64>, u64, Value);
+
+/// A cluster the engine found to hold two voices: the turns of `kept` within the `moved` spans
+/// were the other voice, now `new`. Past turns are relabelled by time because the timeline is
+/// the only record of them; `kept` keeps its id and so its name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSplit {
+    pub kept: String,
+    pub new: String,
+    /// `(start_ms, end_ms)` on the timeline's clock, in time order.
+    pub moved: Vec<(u64, u64)>,
+}
+
+impl ClusterSplit {
+    /// `turn` cut where a moved span starts or ends inside it: the pieces inside a span go to
+    /// `new`. A turn of another cluster or stream is returned whole.
+    fn relabel(&self, turn: &TimelineTurn, stream: Stream) -> Vec<TimelineTurn> {
+        if turn.cluster_id != self.kept || turn.stream != stream.as_str() {
+            return vec![turn.clone()];
+        }
+        let piece = |start_ms: u64, end_ms: u64, cluster_id: &str| TimelineTurn {
+            start_ms,
+            end_ms,
+            cluster_id: cluster_id.to_owned(),
+            stream: turn.stream.clone(),
+        };
+        let mut pieces = Vec::new();
+        let mut at = turn.start_ms;
+        for &(start, end) in &self.moved {
+            let (start, end) = (start.max(at), end.min(turn.end_ms));
+            if start >= end {
+                continue;
+            }
+            if at < start {
+                pieces.push(piece(at, start, &self.kept));
+            }
+            pieces.push(piece(start, end, &self.new));
+            at = end;
+        }
+        if at < turn.end_ms {
+            pieces.push(piece(at, turn.end_ms, &self.kept));
+        }
+        pieces
+    }
+}
 
 /// Where a cluster keeps the engine's summary of its turns.
 pub const PARTS_KEY: &str = "parts";
@@ -336,7 +383,13 @@ impl SpeakerRecord {
     /// timeline is the record of attributions.
     pub fn with_attribution(&self, update: &AttributionUpdate, now: EpochMs) -> SpeakerRecord {
         let mut state = self.state.clone();
-        merge_engine_clusters(&mut state, &update.clusters, &update.merged, update.stream);
+        merge_engine_clusters(
+            &mut state,
+            &update.clusters,
+            &update.split,
+            &update.merged,
+            update.stream,
+        );
         let mut timeline = timeline_of(&state);
         for turn in &update.turns {
             // A turn continues its stream's last one when the same voice goes on.
@@ -423,17 +476,26 @@ pub fn cluster_stream(cluster: &Cluster) -> Stream {
 
 /// Brings the built-in engine's clusters of `stream` into `state`: `clusters` as `(id,
 /// centroid, sample_count, parts)` (new ids added, tagged with the stream and its default role;
-/// known ones updated, names kept; non-null `parts` stored under [`PARTS_KEY`]) and `merged`
-/// as `(removed, kept)` pairs: the removed cluster goes (its parts are already in the kept
-/// one's), its name moves to the kept one unless that one has its own, and its turns in the
-/// timeline are relabelled.
+/// known ones updated, names kept; non-null `parts` stored under [`PARTS_KEY`]), `split` (the
+/// timeline's turns in the moved spans go to the new cluster; names stay where they are: the
+/// new cluster has none, so a name the interviewer gave stays with the voice heard most) and
+/// `merged` as `(removed, kept)` pairs: the removed cluster goes (its parts are already in the
+/// kept one's), its name moves to the kept one unless that one has its own, and its turns in
+/// the timeline are relabelled.
 pub fn merge_engine_clusters(
     state: &mut SessionState,
     clusters: &[EngineCluster],
+    split: &[ClusterSplit],
     merged: &[(String, String)],
     stream: Stream,
 ) {
     let mut timeline = timeline_of(state);
+    for split in split {
+        timeline = timeline
+            .iter()
+            .flat_map(|turn| split.relabel(turn, stream))
+            .collect();
+    }
     for (removed, kept) in merged {
         let Some(index) = state.clusters.iter().position(|c| &c.cluster_id == removed) else {
             continue;
@@ -479,7 +541,7 @@ pub fn merge_engine_clusters(
             cluster.extra.insert(PARTS_KEY.to_owned(), parts.clone());
         }
     }
-    if !merged.is_empty() && state.extra.contains_key(TIMELINE_KEY) {
+    if (!merged.is_empty() || !split.is_empty()) && state.extra.contains_key(TIMELINE_KEY) {
         state.extra.insert(
             TIMELINE_KEY.to_owned(),
             serde_json::to_value(&timeline).expect("turns serialize"),
@@ -625,6 +687,7 @@ mod tests {
             stream: Stream::Mic,
             clusters: vec![("spk_1".into(), vec![1.0, 0.0], 3, Value::Null)],
             merged: vec![],
+            split: vec![],
             turns: vec![turn(0, 2000, "spk_1"), turn(2500, 4000, "spk_1")],
             through_ms: 5000,
         };
@@ -656,6 +719,7 @@ mod tests {
             turns: vec![turn(0, 1000, "spk_1"), turn(1000, 2000, "spk_2")],
             through_ms: 2000,
             merged: vec![],
+            split: vec![],
         };
         let record = SpeakerRecord::default().with_attribution(&update, 1);
         let (record, _) = record.with_binding("spk_2", "Grace", 2).unwrap();
@@ -665,6 +729,7 @@ mod tests {
             turns: vec![],
             through_ms: 3000,
             merged: vec![],
+            split: vec![],
         };
         let record = record.with_attribution(&again, 3);
         assert_eq!(
@@ -677,6 +742,7 @@ mod tests {
             stream: Stream::Mic,
             clusters: vec![("spk_1".into(), vec![0.7, 0.7], 8, Value::Null)],
             merged: vec![("spk_2".into(), "spk_1".into())],
+            split: vec![],
             turns: vec![],
             through_ms: 3000,
         };
@@ -687,11 +753,76 @@ mod tests {
     }
 
     #[test]
+    fn a_split_moves_past_turns_in_its_spans_to_the_new_cluster_and_the_name_stays() {
+        let heard = AttributionUpdate {
+            stream: Stream::Mic,
+            clusters: vec![("spk_1".into(), vec![1.0, 0.0], 9, Value::Null)],
+            split: vec![],
+            merged: vec![],
+            turns: vec![turn(0, 2000, "spk_1"), turn(3000, 9000, "spk_1")],
+            through_ms: 9000,
+        };
+        let record = SpeakerRecord::default().with_attribution(&heard, 1);
+        let (record, _) = record.with_binding("spk_1", "Ada", 2).unwrap();
+        // The engine finds that 0-2 s and 5-7 s were another voice.
+        let split = AttributionUpdate {
+            stream: Stream::Mic,
+            clusters: vec![
+                ("spk_1".into(), vec![1.0, 0.0], 5, Value::Null),
+                ("spk_2".into(), vec![0.0, 1.0], 4, Value::Null),
+            ],
+            split: vec![ClusterSplit {
+                kept: "spk_1".into(),
+                new: "spk_2".into(),
+                moved: vec![(0, 2000), (5000, 7000)],
+            }],
+            merged: vec![],
+            turns: vec![turn(9000, 10_000, "spk_2")],
+            through_ms: 10_000,
+        };
+        let record = record.with_attribution(&split, 3);
+        assert_eq!(
+            record.timeline(),
+            vec![
+                turn(0, 2000, "spk_2"),
+                turn(3000, 5000, "spk_1"),
+                turn(5000, 7000, "spk_2"),
+                turn(7000, 9000, "spk_1"),
+                turn(9000, 10_000, "spk_2"),
+            ],
+            "a turn across a moved span is cut at its ends"
+        );
+        assert_eq!(record.state.clusters[0].bound_name.as_deref(), Some("Ada"));
+        assert_eq!(record.state.bindings["spk_1"], "Ada");
+        assert_eq!(record.state.clusters[1].bound_name, None);
+        assert!(!record.state.bindings.contains_key("spk_2"));
+    }
+
+    #[test]
+    fn a_split_leaves_other_clusters_and_other_streams_alone() {
+        let split = ClusterSplit {
+            kept: "spk_1".into(),
+            new: "spk_2".into(),
+            moved: vec![(0, 5000)],
+        };
+        let mut remote = turn(0, 3000, "spk_1");
+        remote.stream = "system".into();
+        assert_eq!(split.relabel(&remote, Stream::Mic), vec![remote.clone()]);
+        let other = turn(0, 3000, "spk_3");
+        assert_eq!(split.relabel(&other, Stream::Mic), vec![other]);
+        assert_eq!(
+            split.relabel(&turn(4000, 6000, "spk_1"), Stream::Mic),
+            vec![turn(4000, 5000, "spk_2"), turn(5000, 6000, "spk_1")]
+        );
+    }
+
+    #[test]
     fn the_engines_parts_are_kept_with_the_cluster_and_null_leaves_them() {
         let update = AttributionUpdate {
             stream: Stream::Mic,
             clusters: vec![("spk_1".into(), vec![1.0, 0.0], 3, json!([{"n": 3}]))],
             merged: vec![],
+            split: vec![],
             turns: vec![],
             through_ms: 5000,
         };
@@ -712,6 +843,7 @@ mod tests {
             stream: Stream::Mic,
             clusters: vec![("spk_1".into(), vec![1.0, 0.0], 3, Value::Null)],
             merged: vec![],
+            split: vec![],
             turns: vec![turn(0, 2000, "spk_1"), turn(5000, 6000, "spk_1")],
             through_ms: 6000,
         };
@@ -721,6 +853,7 @@ mod tests {
             stream: Stream::System,
             clusters: vec![("sys_1".into(), vec![0.0, 1.0], 2, Value::Null)],
             merged: vec![],
+            split: vec![],
             turns: vec![remote.clone()],
             through_ms: 5500,
         };

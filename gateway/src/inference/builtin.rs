@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use speakers::Engine;
-use speakers::cluster::{ClusterConfig, Clusters, Part, SpeakerCluster};
+use speakers::cluster::{ClusterConfig, Clusters, Part, Span, SpeakerCluster};
 use speakers::encoder::{EMBEDDING_DIM, Ge2eEncoder, ModelError, cosine, normalize};
 use tokio::sync::oneshot;
 
@@ -174,7 +174,14 @@ impl ResolveRequest {
             .iter()
             .map(|c| (c.id.clone(), to_f64(&c.centroid), c.count, Value::Null))
             .collect();
-        merge_engine_clusters(&mut state, &engine_state, &attribution.merged, Stream::Mic);
+        // A resolve adds no parts, so it splits nothing (`split_evident`): no turn moves.
+        merge_engine_clusters(
+            &mut state,
+            &engine_state,
+            &[],
+            &attribution.merged,
+            Stream::Mic,
+        );
         let naming = name_voice(&mut state, &cluster_id, score, self.asr_text.as_deref());
         Ok(json!({
             "session_id": self.session_id,
@@ -334,7 +341,7 @@ pub fn engine_cluster_entries(clusters: &Clusters) -> Vec<EngineCluster> {
 /// a part instead of 5 KB of decimal floats, in a state rewritten every few seconds.
 const PART_SCALE: f32 = 32_767.0;
 
-/// `[{"n": count, "mean": base64}]`.
+/// `[{"n": count, "mean": base64, "spans": [[start_ms, end_ms], ...]}]`.
 pub fn parts_to_json(parts: &[Part]) -> Value {
     Value::Array(
         parts
@@ -345,7 +352,11 @@ pub fn parts_to_json(parts: &[Part]) -> Value {
                     .iter()
                     .flat_map(|&v| ((v.clamp(-1.0, 1.0) * PART_SCALE).round() as i16).to_le_bytes())
                     .collect();
-                json!({"n": p.count, "mean": base64::engine::general_purpose::STANDARD.encode(bytes)})
+                json!({
+                    "n": p.count,
+                    "mean": base64::engine::general_purpose::STANDARD.encode(bytes),
+                    "spans": p.spans,
+                })
             })
             .collect(),
     )
@@ -371,7 +382,12 @@ pub fn parts_from_json(value: &Value) -> Vec<Part> {
                 .chunks_exact(2)
                 .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / PART_SCALE)
                 .collect();
-            Some(Part { mean, count })
+            // Spans only relabel turns on a split: a part without readable ones still counts.
+            let spans = item
+                .get("spans")
+                .and_then(|s| Vec::<Span>::deserialize(s).ok())
+                .unwrap_or_default();
+            Some(Part { mean, count, spans })
         })
         .collect()
 }
@@ -516,12 +532,14 @@ mod tests {
         let parts = vec![Part {
             mean: mean.clone(),
             count: 7,
+            spans: vec![(1600, 4800), (9000, 10_600)],
         }];
         let stored = parts_to_json(&parts);
         let mut read = parts_from_json(&stored);
         assert_eq!(read.len(), 1);
         let back = read.pop().unwrap();
         assert_eq!(back.count, 7);
+        assert_eq!(back.spans, parts[0].spans);
         let worst = back
             .mean
             .iter()
@@ -535,7 +553,10 @@ mod tests {
         damaged.push(json!({"n": 0, "mean": stored[0]["mean"]}));
         damaged.push(json!({"mean": stored[0]["mean"]}));
         damaged.push(json!("not a part"));
-        assert_eq!(parts_from_json(&Value::Array(damaged)).len(), 1);
+        damaged.push(json!({"n": 2, "mean": stored[0]["mean"], "spans": "garbled"}));
+        let read = parts_from_json(&Value::Array(damaged));
+        assert_eq!(read.len(), 2, "a part with unreadable spans still counts");
+        assert!(read[1].spans.is_empty());
         assert!(parts_from_json(&json!({"n": 1})).is_empty());
     }
 }
