@@ -15,14 +15,18 @@
 //!
 //! Tuning flags (defaults are the engine's): `--join COS`, `--merge COS` (clustering
 //! thresholds), `--split COST` (Ward cost, in window variances, above which a cluster's turns
-//! are two voices), `--step FRAMES` (10 ms frames between windows).
+//! are two voices), `--step FRAMES` (10 ms frames between windows). To compare and trace:
+//! `--no-relabel` (earlier turns keep their label when a cluster splits), `--forget-pending`
+//! (a new voice's unconfirmed window is forgotten at the end of each block), `--trace NAME`
+//! (for conversation NAME: every split and merge, the clusters against the labelled speakers,
+//! and each turn with the labelled speech it covers).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use recorder::resample::Resampler;
 use speakers::Engine;
-use speakers::cluster::{ClusterConfig, Clusters};
+use speakers::cluster::{ClusterConfig, Clusters, Split};
 use speakers::der::{self, Turn};
 use speakers::encoder::cosine;
 
@@ -40,6 +44,16 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .map(|v| v.parse::<f32>().expect("a number after a flag"))
     };
+    let trace = args
+        .iter()
+        .position(|a| a == "--trace")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    // As the gateway did before it kept it in the session state: a new voice's first window
+    // is forgotten at the end of each block.
+    let forget_pending = args.iter().any(|a| a == "--forget-pending");
+    // As before turns were relabelled on a split: earlier turns keep the merged label.
+    let relabel = !args.iter().any(|a| a == "--no-relabel");
     let mut clustering = ClusterConfig::default();
     clustering.join = flag("--join").unwrap_or(clustering.join);
     clustering.confirm_new = clustering.join;
@@ -89,7 +103,16 @@ fn main() {
         let samples = read_16k(wav);
         let seconds = samples.len() as f64 / 16_000.0;
         let cpu_before = cpu_time();
-        let hypothesis = attribute_in_blocks(&engine, &samples, clustering);
+        let stem = wav.file_stem().unwrap().to_string_lossy().into_owned();
+        let tracing = trace.as_deref() == Some(stem.as_str());
+        let hypothesis = attribute_in_blocks(
+            &engine,
+            &samples,
+            clustering,
+            tracing,
+            forget_pending,
+            relabel,
+        );
         let cpu = cpu_time() - cpu_before;
         let report = der::score(&labels, &hypothesis.0, 250);
         let strict = der::score(&labels, &hypothesis.0, 0);
@@ -109,6 +132,9 @@ fn main() {
             cpu.as_secs_f64() * 1000.0 / seconds,
         );
         total.add(&report, seconds, cpu, found == ref_speakers);
+        if tracing {
+            print_trace(&labels, &hypothesis.0);
+        }
         turn_scores(&engine, &samples, &labels, &mut same, &mut different);
     }
     println!(
@@ -178,6 +204,9 @@ fn attribute_in_blocks(
     engine: &Engine,
     samples: &[f32],
     clustering: ClusterConfig,
+    tracing: bool,
+    forget_pending: bool,
+    relabel: bool,
 ) -> (Vec<Turn>, usize) {
     let mut clusters = Clusters::new(Vec::new(), clustering);
     let mut turns: Vec<Turn> = Vec::new();
@@ -187,6 +216,9 @@ fn attribute_in_blocks(
         available = (available + BLOCK_SECONDS * 16_000).min(samples.len());
         let finished = available == samples.len();
         let offset_ms = start as u64 * 1000 / 16_000;
+        if forget_pending {
+            clusters = Clusters::new(std::mem::take(&mut clusters.clusters), clustering);
+        }
         let attribution = engine
             .attribute(
                 &samples[start..available],
@@ -195,6 +227,28 @@ fn attribute_in_blocks(
                 finished,
             )
             .expect("attribution");
+        if tracing {
+            for split in &attribution.split {
+                println!(
+                    "  {:>6.1} s: split {} -> {} (moved {:?})",
+                    available as f64 / 16_000.0,
+                    split.kept,
+                    split.new,
+                    split.moved
+                );
+            }
+            for (removed, kept) in &attribution.merged {
+                println!(
+                    "  {:>6.1} s: merge {removed} into {kept}",
+                    available as f64 / 16_000.0
+                );
+            }
+        }
+        if relabel {
+            for split in &attribution.split {
+                turns = turns.iter().flat_map(|t| relabelled(t, split)).collect();
+            }
+        }
         for (removed, kept) in &attribution.merged {
             turns
                 .iter_mut()
@@ -214,6 +268,77 @@ fn attribute_in_blocks(
     speakers.dedup();
     let count = speakers.len();
     (turns, count)
+}
+
+/// `turn` cut where `split`'s moved spans start or end inside it, the pieces inside them given
+/// to the new cluster, as the gateway relabels its timeline.
+fn relabelled(turn: &Turn, split: &Split) -> Vec<Turn> {
+    if turn.speaker != split.kept {
+        return vec![turn.clone()];
+    }
+    let mut pieces = Vec::new();
+    let mut at = turn.start_ms;
+    for &(start, end) in &split.moved {
+        let (start, end) = (start.max(at), end.min(turn.end_ms));
+        if start >= end {
+            continue;
+        }
+        if at < start {
+            pieces.push(Turn::new(at, start, split.kept.clone()));
+        }
+        pieces.push(Turn::new(start, end, split.new.clone()));
+        at = end;
+    }
+    if at < turn.end_ms {
+        pieces.push(Turn::new(at, turn.end_ms, split.kept.clone()));
+    }
+    pieces
+}
+
+/// For `--trace NAME`: how much of each labelled speaker each cluster took (ms), and every
+/// hypothesis turn with the labelled speakers it overlaps, so a confusion can be found in time.
+fn print_trace(labels: &[Turn], hypothesis: &[Turn]) {
+    let overlap = |a: &Turn, b: &Turn| {
+        a.end_ms
+            .min(b.end_ms)
+            .saturating_sub(a.start_ms.max(b.start_ms))
+    };
+    let mut clusters: Vec<&str> = hypothesis.iter().map(|t| t.speaker.as_str()).collect();
+    clusters.sort_unstable();
+    clusters.dedup();
+    let mut speakers: Vec<&str> = labels.iter().map(|t| t.speaker.as_str()).collect();
+    speakers.sort_unstable();
+    speakers.dedup();
+    println!("  cluster x labelled speaker (ms): {speakers:?}");
+    for cluster in &clusters {
+        let row: Vec<u64> = speakers
+            .iter()
+            .map(|s| {
+                let mut ms = 0;
+                for h in hypothesis.iter().filter(|t| t.speaker == *cluster) {
+                    for r in labels.iter().filter(|t| t.speaker == *s) {
+                        ms += overlap(h, r);
+                    }
+                }
+                ms
+            })
+            .collect();
+        println!("  {cluster:<8} {row:?}");
+    }
+    for h in hypothesis {
+        let heard: Vec<String> = labels
+            .iter()
+            .filter(|r| overlap(h, r) > 0)
+            .map(|r| format!("{}:{}", r.speaker, overlap(h, r)))
+            .collect();
+        println!(
+            "  {:>7.2}-{:>7.2} {:<8} {}",
+            h.start_ms as f64 / 1000.0,
+            h.end_ms as f64 / 1000.0,
+            h.speaker,
+            heard.join(" ")
+        );
+    }
 }
 
 /// Cosine scores of whole-turn embeddings (turns of at least 1 s), same and different speaker.
