@@ -169,6 +169,8 @@ function fillSettings(settings) {
   fill("session-id", settings.session_id);
   fill("roster", rosterText(settings.roster));
   $("record-system").checked = !!settings.record_system;
+  fill("hotkey", settings.hotkey || "");
+  drawHotkey(settings.hotkey || "");
   selectInput(settings.input);
   showModeFields();
   drawRosterNames(settings.roster);
@@ -193,7 +195,25 @@ function readSettings() {
     },
     session_id: $("session-id").value.trim(),
     roster: parseRoster($("roster").value),
+    hotkey: $("hotkey").value.trim(),
   };
+}
+
+/** The keys hint's global part: the saved hotkey, key by key, or that there is none. */
+function drawHotkey(hotkey) {
+  const keys = $("hotkey-keys");
+  if (!hotkey) {
+    keys.textContent = "no global hotkey (off)";
+    return;
+  }
+  const parts = [];
+  hotkey.split("+").forEach((key, i) => {
+    if (i > 0) parts.push("+");
+    const kbd = document.createElement("kbd");
+    kbd.textContent = key.trim();
+    parts.push(kbd);
+  });
+  keys.replaceChildren(...parts, " start or pause");
 }
 
 function showModeFields() {
@@ -229,6 +249,9 @@ function saveSettings() {
       return true;
     } catch (e) {
       $("save-state").textContent = "Not saved.";
+      // A refused hotkey goes back to the one in use (the banner says why), so the next save
+      // of another field does not try it again.
+      if (document.activeElement !== $("hotkey")) $("hotkey").value = (ui.settings && ui.settings.hotkey) || "";
       return false;
     }
   });
@@ -1249,7 +1272,7 @@ async function main() {
   });
   $("mic-test").addEventListener("click", toggleMicTest);
   $("record-system").addEventListener("change", saveSettings);
-  for (const id of ["remote-url", "remote-key", "inference-url", "inference-key", "roster"]) {
+  for (const id of ["remote-url", "remote-key", "inference-url", "inference-key", "roster", "hotkey"]) {
     $(id).addEventListener("change", saveSettings);
   }
   $("session-id").addEventListener("change", () => {

@@ -7,6 +7,7 @@ use serde_json::Value;
 use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
 
+use super::desktop;
 use super::export::ExportView;
 use super::folders;
 use super::history::SessionsView;
@@ -40,8 +41,20 @@ pub async fn list_devices(app: State<'_, AppState>) -> Answer<Vec<InputChoice>> 
 }
 
 #[tauri::command]
-pub async fn save_settings(app: State<'_, AppState>, settings: Settings) -> Answer<StatusView> {
-    app.save_settings(settings).await.map_err(words)
+pub async fn save_settings(
+    handle: AppHandle,
+    app: State<'_, AppState>,
+    settings: Settings,
+) -> Answer<StatusView> {
+    // The global hotkey first, so one taken by another app is refused before anything is saved;
+    // back to the old one if the save fails.
+    let before = app.settings().hotkey;
+    desktop::use_hotkey(&handle, &before, &settings.hotkey).map_err(words)?;
+    let wanted = settings.hotkey.clone();
+    app.save_settings(settings).await.map_err(|e| {
+        let _ = desktop::use_hotkey(&handle, &wanted, &before);
+        words(e)
+    })
 }
 
 #[tauri::command]

@@ -1,8 +1,9 @@
 //! The app as a desktop app, through Tauri's official plugins (issue 11, item 7): one
 //! instance per data directory (a second launch brings the first to the front), the window's
-//! size and place kept between runs, log files, a confirm before quitting mid-recording,
-//! notifications while the window is out of sight, and the global start/pause hotkey. The
-//! tray is in [`super::tray`].
+//! size and place kept between runs, a confirm before quitting mid-recording,
+//! notifications while the window is out of sight, and the global start/pause hotkey (the
+//! one in the settings, changed without a restart). The tray is in [`super::tray`], the log
+//! file in [`super::logs`].
 //!
 //! The page stays the one place that starts a recording (it saves the settings and asks about
 //! finalized sessions first): the tray's Start and the hotkey send it a `command` message, as
@@ -16,22 +17,17 @@ use tauri::plugin::TauriPlugin;
 use tauri::{AppHandle, Manager as _, Runtime, WebviewWindow, Wry};
 use tauri_plugin_dialog::{DialogExt as _, MessageDialogButtons, MessageDialogKind};
 use tauri_plugin_global_shortcut::{GlobalShortcutExt as _, ShortcutState};
-use tauri_plugin_log::{RotationStrategy, Target, TargetKind};
 use tauri_plugin_notification::NotificationExt as _;
 use tauri_plugin_window_state::StateFlags;
 
 use super::notices::Notices;
 use super::paths::{self, Paths};
+use super::settings;
 use super::state::AppState;
 use super::tray::Tray;
 
 /// The window's label (`tauri.conf.json`).
 pub const MAIN: &str = "main";
-
-/// Starts or pauses the recording from anywhere (X11, Windows, macOS; Wayland gives apps no
-/// global keys). Ctrl+Alt rather than Ctrl+Shift: Ctrl+Shift+R is the browsers' hard reload,
-/// and a global key takes its combination from every other app.
-pub const HOTKEY: &str = "CommandOrControl+Alt+R";
 
 /// The size and place of the window; never its visibility (a window closed while hidden
 /// would otherwise come back hidden).
@@ -69,33 +65,6 @@ pub fn single_instance(identifier: &str) -> TauriPlugin<Wry> {
         .build()
 }
 
-/// Logs go to a file in the app's log directory (the one "Open logs" shows) and to stderr.
-/// `RUST_LOG` set to a level (`debug`, `trace`, ...) applies it to everything; by default
-/// warnings, plus the gateway's and the app's own information (the gateway's startup line).
-pub fn logging(paths: &Paths) -> TauriPlugin<Wry> {
-    use log::LevelFilter;
-    let everything = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|level| level.trim().parse::<LevelFilter>().ok());
-    let mut builder = tauri_plugin_log::Builder::new()
-        .clear_targets()
-        .target(Target::new(TargetKind::Stderr))
-        .target(Target::new(TargetKind::Folder {
-            path: paths.log_dir.clone(),
-            file_name: Some("interview-recorder".into()),
-        }))
-        .max_file_size(5 * 1024 * 1024)
-        .rotation_strategy(RotationStrategy::KeepSome(3));
-    builder = match everything {
-        Some(level) => builder.level(level),
-        None => builder
-            .level(LevelFilter::Warn)
-            .level_for("gateway", LevelFilter::Info)
-            .level_for("interview_recorder", LevelFilter::Info),
-    };
-    builder.build()
-}
-
 /// The window-state plugin, keeping its file beside the settings (so a test's or a portable
 /// setup's window never takes the user's).
 pub fn window_state(paths: &Paths) -> TauriPlugin<Wry> {
@@ -106,24 +75,81 @@ pub fn window_state(paths: &Paths) -> TauriPlugin<Wry> {
 }
 
 /// The global hotkey's plugin: a press starts or pauses the recording through the page.
+/// Which key it is comes from the settings ([`use_hotkey`]).
 pub fn hotkey() -> TauriPlugin<Wry> {
     tauri_plugin_global_shortcut::Builder::new()
-        .with_handler(|app, _shortcut, event| {
+        .with_handler(|app, shortcut, event| {
             if event.state == ShortcutState::Pressed {
+                log::info!(
+                    "global hotkey {} pressed: start or pause",
+                    shortcut.into_string()
+                );
                 page_command(app, "toggle");
             }
         })
         .build()
 }
 
-/// Registers [`HOTKEY`]; where the desktop refuses it (taken by another app, Wayland) the app
-/// works without it and the log says why.
+/// Registers the saved hotkey at launch. Where the desktop refuses it (taken by another app,
+/// Wayland, which gives apps no global keys) the app works without it and the log says why.
 pub fn register_hotkey(app: &AppHandle) {
-    if let Err(e) = app.global_shortcut().register(HOTKEY) {
-        log::warn!("the global hotkey {HOTKEY} is not available: {e}");
+    let Some(state) = app.try_state::<AppState>() else {
+        return;
+    };
+    if let Err(e) = use_hotkey(app, "", &state.settings().hotkey) {
+        log::warn!("{e:#}");
     }
 }
 
+/// Moves the global hotkey from `before` to `wanted` (the settings' texts; empty: off). Where
+/// `wanted` is not a usable shortcut or the desktop refuses it (taken by another app) the old
+/// one stays, and the error says so in words for the window.
+///
+/// The old one is released before the new one is registered: on X11 the release is only sent
+/// to the X server with the next request that waits for an answer (global-hotkey queues it),
+/// and registering is one, so another app can take the old key at once.
+pub fn use_hotkey(app: &AppHandle, before: &str, wanted: &str) -> anyhow::Result<()> {
+    let old = settings::parse_hotkey(before).ok().flatten();
+    let new = settings::parse_hotkey(wanted)?;
+    if old == new {
+        return Ok(());
+    }
+    let keys = app.global_shortcut();
+    // Not registered when the desktop refused it at launch: nothing to release then.
+    let released = old.filter(|old| keys.unregister(*old).is_ok());
+    if let Some(new) = new
+        && let Err(e) = keys.register(new)
+    {
+        if let Some(old) = released
+            && let Err(again) = keys.register(old)
+        {
+            log::warn!(
+                "global hotkey {} lost while trying another: {again}",
+                old.into_string()
+            );
+        }
+        return Err(refused(wanted.trim(), &e));
+    }
+    if let Some(old) = released {
+        log::info!("global hotkey {} released", old.into_string());
+    }
+    if let Some(new) = new {
+        log::info!("global hotkey {} registered", new.into_string());
+    }
+    Ok(())
+}
+
+/// Why the desktop did not take `wanted`, in words.
+fn refused(wanted: &str, error: &tauri_plugin_global_shortcut::Error) -> anyhow::Error {
+    if error.to_string().contains("already registered") {
+        anyhow::anyhow!(
+            "The hotkey {wanted} is taken by another app. Choose another one, or leave the \
+             field empty to turn the global hotkey off."
+        )
+    } else {
+        anyhow::anyhow!("The desktop did not accept the hotkey {wanted}: {error}.")
+    }
+}
 /// Asks the page to do what its own button would (`toggle`: Start or Pause).
 pub fn page_command(app: &AppHandle, action: &str) {
     if let Some(state) = app.try_state::<AppState>() {
@@ -206,6 +232,7 @@ pub fn watch_events(app: &AppHandle, tray: Option<Tray>) {
         ) {
             return;
         }
+        log_milestone(message);
         let out_of_sight = handle.get_webview_window(MAIN).is_none_or(|w| hidden(&w));
         let reading = notices
             .lock()
@@ -227,6 +254,24 @@ pub fn watch_events(app: &AppHandle, tray: Option<Tray>) {
             }
         }
     }));
+}
+
+/// The recording's start and end in the log, with the session they belong to.
+fn log_milestone(message: &serde_json::Value) {
+    match message["type"].as_str() {
+        Some("recording") if message["state"] == "recording" => log::info!(
+            "recording started: session {} from second {}",
+            message["info"]["session_id"].as_str().unwrap_or("?"),
+            message["info"]["first_seq"].as_u64().unwrap_or(0)
+        ),
+        Some("finished") => log::info!(
+            "recording stopped: session {}, up to second {}, {} s held on this computer",
+            message["session_id"].as_str().unwrap_or("?"),
+            message["last_seq"].as_u64().unwrap_or(0),
+            message["uplink"]["pending"].as_u64().unwrap_or(0)
+        ),
+        _ => {}
+    }
 }
 
 /// Builds the main window (after the window-state plugin, so it opens where it was left).

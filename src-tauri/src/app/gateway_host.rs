@@ -16,6 +16,7 @@ use recorder::bundled::BundledGateway;
 use recorder::endpoint::GatewayEndpoint;
 use serde::Serialize;
 
+use super::logs;
 use super::settings::{GatewayMode, Settings};
 
 /// What the window shows about the gateway.
@@ -72,6 +73,8 @@ impl GatewayHost {
     /// Makes the running gateway match the settings: starts, restarts or stops the bundled one,
     /// or checks the remote one.
     pub async fn apply(&mut self, settings: &Settings) -> GatewayStatus {
+        logs::hide_secret(&settings.gateway.remote_api_key);
+        logs::hide_secret(&settings.inference.api_key);
         match settings.gateway.mode {
             GatewayMode::Bundled => {
                 self.remote = None;
@@ -127,6 +130,7 @@ impl GatewayHost {
         if let Some(bundled) = self.bundled.take() {
             let _ = bundled.running.shutdown().await;
             self.status.running = false;
+            log::info!("bundled gateway stopped");
         }
     }
 
@@ -134,6 +138,7 @@ impl GatewayHost {
         let mut config = GatewayConfig::local(&self.data_dir);
         // Without a service URL the bundled gateway resolves speakers with its built-in engine.
         config.inference = settings.inference_config();
+        let config_has_service = config.inference.is_some();
         // One session writes one frame a second here, and the recorder deletes its spooled
         // copy on the ACK: the ACK must survive the laptop's battery dying.
         config.durability = Durability::Power;
@@ -147,6 +152,19 @@ impl GatewayHost {
         };
         match BundledGateway::start(config).await {
             Ok(running) => {
+                if let Some(key) = running.endpoint().api_key() {
+                    logs::hide_secret(key);
+                }
+                log::info!(
+                    "bundled gateway started on {} (data in the app's data folder, speakers \
+                     named by {})",
+                    running.http_url(),
+                    if config_has_service {
+                        "the inference service in the settings"
+                    } else {
+                        "the built-in engine"
+                    }
+                );
                 self.status.url = Some(running.http_url());
                 self.status.running = true;
                 self.status.inference_configured = Some(running.inference_configured());
@@ -156,6 +174,7 @@ impl GatewayHost {
                 });
             }
             Err(e) => {
+                log::error!("the bundled gateway did not start: {e:#}");
                 self.status.error = Some(format!("the bundled gateway did not start: {e:#}"));
             }
         }

@@ -10,7 +10,8 @@
 //! - [`ui_events`]: the event stream to the page;
 //! - [`mic_test`]: the input's level before recording; [`speakers`]: name corrections; [`folders`]: "open folder", "play", "open logs";
 //! - the desktop side: [`desktop`] (single instance, window state, logs, the quit question,
-//!   notifications, the global hotkey; their rules in [`notices`]) and [`tray`];
+//!   notifications, the global hotkey; their rules in [`notices`]), [`tray`] and [`logs`]
+//!   (the log file);
 //! - the Sessions view: [`history`] (the list), [`titles`] (renames), [`playback`] and
 //!   [`audio_server`] (the session audio it plays, streamed), [`export`] and [`export_folder`]
 //!   (the files), [`deletes`] (deletes the gateway still owes); their actions are methods of
@@ -28,6 +29,7 @@ mod folders;
 mod gateway_host;
 mod held;
 mod history;
+mod logs;
 mod mic_test;
 mod notices;
 mod paths;
@@ -60,7 +62,11 @@ pub fn run() {
         .setup(|app| {
             let paths = paths::Paths::resolve(app.handle())?;
             // Both need the paths (a test's or a portable setup's own folders).
-            app.handle().plugin(desktop::logging(&paths))?;
+            app.handle().plugin(logs::plugin(&paths))?;
+            log::info!(
+                "Interview Recorder {} started (logs in this folder)",
+                app.package_info().version
+            );
             app.handle().plugin(desktop::window_state(&paths))?;
             // The bundled gateway starts in milliseconds; having it before the page loads
             // means the first status the page asks for is already the real one.

@@ -14,6 +14,7 @@ use contract::session_id::SessionId;
 use recorder::endpoint::GatewayEndpoint;
 use recorder::source::InputSpec;
 use serde::{Deserialize, Serialize};
+use tauri_plugin_global_shortcut::{Modifiers, Shortcut};
 
 /// Overrides the input for this run (`tone:440`, a `.wav` path, a device name); not saved.
 pub const INPUT_ENV: &str = "RECORDER_INPUT";
@@ -46,6 +47,56 @@ pub struct Settings {
     pub roster: Vec<RosterEntry>,
     /// Seconds between live speaker resolutions.
     pub resolve_every_secs: f64,
+    /// The global start/pause hotkey, as the user wrote it (`Ctrl+Alt+R`, `Super+Shift+F9`);
+    /// empty: none. Checked by [`parse_hotkey`]; registered by `desktop::use_hotkey`.
+    pub hotkey: String,
+}
+
+/// The global hotkey out of the box. Ctrl+Alt rather than Ctrl+Shift: Ctrl+Shift+R is the
+/// window's own start/pause key (and the browsers' hard reload), and a global key takes its
+/// combination from every other app.
+pub const DEFAULT_HOTKEY: &str = if cfg!(target_os = "macos") {
+    "Cmd+Alt+R"
+} else {
+    "Ctrl+Alt+R"
+};
+
+/// The window's own keys (`ui/app.js`), which a global hotkey must not take from it.
+const WINDOW_KEYS: [(&str, &str); 2] = [
+    ("Ctrl+Shift+R", "start or pause"),
+    ("Ctrl+Shift+F", "finalize"),
+];
+
+/// The shortcut `hotkey` names (`None`: empty, the hotkey is off), or why it cannot be one, in
+/// words for the window. It needs Ctrl, Alt or Super (a global Shift+key or bare key would
+/// take typing from every app) and must not be one of the window's own keys.
+pub fn parse_hotkey(hotkey: &str) -> anyhow::Result<Option<Shortcut>> {
+    use std::str::FromStr as _;
+    let hotkey = hotkey.trim();
+    if hotkey.is_empty() {
+        return Ok(None);
+    }
+    let shortcut = Shortcut::from_str(hotkey).map_err(|e| {
+        anyhow::anyhow!(
+            "The hotkey {hotkey:?} is not a key combination ({e}). Write it like Ctrl+Alt+R \
+             or Super+Shift+F9, or leave it empty to turn the global hotkey off."
+        )
+    })?;
+    if !shortcut
+        .mods
+        .intersects(Modifiers::CONTROL | Modifiers::ALT | Modifiers::SUPER | Modifiers::META)
+    {
+        anyhow::bail!(
+            "The hotkey {hotkey} needs Ctrl, Alt or Super: without one it would take that key \
+             from every other app."
+        );
+    }
+    for (keys, what) in WINDOW_KEYS {
+        if Shortcut::from_str(keys).is_ok_and(|own| own == shortcut) {
+            anyhow::bail!("{keys} is the window's own key to {what}: choose another hotkey.");
+        }
+    }
+    Ok(Some(shortcut))
 }
 
 /// Which gateway receives the audio.
@@ -96,6 +147,7 @@ impl Default for Settings {
             session_id: new_session_id(),
             roster: Vec::new(),
             resolve_every_secs: 5.0,
+            hotkey: DEFAULT_HOTKEY.into(),
         }
     }
 }
@@ -183,6 +235,8 @@ impl Settings {
         if !(self.resolve_every_secs.is_finite() && self.resolve_every_secs >= 1.0) {
             self.resolve_every_secs = 5.0;
         }
+        self.hotkey = self.hotkey.trim().to_owned();
+        parse_hotkey(&self.hotkey)?;
         Ok(self)
     }
 
@@ -314,6 +368,47 @@ mod tests {
             settings.normalized().unwrap().gateway.remote_url,
             "https://gw.example.com"
         );
+    }
+
+    #[test]
+    fn the_hotkey_is_a_combination_with_ctrl_alt_or_super_or_empty_for_off() {
+        assert!(parse_hotkey(DEFAULT_HOTKEY).unwrap().is_some());
+        assert!(parse_hotkey(" super+shift+F9 ").unwrap().is_some());
+        assert_eq!(parse_hotkey("  ").unwrap(), None);
+        assert_eq!(
+            parse_hotkey("ctrl+alt+r").unwrap(),
+            parse_hotkey("Control+Alt+KeyR").unwrap()
+        );
+        let refusals = [
+            ("Ctrl+Alt+", "not a key combination"),
+            ("Ctrl+Banana", "not a key combination"),
+            ("Shift+R", "needs Ctrl, Alt or Super"),
+            ("F9", "needs Ctrl, Alt or Super"),
+            ("ctrl+shift+r", "the window's own key to start or pause"),
+            ("Ctrl+Shift+F", "the window's own key to finalize"),
+        ];
+        for (hotkey, why) in refusals {
+            let err = parse_hotkey(hotkey).unwrap_err().to_string();
+            assert!(err.contains(why), "{hotkey}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_settings_file_without_a_hotkey_gets_the_default_and_a_bad_one_is_not_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        std::fs::write(&path, r#"{"input": "tone:440", "session_id": "s1"}"#).unwrap();
+        assert_eq!(Settings::load(&path).0.hotkey, DEFAULT_HOTKEY);
+        let off = Settings {
+            hotkey: " ".into(),
+            ..Settings::default()
+        };
+        assert_eq!(off.normalized().unwrap().hotkey, "");
+        let bad = Settings {
+            hotkey: "R".into(),
+            ..Settings::default()
+        };
+        assert!(bad.normalized().is_err());
     }
 
     #[test]

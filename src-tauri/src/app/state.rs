@@ -203,7 +203,8 @@ impl AppState {
         &self.events
     }
 
-    fn settings(&self) -> Settings {
+    /// The settings in use (the last saved).
+    pub fn settings(&self) -> Settings {
         self.settings
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -1,5 +1,6 @@
 //! The tray (menu-bar) icon: the app's icon, with a red dot while a recording runs, and a menu
-//! to show the window, start or pause, stop, open the logs and quit.
+//! to show or hide the window, start or pause, stop, open the logs and quit. While the window
+//! is hidden the app goes on recording, and tells what happens in notifications.
 //!
 //! Start goes through the page (see `desktop.rs`), after bringing the window to the front: the
 //! page may have a question to ask first. Stop and Quit work with the window hidden.
@@ -38,12 +39,16 @@ impl Tray {
         )
         .to_owned();
         let show = MenuItem::with_id(app, "show", "Show window", true, None::<&str>)?;
+        let hide = MenuItem::with_id(app, "hide", "Hide window", true, None::<&str>)?;
         let toggle = MenuItem::with_id(app, "toggle", "Start recording", true, None::<&str>)?;
         let stop = MenuItem::with_id(app, "stop", "Stop recording", false, None::<&str>)?;
         let logs = MenuItem::with_id(app, "logs", "Open logs", true, None::<&str>)?;
         let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
         let separator = PredefinedMenuItem::separator(app)?;
-        let menu = Menu::with_items(app, &[&show, &toggle, &stop, &separator, &logs, &quit])?;
+        let menu = Menu::with_items(
+            app,
+            &[&show, &hide, &toggle, &stop, &separator, &logs, &quit],
+        )?;
         // Linux's indicators build the icon in a library loaded at run time, which panics
         // when it is missing instead of returning an error.
         let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -85,6 +90,11 @@ impl Tray {
 fn on_menu(app: &AppHandle, event: MenuEvent) {
     match event.id.as_ref() {
         "show" => desktop::bring_to_front(app),
+        "hide" => {
+            if let Some(window) = app.get_webview_window(desktop::MAIN) {
+                let _ = window.hide();
+            }
+        }
         "toggle" => {
             desktop::bring_to_front(app);
             desktop::page_command(app, "toggle");
