@@ -12,8 +12,18 @@
 //!   axe-core is not vendored: `scripts/e2e.sh` fetches a pinned version from the npm
 //!   registry once, into the cache, and names its `axe.min.js` in `AXE_CORE_JS`.
 //!
-//! Needs what `webdriver.rs` needs, plus a session bus and `AXE_CORE_JS`; without them it
-//! FAILS and says what to do.
+//! - The tray and notifications, seen from the desktop's side of the session bus (the test
+//!   plays a status-notifier host and a notification server, `support/bus.rs`): the tray's
+//!   menu shows the recording, its Hide window hides the window, a gateway outage and the
+//!   tray's Stop while hidden raise "Gateway unreachable" and "Recording stopped".
+//! - The global hotkey of the settings: a bad one and one taken by another app are refused
+//!   in words and not saved; a new one applies without a restart (pressed with xdotool, the
+//!   old one does nothing); and the log file in the app's log directory holds the app's start,
+//!   the bundled gateway's start and lines, the session and the hotkey, flushed as they
+//!   happen (read after a `kill -9`), with no folder of this computer in it.
+//!
+//! Needs what `webdriver.rs` needs, plus a session bus, xdotool and `AXE_CORE_JS`; without
+//! them it FAILS and says what to do.
 
 #![cfg(unix)]
 
@@ -22,7 +32,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e::TauriDriver;
-use e2e::page::{click, connect, finish, save_screenshot, tempdir, wait_for_read};
+use e2e::bus::{MenuItem, NotificationServer, TrayHost};
+use e2e::page::{click, connect, finish, replace_text, save_screenshot, tempdir, wait_for_read};
 use fantoccini::Client;
 use serde_json::{Value, json};
 
@@ -498,4 +509,428 @@ async fn test_then_keys(client: &Client) -> anyhow::Result<()> {
         "after Ctrl+Shift+F: {page:#}"
     );
     Ok(())
+}
+
+// ---------- the tray and notifications, over the session bus ----------
+
+fn require_session_bus() {
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "\n\nThis test needs a D-Bus session bus (notifications, the tray). scripts/e2e.sh runs \
+         the tests under dbus-run-session.\n"
+    );
+}
+
+const TRAY_SESSION: &str = "e2e-tray";
+
+/// The tray menu's labels, in order, and which are enabled.
+fn labels(menu: &[MenuItem]) -> Vec<(&str, bool)> {
+    menu.iter().map(|i| (i.label.as_str(), i.enabled)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tray_shows_the_recording_and_a_hidden_window_tells_the_outage_and_the_stop() {
+    e2e::require_display();
+    require_session_bus();
+    // The desktop's side first: the app's tray and notifications find them as they start.
+    let notifications = NotificationServer::start()
+        .await
+        .expect("own org.freedesktop.Notifications on the session bus");
+    let tray = TrayHost::start()
+        .await
+        .expect("own org.kde.StatusNotifierWatcher on the session bus");
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    let home = tempdir(&artifacts, "tray");
+    std::fs::create_dir_all(home.join("config")).unwrap();
+    // A gateway of the test's own, to take it away mid-recording.
+    let gateway = gateway::server::start(gateway::server::GatewayConfig::local(
+        home.join("remote-gateway"),
+    ))
+    .await
+    .expect("start the remote gateway");
+    let settings = json!({
+        "input": "tone:440",
+        "record_system": false,
+        "gateway": {"mode": "remote", "remote_url": gateway.http_url(), "remote_api_key": ""},
+        "session_id": TRAY_SESSION,
+    });
+    std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+    let env = app_env(&home);
+    let driver = TauriDriver::start("tray", &as_refs(&env), &artifacts);
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(150),
+        tray_and_notices(&client, &tray, &notifications, gateway),
+    )
+    .await;
+    finish(client, driver, outcome, &artifacts.join("tray-failure.png")).await;
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+async fn tray_and_notices(
+    client: &Client,
+    tray: &TrayHost,
+    notifications: &NotificationServer,
+    gateway: gateway::server::RunningGateway,
+) -> anyhow::Result<()> {
+    let menu = tray.menu(30).await?;
+    anyhow::ensure!(
+        labels(&menu)
+            == [
+                ("Show window", true),
+                ("Hide window", true),
+                ("Start recording", true),
+                ("Stop recording", false),
+                ("Open logs", true),
+                ("Quit", true),
+            ],
+        "the tray menu before recording: {menu:#?}"
+    );
+    start(client).await?;
+    wait_for_read(client, READ, "2 acked seconds", 30, |page| {
+        page["acked"].as_u64() >= Some(2)
+    })
+    .await?;
+    // The recording indicator: Pause instead of Start, Stop enabled.
+    tray.wait_for_menu("the tray to show the recording", 10, |menu| {
+        let items = labels(menu);
+        items.contains(&("Pause recording", true)) && items.contains(&("Stop recording", true))
+    })
+    .await?;
+    anyhow::ensure!(
+        notifications.seen().is_empty(),
+        "notifications while the window was in sight: {:#?}",
+        notifications.seen()
+    );
+
+    tray.click("Hide window").await?;
+    // The gateway goes away: the recording goes on, and the hidden window says so once.
+    gateway.shutdown().await?;
+    let outage = notifications
+        .wait_for("Gateway unreachable", 40, |n| {
+            n.summary == "Gateway unreachable"
+        })
+        .await?;
+    anyhow::ensure!(
+        outage.body.contains("held on this computer"),
+        "the outage notice: {outage:?}"
+    );
+    // Stop from the tray, with the window still hidden.
+    tray.click("Stop recording").await?;
+    let stopped = notifications
+        .wait_for("Recording stopped", 40, |n| {
+            n.summary == "Recording stopped"
+        })
+        .await?;
+    anyhow::ensure!(
+        stopped.body.contains(TRAY_SESSION) && stopped.body.contains("held on this computer"),
+        "the stop notice: {stopped:?}"
+    );
+    let outages = notifications
+        .seen()
+        .iter()
+        .filter(|n| n.summary == "Gateway unreachable")
+        .count();
+    anyhow::ensure!(
+        outages == 1,
+        "one outage told {outages} times: {:#?}",
+        notifications.seen()
+    );
+    tray.wait_for_menu("the tray to show the stop", 20, |menu| {
+        let items = labels(menu);
+        items.contains(&("Start recording", true)) && items.contains(&("Stop recording", false))
+    })
+    .await?;
+    tray.click("Show window").await?;
+    let page = wait_for_read(client, READ, "the window back, paused", 20, |page| {
+        page["visibility"] == "visible"
+            && page["recordState"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Paused"))
+    })
+    .await?;
+    println!("tray and notifications: {page}; {:?}", notifications.seen());
+    Ok(())
+}
+
+// ---------- the global hotkey and the log file ----------
+
+const LOG_SESSION: &str = "e2e-hotkey-log";
+
+/// What the hotkey test reads of the page.
+const READ_HOTKEY: &str = r#"
+const text = (id) => { const el = document.getElementById(id); return el ? el.textContent.trim() : null; };
+return {
+  recordState: text('record-state'),
+  acked: Number(text('count-acked')),
+  hotkey: document.getElementById('hotkey').value,
+  keys: text('hotkey-keys'),
+  saveState: text('save-state'),
+  error: document.getElementById('banner-error').hidden ? null : text('banner-error-text'),
+};
+"#;
+
+/// Presses keys on the X display as a keyboard would (XTEST), for the app's global grab.
+fn press(keys: &str) -> anyhow::Result<()> {
+    let xdotool = e2e::which("xdotool").ok_or_else(|| {
+        anyhow::anyhow!(
+            "xdotool is not installed (scripts/e2e.sh installs it: apt-get install xdotool)"
+        )
+    })?;
+    let status = Command::new(xdotool)
+        .args(["key", "--clearmodifiers", keys])
+        .stdin(Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "xdotool key {keys}: {status}");
+    Ok(())
+}
+
+/// The app's log file in a test's data directory.
+fn log_file(home: &Path) -> PathBuf {
+    home.join("data/logs/interview-recorder.log")
+}
+
+/// Waits up to `secs` for the file at `path` to hold a line that `wanted` accepts.
+async fn wait_for_line(
+    path: &Path,
+    what: &str,
+    secs: u64,
+    wanted: impl Fn(&str) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().any(&wanted) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("waited {secs} s for {what} in {}:\n{text}", path.display());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hotkey_changes_without_a_restart_and_the_log_file_keeps_the_run_through_a_kill() {
+    e2e::require_display();
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    let home = settings_home(&artifacts, "hotkey", LOG_SESSION);
+    let env = app_env(&home);
+    let driver = TauriDriver::start("hotkey", &as_refs(&env), &artifacts);
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(150),
+        hotkey_and_log(&client, &driver, &app, &home, &artifacts),
+    )
+    .await;
+    finish(
+        client,
+        driver,
+        outcome,
+        &artifacts.join("hotkey-failure.png"),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+async fn hotkey_and_log(
+    client: &Client,
+    driver: &TauriDriver,
+    app: &Path,
+    home: &Path,
+    artifacts: &Path,
+) -> anyhow::Result<()> {
+    bundled_gateway(client).await?;
+    let log = log_file(home);
+    let saved_hotkey = || -> anyhow::Result<Value> {
+        let settings: Value =
+            serde_json::from_slice(&std::fs::read(home.join("config/settings.json"))?)?;
+        Ok(settings["hotkey"].clone())
+    };
+    let page = client.execute(READ_HOTKEY, vec![]).await?;
+    anyhow::ensure!(
+        page["hotkey"] == "Ctrl+Alt+R" && page["keys"] == "Ctrl+Alt+R start or pause",
+        "the hotkey out of the box: {page:#}"
+    );
+    wait_for_line(&log, "the default hotkey registered", 10, |l| {
+        l.contains("global hotkey control+alt+KeyR registered")
+    })
+    .await?;
+
+    // A combination without Ctrl, Alt or Super is refused in words, and not saved.
+    replace_text(client, "#hotkey", "Shift+R").await?;
+    let page = wait_for_read(client, READ_HOTKEY, "the refusal", 10, |page| {
+        page["saveState"] == "Not saved."
+    })
+    .await?;
+    anyhow::ensure!(
+        page["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("needs Ctrl, Alt or Super")),
+        "a hotkey without a modifier: {page:#}"
+    );
+    // (The test's settings file has no hotkey yet: the default applies.)
+    anyhow::ensure!(
+        saved_hotkey()?.is_null(),
+        "saved after a refusal: {}",
+        saved_hotkey()?
+    );
+
+    // A new one applies at once: saved, shown in the keys, registered in place of the old.
+    replace_text(client, "#hotkey", "Ctrl+Alt+J").await?;
+    wait_for_read(client, READ_HOTKEY, "Ctrl+Alt+J saved", 10, |page| {
+        page["saveState"] == "Saved." && page["keys"] == "Ctrl+Alt+J start or pause"
+    })
+    .await?;
+    anyhow::ensure!(
+        saved_hotkey()? == "Ctrl+Alt+J",
+        "Ctrl+Alt+J not in the file"
+    );
+    wait_for_line(&log, "the old hotkey released", 10, |l| {
+        l.contains("global hotkey control+alt+KeyR released")
+    })
+    .await?;
+
+    // Another app takes Ctrl+Alt+R (a second copy of this app, on its own data directory, so
+    // not turned away as a second instance): choosing it here is refused in words.
+    let other = taken_by_another_app(app, home, artifacts).await?;
+    let refused = match replace_text(client, "#hotkey", "Ctrl+Alt+R").await {
+        Ok(()) => {
+            wait_for_read(
+                client,
+                READ_HOTKEY,
+                "the taken hotkey refused",
+                10,
+                |page| page["saveState"] == "Not saved.",
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    other.stop();
+    let page = refused?;
+    anyhow::ensure!(
+        page["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Ctrl+Alt+R is taken by another app")),
+        "a hotkey another app holds: {page:#}"
+    );
+    anyhow::ensure!(
+        page["hotkey"] == "Ctrl+Alt+J" && saved_hotkey()? == "Ctrl+Alt+J",
+        "a taken hotkey stays in the field or the file: {page:#}"
+    );
+
+    // The keyboard: the old combination does nothing, the new one starts the recording. The X
+    // server hands the presses over in order, so once the second is logged the first would be.
+    press("ctrl+alt+r")?;
+    press("ctrl+alt+j")?;
+    wait_for_read(client, READ_HOTKEY, "Ctrl+Alt+J to record", 20, |page| {
+        page["recordState"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Recording"))
+    })
+    .await?;
+    wait_for_read(client, READ_HOTKEY, "2 acked seconds", 30, |page| {
+        page["acked"].as_u64() >= Some(2)
+    })
+    .await?;
+    wait_for_line(&log, "the recording's session", 10, |l| {
+        l.contains(&format!("recording started: session {LOG_SESSION}"))
+    })
+    .await?;
+
+    // kill -9: what was logged is in the file already.
+    let pids = driver.app_pids(app);
+    anyhow::ensure!(pids.len() == 1, "the app's processes: {pids:?}");
+    let status = Command::new("kill")
+        .args(["-KILL", &pids[0].to_string()])
+        .status()?;
+    anyhow::ensure!(status.success(), "kill -9 the app: {status}");
+    let text = std::fs::read_to_string(&log)?;
+    let has = |needle: &str| text.lines().any(|l| l.contains(needle));
+    for needle in [
+        "Interview Recorder 0.1.0 started",
+        "bundled gateway started on http://127.0.0.1:",
+        &format!("recording started: session {LOG_SESSION}"),
+        "global hotkey control+alt+KeyJ registered",
+        "global hotkey control+alt+KeyJ pressed",
+    ] {
+        anyhow::ensure!(has(needle), "the log has no {needle:?}:\n{text}");
+    }
+    // The bundled gateway's own lines (its requests, named by the session).
+    anyhow::ensure!(
+        text.lines()
+            .any(|l| l.contains("] gateway::") && l.contains(LOG_SESSION)),
+        "the log has no line of the bundled gateway about the session:\n{text}"
+    );
+    let presses = text.lines().filter(|l| l.contains("pressed")).count();
+    anyhow::ensure!(presses == 1, "{presses} hotkey presses logged:\n{text}");
+    let last_registered = text.lines().rev().find(|l| l.contains("registered"));
+    anyhow::ensure!(
+        last_registered.is_some_and(|l| l.contains("control+alt+KeyJ"))
+            && saved_hotkey()? == "Ctrl+Alt+J",
+        "the hotkey moved after the refusal:\n{text}"
+    );
+    // No folder of this computer: the test's folders are under the artifacts directory.
+    for folder in [home, artifacts] {
+        anyhow::ensure!(
+            !text.contains(&folder.display().to_string()),
+            "the log names {}:\n{text}",
+            folder.display()
+        );
+    }
+    println!("the log after kill -9:\n{text}");
+    Ok(())
+}
+
+/// A second copy of the app, on its own data directory, holding the default hotkey.
+struct OtherApp {
+    child: std::process::Child,
+    home: PathBuf,
+}
+
+impl OtherApp {
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+async fn taken_by_another_app(
+    app: &Path,
+    home: &Path,
+    artifacts: &Path,
+) -> anyhow::Result<OtherApp> {
+    let other_home = home.join("other");
+    std::fs::create_dir_all(other_home.join("config"))?;
+    let log = std::fs::File::create(artifacts.join("hotkey.other-app.log"))?;
+    let child = Command::new(app)
+        .env("RECORDER_CONFIG_DIR", other_home.join("config"))
+        .env("RECORDER_DATA_DIR", other_home.join("data"))
+        .env("RECORDER_INPUT", "tone:440")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    let other = OtherApp {
+        child,
+        home: other_home.clone(),
+    };
+    let held = wait_for_line(
+        &log_file(&other_home),
+        "the other app to hold Ctrl+Alt+R",
+        30,
+        |l| l.contains("global hotkey control+alt+KeyR registered"),
+    )
+    .await;
+    match held {
+        Ok(()) => Ok(other),
+        Err(e) => {
+            other.stop();
+            Err(e)
+        }
+    }
 }

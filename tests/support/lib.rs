@@ -5,10 +5,12 @@
 //! - [`InferenceServer`]: a small HTTP server honouring the inference service's resolve
 //!   contract, on a free port;
 //! - [`require_display`]: fails loudly when the test cannot show a window;
-//! - [`page`]: driving the page (connect, wait for what it shows, click, screenshots).
+//! - [`page`]: driving the page (connect, wait for what it shows, click, screenshots);
+//! - [`bus`]: the desktop's notification server and tray host on the session bus.
 
 #![cfg(unix)]
 
+pub mod bus;
 pub mod page;
 
 use std::path::{Path, PathBuf};
@@ -143,6 +145,27 @@ impl TauriDriver {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The processes of `app` that the driver started (its process group), by pid.
+    pub fn app_pids(&self, app: &Path) -> Vec<i32> {
+        let group = self.child.id().to_string();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces.
+                let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                    return false;
+                };
+                let after_comm = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+                after_comm.split_whitespace().nth(2) == Some(group.as_str())
+                    && std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == app)
+            })
+            .collect()
     }
 
     fn signal_group(&self, signal: &str) {

@@ -119,3 +119,23 @@ pub fn tempdir(artifacts: &Path, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// WebDriver's Tab key: leaving a field fires its `change`, as a user's Tab does.
+pub const TAB: &str = "\u{E004}";
+
+/// Types `text` over a field's whole content and leaves it with Tab, as a user does (so the
+/// page sees one `change`).
+pub async fn replace_text(client: &Client, css: &str, text: &str) -> anyhow::Result<()> {
+    let field = client
+        .find(Locator::Css(css))
+        .await
+        .map_err(|e| anyhow::anyhow!("{css}: {e}"))?;
+    client
+        .execute(
+            "const el = document.querySelector(arguments[0]); el.focus(); el.select();",
+            vec![json!(css)],
+        )
+        .await?;
+    field.send_keys(&format!("{text}{TAB}")).await?;
+    Ok(())
+}
