@@ -20,8 +20,9 @@ use crate::core::stream::Stream;
 use crate::protocol::{SessionState, SpeakerEvent};
 use crate::storage::{Database, frame_index};
 
-/// The schema version this code writes (`PRAGMA user_version`). 2 added `replays.stored_idx`.
-const SCHEMA_VERSION: i64 = 2;
+/// The schema version this code writes (`PRAGMA user_version`). 2 added `replays.stored_idx`,
+/// 3 the frame log's locations in `frames` (see `frame_index`).
+const SCHEMA_VERSION: i64 = 3;
 
 pub(super) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -98,7 +99,11 @@ fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
     .map(|n| n > 0)
 }
 
-fn column_exists(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+pub(super) fn column_exists(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
         [table, column],
@@ -297,25 +302,29 @@ impl SessionStorage for Database {
         ingest: &IngestRecord,
     ) -> Result<(), StorageError> {
         let (id, ingest) = (id.clone(), *ingest);
-        // A frame just written to the log: its index row commits with the frame's row.
+        // A frame just written to the log: its location commits in the frame's row.
         let key = id.stream_chunk_key(stream, seq);
         let logged = self.unindexed().take(&key);
-        let location = logged.as_ref().map(|appended| appended.location);
+        let at = logged.as_ref().map(|appended| appended.location);
         let saved = self
             .call(move |conn| {
-                if let Some(at) = location {
-                    frame_index::upsert(conn, &key, at)?;
-                }
                 write_ingest(conn, &id, stream, &ingest)?;
                 conn.prepare_cached(
-                    "INSERT INTO frames (safe_id, stream, seq, captured_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT DO UPDATE SET captured_at = excluded.captured_at",
+                    "INSERT INTO frames
+                         (safe_id, stream, seq, captured_at, log_segment, log_offset, log_len)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT DO UPDATE SET captured_at = excluded.captured_at,
+                         log_segment = excluded.log_segment, log_offset = excluded.log_offset,
+                         log_len = excluded.log_len",
                 )?
                 .execute(params![
                     id.safe(),
                     stream.as_str(),
                     seq as i64,
-                    captured_at as i64
+                    captured_at as i64,
+                    at.map(|at| frame_index::sql(at.segment)),
+                    at.map(|at| frame_index::sql(at.offset)),
+                    at.map(|at| frame_index::sql(at.len)),
                 ])?;
                 Ok(())
             })
