@@ -16,6 +16,7 @@ use std::hash::{BuildHasher as _, Hasher as _};
 use std::io::SeekFrom;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -88,15 +89,13 @@ fn lock(files: &Files) -> std::sync::MutexGuard<'_, HashMap<String, PathBuf>> {
     files.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// 128 random bits as hex: std's `RandomState` is seeded from the system's random source.
+/// 128 unpredictable bits as hex: two SipHash outputs under std's `RandomState` keys, which
+/// are seeded from the system's random source (no extra dependency for this one use).
 fn new_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let word = || {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .elapsed()
-                .map_or(0, |d| d.as_nanos()),
-        );
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
         hasher.finish()
     };
     format!("{:016x}{:016x}", word(), word())
@@ -269,6 +268,17 @@ mod tests {
         for (range, len, expected) in cases {
             assert_eq!(slice(range, len), expected, "{range:?} of {len}");
         }
+    }
+
+    #[test]
+    fn every_token_is_new_and_128_bits_of_hex() {
+        let tokens: std::collections::HashSet<_> = (0..1000).map(|_| new_token()).collect();
+        assert_eq!(tokens.len(), 1000);
+        assert!(
+            tokens
+                .iter()
+                .all(|t| t.len() == 32 && t.chars().all(|c| c.is_ascii_hexdigit()))
+        );
     }
 
     #[tokio::test]
