@@ -88,10 +88,24 @@ impl TestGateway {
     /// Spoils a stored frame behind the gateway's back: flips its last byte in the log.
     pub fn damage_frame(&self, key: &str) {
         let conn = rusqlite::Connection::open(self.data.path().join("gateway.sqlite3")).unwrap();
+        // `sessions/<safe id>/chunks/<seq>.pcm` (the mic) or
+        // `sessions/<safe id>/streams/<stream>/chunks/<seq>.pcm`.
+        let parts: Vec<&str> = key.split('/').collect();
+        let (safe_id, stream) = match parts[..] {
+            ["sessions", id, "chunks", _] => (id, "mic"),
+            ["sessions", id, "streams", stream, "chunks", _] => (id, stream),
+            _ => panic!("not a frame key: {key}"),
+        };
+        let seq: i64 = parts[parts.len() - 1]
+            .trim_end_matches(".pcm")
+            .parse()
+            .expect("a frame key's seq");
+        // Its location lies in its `frames` row.
         let (segment, offset, len): (i64, i64, i64) = conn
             .query_row(
-                "SELECT segment, offset, len FROM log_objects WHERE key = ?1",
-                [key],
+                "SELECT log_segment, log_offset, log_len FROM frames
+                 WHERE safe_id = ?1 AND stream = ?2 AND seq = ?3 AND log_segment IS NOT NULL",
+                rusqlite::params![safe_id, stream, seq],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .expect("a logged frame");
