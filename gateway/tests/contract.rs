@@ -908,9 +908,10 @@ async fn wav(
     (status, headers, response.bytes().await.unwrap().to_vec())
 }
 
+/// The meeting audio is a stream of its own, kept across a restart of the host.
 #[tokio::test]
 async fn the_system_stream_has_its_own_seqs_keys_counters_and_audio() {
-    let host = Host::start().await;
+    let mut host = Host::start_alone().await;
     let s = session("two-streams");
     let mut mic = host.connect(&s).await;
     let mut system = host.connect_stream(&s, "system").await;
@@ -938,6 +939,7 @@ async fn the_system_stream_has_its_own_seqs_keys_counters_and_audio() {
         (Some(4), Some(1))
     );
 
+    host.restart().await;
     let (code, state) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
     assert_eq!(code, 200);
     assert_eq!(

@@ -1,6 +1,7 @@
 //! A session's second stream (meeting audio, `?stream=system`) and what a resent seq may and
-//! may not do (issue 9 items 1 and 4), on the server gateway. The stereo mix is checked on
-//! both hosts by the contract suite (`contract.rs`).
+//! may not do (issue 9 items 1 and 4), on the server gateway. The system stream's own seqs, keys,
+//! counters and audio, and the stereo mix, are checked on both hosts by the contract suite
+//! (`contract.rs`).
 
 mod support;
 
@@ -8,10 +9,6 @@ use serde_json::{Value, json};
 use support::*;
 
 const SESSION: &str = "two-streams";
-
-fn system_ws(gw: &TestGateway) -> String {
-    format!("{}?stream=system", gw.ws(SESSION))
-}
 
 /// One second whose every sample is `value`.
 fn flat(value: i16) -> Vec<u8> {
@@ -61,66 +58,6 @@ async fn an_unknown_stream_is_refused_before_the_upgrade_and_on_audio() {
     assert_eq!(
         body["detail"],
         "unknown stream 'both': use mic or system or mix"
-    );
-}
-
-#[tokio::test]
-async fn the_system_stream_has_its_own_seqs_keys_counters_and_audio() {
-    let mut gw = TestGateway::start().await;
-    let mut mic = gw.connect(SESSION).await;
-    let mut system = connect(&system_ws(&gw)).await;
-    let ready = hello(&mut system).await;
-    assert_eq!(ready["ingest"]["last_seq"], 0);
-
-    for seq in 1..=3 {
-        let ack = ask(&mut mic, &chunk_at(seq, 1_000 * seq, &flat(100))).await;
-        assert_eq!(
-            ack["key"],
-            format!("sessions/{SESSION}/chunks/{seq:08}.pcm")
-        );
-    }
-    for seq in [1, 2, 4] {
-        let ack = ask(&mut system, &chunk_at(seq, 1_000 * seq, &flat(-7))).await;
-        assert_eq!(ack["status"], "stored", "{ack}");
-        assert_eq!(
-            ack["key"],
-            format!("sessions/{SESSION}/streams/system/chunks/{seq:08}.pcm")
-        );
-    }
-    let status = ask(&mut system, &json!({"type": "status"})).await;
-    assert_eq!(
-        (
-            status["last_seq"].as_u64(),
-            status["missing_chunks"].as_u64()
-        ),
-        (Some(4), Some(1))
-    );
-
-    gw.restart().await;
-    let (code, state) = gw.get_json(&format!("/v1/sessions/{SESSION}/state")).await;
-    assert_eq!(code, 200);
-    assert_eq!(
-        state["ingest"]["last_seq"], 3,
-        "the seed's field is the mic's"
-    );
-    assert_eq!(state["streams"]["mic"]["received_chunks"], 3);
-    assert_eq!(state["streams"]["system"]["received_chunks"], 3);
-    assert_eq!(state["streams"]["system"]["missing_chunks"], 1);
-
-    let (code, headers, body) = wav(&gw, "?stream=system").await;
-    assert_eq!(code, 200);
-    assert_eq!(headers["x-missing-seconds"], "1");
-    assert_eq!(body.len(), 44 + 4 * 32_000);
-    let expected: Vec<u8> = [flat(-7), flat(-7), flat(0), flat(-7)].concat();
-    assert!(
-        body[44..] == expected[..],
-        "system audio in seq order, silence for seq 3"
-    );
-    let (_, _, body) = wav(&gw, "").await;
-    assert_eq!(
-        body.len(),
-        44 + 3 * 32_000,
-        "no query: the mic, as the seed served it"
     );
 }
 
