@@ -120,19 +120,12 @@ async fn a_gateway_outage_holds_frames_and_the_page_says_when_they_are_delivered
     e2e::require_display();
     let app = e2e::app_binary();
     let artifacts = e2e::artifacts_dir();
-    let home = tempdir(&artifacts, "outage");
-    std::fs::create_dir_all(home.join("config")).unwrap();
-    let gateway_data = home.join("remote-gateway");
-    let gateway = gateway::server::start(gateway::server::GatewayConfig::local(&gateway_data))
-        .await
-        .expect("start the remote gateway");
-    let addr = gateway.addr();
-    let settings = json!({
-        "input": "tone:440",
-        "gateway": {"mode": "remote", "remote_url": gateway.http_url(), "remote_api_key": ""},
-        "session_id": OUTAGE_SESSION,
-    });
-    std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+    let RemoteHome {
+        home,
+        gateway,
+        addr,
+        gateway_data,
+    } = RemoteHome::start(&artifacts, "outage", OUTAGE_SESSION, true).await;
     let driver = TauriDriver::start(
         "outage",
         &[
@@ -507,6 +500,42 @@ async fn meeting_audio(
 
 const OUTAGE_SESSION: &str = "e2e-outage";
 
+/// A test's own app home whose settings record a tone into a remote gateway that the test
+/// started itself, so that it can stop and start it again (outages, held audio, deletes).
+struct RemoteHome {
+    home: PathBuf,
+    gateway: gateway::server::RunningGateway,
+    addr: std::net::SocketAddr,
+    gateway_data: PathBuf,
+}
+
+impl RemoteHome {
+    /// `record_system`: the settings' own default (meeting audio too) or the mic alone.
+    async fn start(artifacts: &Path, name: &str, session: &str, record_system: bool) -> RemoteHome {
+        let home = tempdir(artifacts, name);
+        std::fs::create_dir_all(home.join("config")).unwrap();
+        let gateway_data = home.join("remote-gateway");
+        let gateway = gateway::server::start(gateway::server::GatewayConfig::local(&gateway_data))
+            .await
+            .expect("start the remote gateway");
+        let mut settings = json!({
+            "input": "tone:440",
+            "gateway": {"mode": "remote", "remote_url": gateway.http_url(), "remote_api_key": ""},
+            "session_id": session,
+        });
+        if !record_system {
+            settings["record_system"] = json!(false);
+        }
+        std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+        RemoteHome {
+            home,
+            addr: gateway.addr(),
+            gateway,
+            gateway_data,
+        }
+    }
+}
+
 async fn outage(
     client: &Client,
     artifacts: &Path,
@@ -580,20 +609,12 @@ async fn held_audio_is_delivered_after_pause_and_after_a_relaunch_then_finalized
     e2e::require_display();
     let app = e2e::app_binary();
     let artifacts = e2e::artifacts_dir();
-    let home = tempdir(&artifacts, "held");
-    std::fs::create_dir_all(home.join("config")).unwrap();
-    let gateway_data = home.join("remote-gateway");
-    let gateway = gateway::server::start(gateway::server::GatewayConfig::local(&gateway_data))
-        .await
-        .expect("start the remote gateway");
-    let addr = gateway.addr();
-    let settings = json!({
-        "input": "tone:440",
-        "record_system": false,
-        "gateway": {"mode": "remote", "remote_url": gateway.http_url(), "remote_api_key": ""},
-        "session_id": HELD_SESSION,
-    });
-    std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+    let RemoteHome {
+        home,
+        gateway,
+        addr,
+        gateway_data,
+    } = RemoteHome::start(&artifacts, "held", HELD_SESSION, false).await;
     let (config_dir, data_dir) = (home.join("config"), home.join("data"));
     let envs = [
         ("RECORDER_CONFIG_DIR", config_dir.as_path()),
@@ -1050,20 +1071,12 @@ async fn a_session_deleted_while_the_gateway_is_down_goes_here_at_once_and_there
     e2e::require_display();
     let app = e2e::app_binary();
     let artifacts = e2e::artifacts_dir();
-    let home = tempdir(&artifacts, "delete-offline");
-    std::fs::create_dir_all(home.join("config")).unwrap();
-    let gateway_data = home.join("remote-gateway");
-    let gateway = gateway::server::start(gateway::server::GatewayConfig::local(&gateway_data))
-        .await
-        .expect("start the remote gateway");
-    let addr = gateway.addr();
-    let settings = json!({
-        "input": "tone:440",
-        "record_system": false,
-        "gateway": {"mode": "remote", "remote_url": gateway.http_url(), "remote_api_key": ""},
-        "session_id": OFFLINE_DELETE_SESSION,
-    });
-    std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+    let RemoteHome {
+        home,
+        gateway,
+        addr,
+        gateway_data,
+    } = RemoteHome::start(&artifacts, "delete-offline", OFFLINE_DELETE_SESSION, false).await;
     let data_dir = home.join("data");
     let driver = TauriDriver::start(
         "delete-offline",
