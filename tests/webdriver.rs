@@ -53,9 +53,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use e2e::page::{click, connect, finish, save_screenshot, tempdir, wait_for_read};
+use e2e::page::{
+    click, connect, finish, replace_text, save_screenshot, tempdir, type_over, wait_for_read,
+};
 use e2e::{INFERENCE_KEY, InferenceServer, TauriDriver};
-use fantoccini::{Client, Locator};
+use fantoccini::Client;
 use serde_json::{Value, json};
 
 const SESSION: &str = "e2e-webdriver";
@@ -957,7 +959,7 @@ async fn sessions_view(
     // Renamed: the row shows the title, and the app keeps it.
     click(client, &row_button("rename")).await?;
     let input = format!("#sessions-body tr[data-session='{SESSIONS_SESSION}'] .rename-input");
-    type_into(client, &input, &format!("{SESSIONS_TITLE}{ENTER}")).await?;
+    type_over(client, &input, &format!("{SESSIONS_TITLE}{ENTER}")).await?;
     wait_for_read(client, READ_SESSIONS, "the new title", 20, |view| {
         sessions_row(view).is_some_and(|row| row["title"] == SESSIONS_TITLE)
     })
@@ -1433,8 +1435,8 @@ async fn drive(
     // The connection settings are folded away: open them first. Settings save as they change
     // (each field's `change`), so Tab out of the key as a user leaves the field.
     click(client, "#connection > summary").await?;
-    type_into(client, "#inference-url", inference_url).await?;
-    type_into(client, "#inference-key", &format!("{INFERENCE_KEY}{TAB}")).await?;
+    type_over(client, "#inference-url", inference_url).await?;
+    replace_text(client, "#inference-key", INFERENCE_KEY).await?;
     // Leaving the URL field already saved once (its change event), before the key was typed:
     // wait for the save that holds both, not just for the first restart.
     let saved_both = || {
@@ -1490,13 +1492,12 @@ async fn drive(
     );
 
     // Rename it the way a user does: type in the row's field, press its Save button.
-    let input = client
-        .find(Locator::Css(
-            "#speakers-body tr[data-cluster='spk_0'] input.name-input",
-        ))
-        .await?;
-    input.clear().await?;
-    input.send_keys(RENAMED).await?;
+    type_over(
+        client,
+        "#speakers-body tr[data-cluster='spk_0'] input.name-input",
+        RENAMED,
+    )
+    .await?;
     click(
         client,
         "#speakers-body tr[data-cluster='spk_0'] button.rename",
@@ -1650,33 +1651,6 @@ async fn wait_for(
     wait_for_read(client, READ_PAGE, what, secs, ready).await
 }
 
-/// Types `text` over a field's whole content and leaves it with Tab, as a user does (so the
-/// page sees one `change`, never the field empty as `clear` would make it).
-async fn replace_text(client: &Client, css: &str, text: &str) -> anyhow::Result<()> {
-    let field = client
-        .find(Locator::Css(css))
-        .await
-        .map_err(|e| anyhow::anyhow!("{css}: {e}"))?;
-    client
-        .execute(
-            "const el = document.querySelector(arguments[0]); el.focus(); el.select();",
-            vec![json!(css)],
-        )
-        .await?;
-    field.send_keys(&format!("{text}{TAB}")).await?;
-    Ok(())
-}
-
-async fn type_into(client: &Client, css: &str, text: &str) -> anyhow::Result<()> {
-    let field = client
-        .find(Locator::Css(css))
-        .await
-        .map_err(|e| anyhow::anyhow!("{css}: {e}"))?;
-    field.clear().await?;
-    field.send_keys(text).await?;
-    Ok(())
-}
-
 /// Clicks Finalize and returns the page once it shows a result key or says it did not finalize.
 async fn finalize(client: &Client) -> anyhow::Result<Value> {
     click(client, "#finalize-button").await?;
@@ -1711,8 +1685,6 @@ async fn start_recording(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// WebDriver's Tab key: leaving a field fires its `change`, as a user's Tab does.
-const TAB: &str = "\u{E004}";
 /// WebDriver's Enter key: submits a field's form.
 const ENTER: &str = "\u{E007}";
 

@@ -76,12 +76,19 @@ pub async fn wait_for_read(
 ) -> anyhow::Result<Value> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let page = client.execute(read, vec![]).await?;
-        if ready(&page) {
-            return Ok(page);
+        // A read can fail while the page is busy (WebKitWebDriver then answers an error with
+        // no message); the wait is for what the page shows, so only the deadline ends it.
+        let page = client.execute(read, vec![]).await;
+        if let Ok(page) = &page
+            && ready(page)
+        {
+            return Ok(page.clone());
         }
         if Instant::now() > deadline {
-            anyhow::bail!("waited {secs} s for {what}; the page shows {page:#}");
+            match page {
+                Ok(page) => anyhow::bail!("waited {secs} s for {what}; the page shows {page:#}"),
+                Err(e) => anyhow::bail!("waited {secs} s for {what}; reading the page: {e}"),
+            }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -124,8 +131,15 @@ pub fn tempdir(artifacts: &Path, name: &str) -> PathBuf {
 pub const TAB: &str = "\u{E004}";
 
 /// Types `text` over a field's whole content and leaves it with Tab, as a user does (so the
-/// page sees one `change`).
+/// page sees one `change`, never the field empty as `clear` would make it).
 pub async fn replace_text(client: &Client, css: &str, text: &str) -> anyhow::Result<()> {
+    type_over(client, css, &format!("{text}{TAB}")).await
+}
+
+/// Focuses a field, selects what it holds and types `text` over it. Not WebDriver's `clear`:
+/// that blurs the field, and a page that refreshes unfocused fields (the speakers panel does
+/// on every resolution) may write the old value back before the keys arrive.
+pub async fn type_over(client: &Client, css: &str, text: &str) -> anyhow::Result<()> {
     let field = client
         .find(Locator::Css(css))
         .await
@@ -135,7 +149,11 @@ pub async fn replace_text(client: &Client, css: &str, text: &str) -> anyhow::Res
             "const el = document.querySelector(arguments[0]); el.focus(); el.select();",
             vec![json!(css)],
         )
-        .await?;
-    field.send_keys(&format!("{text}{TAB}")).await?;
+        .await
+        .map_err(|e| anyhow::anyhow!("select {css}: {e}"))?;
+    field
+        .send_keys(text)
+        .await
+        .map_err(|e| anyhow::anyhow!("type into {css}: {e}"))?;
     Ok(())
 }
