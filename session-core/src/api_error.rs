@@ -2,9 +2,10 @@
 //! `server/error.rs`, the edge's `error.rs`): the status of each class of failure, which class
 //! each error of the session core falls in, and the fixed texts of the `{"detail": ...}`
 //! bodies both hosts send. A host keeps only how it writes the response and the errors of its
-//! own parts (its inference client, its history); the shared contract suite
+//! own parts (its inference client); the shared contract suite
 //! (`gateway/tests/contract.rs`) pins the statuses and texts on both.
 
+use crate::history::HistoryError;
 use crate::ports::StorageError;
 use crate::session::SessionError;
 use crate::session_id::SessionIdError;
@@ -98,6 +99,18 @@ impl From<&SessionError> for ApiFailure {
             SessionError::UnknownCluster(_) => ErrorClass::NotFound,
             SessionError::Answer(_) => ErrorClass::BadGateway,
             SessionError::Storage(_) => ErrorClass::Internal,
+        };
+        ApiFailure::new(class, err)
+    }
+}
+
+impl From<&HistoryError> for ApiFailure {
+    fn from(err: &HistoryError) -> ApiFailure {
+        let class = match err {
+            HistoryError::BadQuery(_) => ErrorClass::BadRequest,
+            HistoryError::NotFound(_) | HistoryError::NotFinalized(_) => ErrorClass::NotFound,
+            HistoryError::SocketOpen(_) => ErrorClass::Conflict,
+            HistoryError::Session(err) => return err.into(),
         };
         ApiFailure::new(class, err)
     }
@@ -215,6 +228,22 @@ mod tests {
             (storage.class.status(), storage.detail.as_str()),
             (500, "storage error: R2 write failed")
         );
+    }
+
+    #[test]
+    fn history_refusals_have_their_statuses() {
+        let cases = [
+            (HistoryError::BadQuery("limit".into()), 400),
+            (HistoryError::NotFound("s".into()), 404),
+            (HistoryError::NotFinalized("s".into()), 404),
+            (HistoryError::SocketOpen("s".into()), 409),
+            (HistoryError::from(StorageError("disk".into())), 500),
+        ];
+        for (err, status) in cases {
+            let failure = ApiFailure::from(&err);
+            assert_eq!(failure.class.status(), status, "{err:?}");
+            assert_eq!(failure.detail, err.to_string());
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub use contract::{clock, session_id, stream};
 
 pub mod api_error;
 pub mod caps;
+pub mod history;
 pub mod ingest;
 #[cfg(test)]
 mod memory;

@@ -95,6 +95,17 @@ impl<S: SessionStorage, O: ObjectStorage> Session<S, O> {
         &self.id
     }
 
+    /// The storage the session persists to (a host reads its own bookkeeping there).
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// When the session started: the earliest start of its streams (`None` before any
+    /// stream). It orders the session list, and never changes once a stream exists.
+    pub fn started_at(&self) -> Option<EpochMs> {
+        self.streams.values().map(|s| s.record().started_at).min()
+    }
+
     /// Refuses a request whose id differs from this session's but shares its storage name
     /// (`a/b` and `a_b`): serving it would mix two sessions' frames.
     pub fn check_id(&self, requested: &SessionId) -> Result<(), SessionError> {

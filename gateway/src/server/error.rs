@@ -1,7 +1,7 @@
 //! Every HTTP failure, and how it maps to a status and a `{"detail": ...}` body. The status of
 //! each class, the class of each session-core error and the fixed texts are shared with the
-//! edge host (`session_core::api_error`); this file adds the server's own failures (history,
-//! inference, host and origin checks) and writes the response.
+//! edge host (`session_core::api_error`, history's included); this file adds the server's own
+//! failures (inference, host and origin checks) and writes the response.
 
 use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
@@ -178,13 +178,7 @@ impl From<SessionError> for ApiError {
 
 impl From<HistoryError> for ApiError {
     fn from(err: HistoryError) -> ApiError {
-        let detail = err.to_string();
-        match err {
-            HistoryError::BadQuery(_) => ApiError::BadRequest(detail),
-            HistoryError::NotFound(_) | HistoryError::NotFinalized(_) => ApiError::NotFound(detail),
-            HistoryError::SocketOpen(_) => ApiError::Conflict(detail),
-            HistoryError::Session(err) => err.into(),
-        }
+        ApiFailure::from(&err).into()
     }
 }
 
