@@ -8,6 +8,11 @@ use worker::Env;
 pub const SESSIONS_BINDING: &str = "SESSIONS";
 /// The R2 bucket of frames and results (`[[r2_buckets]]`).
 pub const BUCKET_BINDING: &str = "BUCKET";
+/// The Durable Object namespace of the session directory (`[[durable_objects.bindings]]`):
+/// the one object that knows which sessions exist, for `GET /v1/sessions` (`directory.rs`).
+pub const DIRECTORY_BINDING: &str = "DIRECTORY";
+/// The name of the directory's one object in its namespace.
+pub const DIRECTORY_NAME: &str = "sessions";
 
 /// Default of `INFERENCE_TIMEOUT_MS`, as in the seed.
 pub const DEFAULT_INFERENCE_TIMEOUT_MS: u64 = 15_000;

@@ -8,6 +8,7 @@ use worker::{Headers, Response};
 
 use crate::inference::InferenceError;
 use session_core::api_error::{self, ApiFailure, ErrorClass};
+use session_core::history::HistoryError;
 use session_core::ports::StorageError;
 use session_core::session::SessionError;
 use session_core::session_id::SessionIdError;
@@ -162,6 +163,12 @@ impl From<StorageError> for ApiError {
 
 impl From<SessionError> for ApiError {
     fn from(err: SessionError) -> ApiError {
+        ApiFailure::from(&err).into()
+    }
+}
+
+impl From<HistoryError> for ApiError {
+    fn from(err: HistoryError) -> ApiError {
         ApiFailure::from(&err).into()
     }
 }

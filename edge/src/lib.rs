@@ -7,6 +7,8 @@
 //!   `session-core` one request at a time, over [`storage`] (the object's SQLite storage) and
 //!   [`objects`] (an R2 bucket); [`socket`] is its ingest WebSocket (hibernation API),
 //!   [`wav`] its `audio.wav`, [`inference`] the resolve proxy.
+//! - [`directory`]: the one Durable Object that knows which sessions exist and their order;
+//!   [`history`] is the Worker's `GET /v1/sessions` over it and the sessions' own objects.
 //! - [`error`]: every HTTP failure and its `{"detail"}` answer; [`config`]: bindings and
 //!   settings.
 //!
@@ -15,7 +17,9 @@
 
 pub mod auth;
 pub mod config;
+pub mod directory;
 pub mod error;
+pub mod history;
 pub mod inference;
 pub mod objects;
 pub mod route;

@@ -21,6 +21,9 @@ pub enum Operation {
     Result,
     /// `DELETE /v1/sessions/{id}`: the session's frames, result and rows (history).
     Delete,
+    /// Internal, never routed from a client: the session's line of `GET /v1/sessions`, asked
+    /// by the Worker's list (`history.rs`).
+    Summary,
 }
 
 impl Operation {
@@ -34,6 +37,7 @@ impl Operation {
             Operation::Audio => "audio.wav",
             Operation::Result => "result",
             Operation::Delete => "delete",
+            Operation::Summary => "summary",
         }
     }
 
@@ -47,16 +51,28 @@ impl Operation {
             Operation::Audio,
             Operation::Result,
             Operation::Delete,
+            Operation::Summary,
         ]
         .into_iter()
         .find(|op| op.as_str() == name)
     }
 
+    /// Reached as `/v1/sessions/{id}/<name>` (the socket and delete have paths of their own;
+    /// the summary is only the Worker's).
+    fn is_sub_route(self) -> bool {
+        !matches!(
+            self,
+            Operation::Socket | Operation::Delete | Operation::Summary
+        )
+    }
+
     fn method(self) -> Method {
         match self {
-            Operation::Socket | Operation::State | Operation::Audio | Operation::Result => {
-                Method::Get
-            }
+            Operation::Socket
+            | Operation::State
+            | Operation::Audio
+            | Operation::Result
+            | Operation::Summary => Method::Get,
             Operation::Resolve | Operation::Finalize => Method::Post,
             Operation::Bindings => Method::Put,
             Operation::Delete => Method::Delete,
@@ -68,6 +84,8 @@ impl Operation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
+    /// `GET /v1/sessions?limit=N&after=CURSOR`: the session list (history).
+    List,
     Session(Operation, SessionId),
 }
 
@@ -79,13 +97,16 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         .split('/')
         .collect::<Vec<_>>()[..]
     {
-        ["health"] => (Method::Get, None),
-        ["v1", "audio", "ws", id] if !id.is_empty() => (Method::Get, Some((Operation::Socket, id))),
-        ["v1", "sessions", id] if !id.is_empty() => (Method::Delete, Some((Operation::Delete, id))),
+        ["health"] => (Method::Get, Target::Fixed(Route::Health)),
+        ["v1", "sessions"] => (Method::Get, Target::Fixed(Route::List)),
+        ["v1", "audio", "ws", id] if !id.is_empty() => {
+            (Method::Get, Target::Session(Operation::Socket, id))
+        }
+        ["v1", "sessions", id] if !id.is_empty() => {
+            (Method::Delete, Target::Session(Operation::Delete, id))
+        }
         ["v1", "sessions", id, op] if !id.is_empty() => match Operation::parse(op) {
-            Some(op) if op != Operation::Socket && op != Operation::Delete => {
-                (op.method(), Some((op, id)))
-            }
+            Some(op) if op.is_sub_route() => (op.method(), Target::Session(op, id)),
             _ => return Err(ApiError::route_not_found()),
         },
         _ => return Err(ApiError::route_not_found()),
@@ -95,9 +116,16 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         return Err(ApiError::MethodNotAllowed);
     }
     match route {
-        None => Ok(Route::Health),
-        Some((op, raw)) => Ok(Route::Session(op, session_id(raw)?)),
+        Target::Fixed(route) => Ok(route),
+        Target::Session(op, raw) => Ok(Route::Session(op, session_id(raw)?)),
     }
+}
+
+/// What a path names before its id is checked (the method is checked first, as the server's
+/// router does).
+enum Target<'a> {
+    Fixed(Route),
+    Session(Operation, &'a str),
 }
 
 /// The URL-decoded, checked id of a path segment.

@@ -12,6 +12,13 @@
 //! first frame written after a move arms it for [`move_delay_ms`] later, so frames go to R2 in
 //! batches, off the ACK path; a session loaded with frames still waiting arms it too (an
 //! isolate evicted between a frame's write and the alarm's).
+//!
+//! The object keeps the session directory (`directory.rs`) told of its session: after each
+//! operation it compares the session's place in the list (stored or not, its start) with what
+//! it last told the directory, in memory, and tells it only when that changed: when the
+//! session is first stored, when its first stream starts, and (in `DELETE`) when it goes. A
+//! frame adds that comparison and nothing else. Were the directory unreachable, the next
+//! operation tells it again.
 
 use std::cell::Cell;
 
@@ -23,6 +30,7 @@ use worker::{
 };
 
 use crate::config::{self, BUCKET_BINDING, InferenceConfig};
+use crate::directory::{Directory, Entry};
 use crate::error::ApiError;
 use crate::inference::{self, InferenceError};
 use crate::now_ms;
@@ -34,6 +42,7 @@ use crate::wav;
 use crate::worker::{ID_PARAM, MUST_AUTHENTICATE_PARAM, STREAM_PARAM};
 use contract::protocol::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAY_HEADER};
 use session_core::clock::EpochMs;
+use session_core::history::{Deleted, HistoryError, SessionSummary};
 use session_core::ports::{ObjectStorage, StorageError};
 use session_core::session::{Session, SessionError};
 use session_core::session_id::SessionId;
@@ -204,6 +213,7 @@ impl SessionObject {
             Operation::Audio => wav::serve(self, &id, stream.as_deref()).await,
             Operation::Result => self.result(&id).await,
             Operation::Delete => self.delete(&id).await,
+            Operation::Summary => self.summary(&id).await,
         }
     }
 
@@ -301,22 +311,67 @@ impl SessionObject {
         if matches!(result, Err(SessionError::Storage(_))) {
             // Whatever the failed write left in memory is not trusted: load again next time.
             *live = None;
+        } else {
+            self.keep_listed(session).await;
         }
         result
     }
 
+    /// Tells the directory where the session belongs in the list, if that changed since it
+    /// was last told (see the module doc). Still in the session's turn, so the directory
+    /// hears of one session's changes in the order they happened.
+    async fn keep_listed(&self, session: &EdgeSession) {
+        let storage = session.storage();
+        if !storage.is_stored() {
+            return;
+        }
+        let sort_key = session.started_at().unwrap_or(0);
+        if storage.listed() == Some(sort_key) {
+            return;
+        }
+        let entry = Entry {
+            safe_id: session.id().safe().to_owned(),
+            session_id: session.id().as_str().to_owned(),
+            sort_key,
+        };
+        let told = match Directory::open(&self.env) {
+            Ok(directory) => directory.enter(&entry).await,
+            Err(err) => Err(err),
+        };
+        let noted = told
+            .map_err(|e| e.to_string())
+            .and_then(|()| storage.note_listed(sort_key).map_err(|e| e.to_string()));
+        if let Err(err) = noted {
+            // The operation itself succeeded; its next one tells the directory again.
+            worker::console_warn!(
+                "session {}: the session directory was not told: {err}",
+                session.id().escaped()
+            );
+        }
+    }
+
+    /// The session's line of the list (`null` when no session is stored here). In the
+    /// session's turn: an entry the directory has for a session not stored (see
+    /// `directory.rs`) is removed here, where no write of the session can come in between.
+    async fn summary(&self, id: &SessionId) -> Result<Response, ApiError> {
+        let _turn = self.session.lock().await;
+        let facts = SqlSessionStorage::new(self.state.storage().sql())?.facts()?;
+        if facts.is_none() {
+            Directory::open(&self.env)?.remove(id.safe()).await?;
+        }
+        Ok(Response::from_json(
+            &facts.as_ref().map(SessionSummary::from),
+        )?)
+    }
+
     /// The stored `result.json` of a finalized session (the server's history texts).
     async fn result(&self, id: &SessionId) -> Result<Response, ApiError> {
-        let not_finalized = || {
-            ApiError::NotFound(format!(
-                "session '{id}' has not been finalized: no result.json"
-            ))
-        };
+        let not_finalized = || ApiError::from(HistoryError::NotFinalized(id.to_string()));
         // In the session's turn: a finalize in flight is either done or not begun.
         let _turn = self.session.lock().await;
         let storage = SqlSessionStorage::new(self.state.storage().sql())?;
         let Some((existing, finalized_at)) = storage.finalized()? else {
-            return Err(ApiError::NotFound(format!("session '{id}' not found")));
+            return Err(HistoryError::NotFound(id.to_string()).into());
         };
         if existing != id.as_str() {
             return Err(SessionError::IdCollision {
@@ -346,9 +401,7 @@ impl SessionObject {
         let _no_move = self.moving.lock().await;
         let mut live = self.session.lock().await;
         if !self.state.get_websockets().is_empty() {
-            return Err(ApiError::Conflict(format!(
-                "session '{id}' has an open socket: stop streaming into it (close the socket) before deleting it"
-            )));
+            return Err(HistoryError::SocketOpen(id.to_string()).into());
         }
         let storage = SqlSessionStorage::new(self.state.storage().sql())?;
         if let Some((existing, _)) = storage.finalized()?
@@ -366,13 +419,25 @@ impl SessionObject {
         let objects_deleted = self.objects(id)?.delete_all(&id.prefix()).await?;
         let had_rows = storage.delete_all()?;
         if !had_rows && objects_deleted == 0 {
-            return Err(ApiError::NotFound(format!("session '{id}' not found")));
+            return Err(HistoryError::NotFound(id.to_string()).into());
         }
-        Ok(Response::from_json(&serde_json::json!({
-            "session_id": id.as_str(),
-            "deleted": true,
-            "objects_deleted": objects_deleted,
-        }))?)
+        // Off the list. Were the directory unreachable, the entry stays until a list asks
+        // this object for its summary, which finds nothing here and removes it.
+        let unlisted = match Directory::open(&self.env) {
+            Ok(directory) => directory.remove(id.safe()).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = unlisted {
+            worker::console_warn!(
+                "session {}: deleted, but the session directory was not told: {err}",
+                id.escaped()
+            );
+        }
+        Ok(Response::from_json(&Deleted {
+            session_id: id.to_string(),
+            deleted: true,
+            objects_deleted,
+        })?)
     }
 
     /// Resolve: replay for a known idempotency key, else ask inference with the session's

@@ -2,7 +2,8 @@
 //!
 //! One Durable Object holds one session, so no table is keyed by session: `session` has one
 //! row, `streams` one per stream, `chunks` one per stored frame, `events` the speaker log and
-//! `replays` the idempotent resolve answers.
+//! `replays` the idempotent resolve answers; `listing` what the session directory was last told
+//! (`directory.rs`).
 //!
 //! Atomicity and durability come from the runtime: SQL calls are synchronous, and every write
 //! made without an `await` between them commits as one transaction; the runtime holds back
@@ -24,6 +25,7 @@ use worker::{SqlStorage, SqlStorageValue};
 use contract::protocol::{SessionState, SpeakerEvent};
 use session_core::caps::MAX_REPLAYS_PER_SESSION;
 use session_core::clock::EpochMs;
+use session_core::history::{SessionFacts, StreamSummary};
 use session_core::ingest::{CaptureOrigin, IngestRecord};
 use session_core::ports::{SessionStorage, StorageError, StoredSession, StoredStream};
 use session_core::session_id::SessionId;
@@ -54,6 +56,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY AUTOINCREMENT, event TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS replays (key TEXT PRIMARY KEY, answer TEXT NOT NULL, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS listing (one INTEGER PRIMARY KEY CHECK (one = 1), sort_key INTEGER NOT NULL);
 ";
 
 /// The Durable Object's SQLite storage, as the session core sees it.
@@ -64,6 +67,9 @@ pub struct SqlSessionStorage {
     /// not insert it again. A storage failure drops the whole session and this with it, so a
     /// write that did not commit cannot leave it set.
     session_row: Rc<Cell<bool>>,
+    /// The place in the list the session directory was last told (`listing`, read by `load`);
+    /// `None`: not told yet.
+    listed: Rc<Cell<Option<EpochMs>>>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +102,25 @@ struct TextRow {
     text: String,
 }
 
+#[derive(Deserialize)]
+struct ListingRow {
+    sort_key: u64,
+}
+
+#[derive(Deserialize)]
+struct StreamTimesRow {
+    stream: String,
+    started_at: u64,
+    updated_at: u64,
+}
+
+#[derive(Deserialize)]
+struct FrameCountRow {
+    stream: String,
+    frames: u64,
+    last_seq: u64,
+}
+
 fn failed(err: impl std::fmt::Display) -> StorageError {
     StorageError(format!("Durable Object storage: {err}"))
 }
@@ -117,7 +142,78 @@ impl SqlSessionStorage {
         Ok(SqlSessionStorage {
             sql,
             session_row: Rc::new(Cell::new(false)),
+            listed: Rc::new(Cell::new(None)),
         })
+    }
+
+    /// Whether the session has been written (its row exists): it belongs on the list.
+    pub fn is_stored(&self) -> bool {
+        self.session_row.get()
+    }
+
+    /// The place in the list the directory was last told, if it was.
+    pub fn listed(&self) -> Option<EpochMs> {
+        self.listed.get()
+    }
+
+    /// Remembers that the directory now lists the session at `sort_key`.
+    pub fn note_listed(&self, sort_key: EpochMs) -> Result<(), StorageError> {
+        self.exec(
+            "INSERT INTO listing (one, sort_key) VALUES (1, ?)
+             ON CONFLICT (one) DO UPDATE SET sort_key = excluded.sort_key",
+            vec![int(sort_key)],
+        )?;
+        self.listed.set(Some(sort_key));
+        Ok(())
+    }
+
+    /// What the session list says about the session, read from its rows (not from a loaded
+    /// session, which need not be in memory); `None` for a session never written. The same
+    /// facts the server reads from its tables: its start is the earliest of its streams', its
+    /// update the latest of its streams', its speakers' and its finalize.
+    pub fn facts(&self) -> Result<Option<SessionFacts>, StorageError> {
+        let session: Vec<SessionRow> = self.rows(
+            "SELECT session_id, state, event_count, speakers_updated_at, finalized_at FROM session",
+            vec![],
+        )?;
+        let Some(row) = session.into_iter().next() else {
+            return Ok(None);
+        };
+        let times: Vec<StreamTimesRow> =
+            self.rows("SELECT stream, started_at, updated_at FROM streams", vec![])?;
+        let counts: BTreeMap<String, FrameCountRow> = self
+            .rows::<FrameCountRow>(
+                "SELECT stream, count(*) AS frames, max(seq) AS last_seq FROM chunks GROUP BY stream",
+                vec![],
+            )?
+            .into_iter()
+            .map(|c| (c.stream.clone(), c))
+            .collect();
+        let updated_at = times
+            .iter()
+            .map(|t| t.updated_at)
+            .chain(row.speakers_updated_at)
+            .chain(row.finalized_at)
+            .max()
+            .filter(|at| *at > 0);
+        Ok(Some(SessionFacts {
+            session_id: row.session_id,
+            started_at: times.iter().map(|t| t.started_at).min(),
+            updated_at,
+            finalized_at: row.finalized_at,
+            state: row.state,
+            streams: times
+                .iter()
+                .map(|t| {
+                    let count = counts.get(&t.stream);
+                    let summary = StreamSummary {
+                        frames: count.map_or(0, |c| c.frames),
+                        seconds: count.map_or(0, |c| c.last_seq),
+                    };
+                    (t.stream.clone(), summary)
+                })
+                .collect(),
+        }))
     }
 
     /// The id that created the session and when it was finalized; `None` for a session never
@@ -137,10 +233,13 @@ impl SqlSessionStorage {
     /// answers whether it had any.
     pub fn delete_all(&self) -> Result<bool, StorageError> {
         let had_rows = self.finalized()?.is_some();
-        for table in ["session", "streams", "chunks", "events", "replays"] {
+        for table in [
+            "session", "streams", "chunks", "events", "replays", "listing",
+        ] {
             self.exec(&format!("DELETE FROM {table}"), vec![])?;
         }
         self.session_row.set(false);
+        self.listed.set(None);
         Ok(had_rows)
     }
 
@@ -226,6 +325,9 @@ impl SessionStorage for SqlSessionStorage {
                 updated_at: row.speakers_updated_at,
             };
         }
+        let listing: Vec<ListingRow> = self.rows("SELECT sort_key FROM listing", vec![])?;
+        self.listed
+            .set(listing.into_iter().next().map(|row| row.sort_key));
         let streams: Vec<StreamRow> = self.rows("SELECT * FROM streams", vec![])?;
         let mut seqs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         for row in self.rows::<ChunkRow>(

@@ -51,6 +51,7 @@ async fn serve(mut request: Request, env: &Env) -> Result<Response, ApiError> {
     }
     let (operation, id) = match route(&method, &path)? {
         Route::Health => return health(env),
+        Route::List => return crate::history::list(env, &url).await,
         Route::Session(operation, id) => (operation, id),
     };
     let stream = url
@@ -72,7 +73,11 @@ async fn serve(mut request: Request, env: &Env) -> Result<Response, ApiError> {
             }
             None
         }
-        Operation::State | Operation::Audio | Operation::Result | Operation::Delete => None,
+        Operation::State
+        | Operation::Audio
+        | Operation::Result
+        | Operation::Delete
+        | Operation::Summary => None,
     };
     let must_authenticate = check == KeyCheck::SocketMustAuthenticate;
     let inner = internal_request(&request, operation, &id, stream, must_authenticate, body)?;
