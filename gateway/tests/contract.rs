@@ -1533,3 +1533,281 @@ async fn a_body_over_8_mib_and_a_message_over_64_kib_are_refused() {
     let (_, state) = host.get_json(&format!("/v1/sessions/{s}/state")).await;
     assert_eq!(state["event_count"], 0);
 }
+
+// --- history: the session list ----------------------------------------------------------------
+//
+// An external host is shared by the tests running beside these, so they look only at their
+// own sessions in the list and walk it whole, page by page.
+
+/// Streams `seqs` of `session` on a socket of `stream` (`None`: the mic), then closes it.
+async fn record(host: &Host, session: &str, stream: Option<&str>, seqs: &[u64]) {
+    let mut ws = match stream {
+        None => host.connect(session).await,
+        Some(stream) => host.connect_stream(session, stream).await,
+    };
+    hello(&mut ws).await;
+    for &seq in seqs {
+        send_chunk(&mut ws, session, seq).await;
+    }
+    let closing = ask(&mut ws, &json!({"type": "close"})).await;
+    assert_eq!(closing["type"], "closing");
+    close_frame(&mut ws).await;
+}
+
+/// The whole list, walked page by page with `limit`: each page at most `limit` long, every
+/// line the list's shape. (Its order is checked on a test's own sessions: another test's
+/// session may start its first stream while the list is read.)
+async fn listed(host: &Host, limit: usize) -> Vec<Value> {
+    let (mut sessions, mut after) = (Vec::new(), None::<String>);
+    loop {
+        let path = match &after {
+            Some(cursor) => format!("/v1/sessions?limit={limit}&after={cursor}"),
+            None => format!("/v1/sessions?limit={limit}"),
+        };
+        let (code, page) = host.get_json(&path).await;
+        assert_eq!(code, 200, "{page}");
+        let mut keys: Vec<&String> = page.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["next_cursor", "sessions"]);
+        let items = page["sessions"].as_array().unwrap();
+        assert!(items.len() <= limit, "{page}");
+        for item in items {
+            let mut keys: Vec<&String> = item.as_object().unwrap().keys().collect();
+            keys.sort();
+            assert_eq!(
+                keys,
+                [
+                    "finalized",
+                    "finalized_at",
+                    "session_id",
+                    "speaker_count",
+                    "speakers",
+                    "started_at",
+                    "streams",
+                    "updated_at"
+                ],
+                "{item}"
+            );
+        }
+        sessions.extend(items.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => after = Some(cursor.to_owned()),
+            None => break,
+        }
+    }
+    sessions
+}
+
+/// The lines of `ids` in list order, each found exactly once.
+fn lines_of<'a>(list: &'a [Value], ids: &[&str]) -> Vec<&'a Value> {
+    let ours: Vec<&Value> = list
+        .iter()
+        .filter(|s| ids.contains(&s["session_id"].as_str().unwrap()))
+        .collect();
+    let mut found: Vec<&str> = ours
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    found.sort();
+    let mut expected = ids.to_vec();
+    expected.sort();
+    assert_eq!(found, expected, "each session listed once");
+    ours
+}
+
+#[tokio::test]
+async fn the_session_list_pages_newest_first_with_each_sessions_audio_speakers_and_finalize() {
+    let host = Host::start().await;
+    // Named so that sessions starting in the same millisecond (ties go by name, descending)
+    // still list in the order they started.
+    let (old, named, two, quiet) = (
+        session("list-1-old"),
+        session("list-2-named"),
+        session("list-3-two"),
+        session("list-0-quiet"),
+    );
+    record(&host, &old, None, &[1]).await;
+    // Named: a speaker the interviewer named, finalized.
+    record(&host, &named, None, &[1, 2]).await;
+    let (code, _) = host
+        .send_json(
+            "POST",
+            &format!("/v1/sessions/{named}/resolve"),
+            resolve_body(),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let binding = json!({"cluster_id": "spk_1", "name": "Grace Hopper"});
+    let (code, _) = host
+        .send_json("PUT", &format!("/v1/sessions/{named}/bindings"), binding)
+        .await;
+    assert_eq!(code, 200);
+    let (code, done) = host
+        .send_json("POST", &format!("/v1/sessions/{named}/finalize"), json!({}))
+        .await;
+    assert_eq!(code, 200);
+    // Two streams: mic seqs 1, 2 and 4 (3 never came), one second of meeting audio.
+    record(&host, &two, None, &[1, 2, 4]).await;
+    record(&host, &two, Some("system"), &[1]).await;
+    // Quiet: only a resolve, no audio.
+    let (code, _) = host
+        .send_json(
+            "POST",
+            &format!("/v1/sessions/{quiet}/resolve"),
+            resolve_body(),
+        )
+        .await;
+    assert_eq!(code, 200);
+
+    let whole = listed(&host, 50).await;
+    let ours = lines_of(&whole, &[&old, &named, &two, &quiet]);
+    let order: Vec<&str> = ours
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [two.as_str(), named.as_str(), old.as_str(), quiet.as_str()],
+        "newest start first, the session without audio last"
+    );
+    let by_small_pages = listed(&host, 2).await;
+    let paged: Vec<&Value> = lines_of(&by_small_pages, &[&old, &named, &two, &quiet]);
+    assert_eq!(
+        paged, ours,
+        "pages of 2 list the same lines in the same order"
+    );
+
+    let (two, named, old, quiet) = (ours[0], ours[1], ours[2], ours[3]);
+    assert_eq!(
+        two["streams"],
+        json!({"mic": {"frames": 3, "seconds": 4}, "system": {"frames": 1, "seconds": 1}})
+    );
+    assert_eq!(
+        (&two["finalized"], &two["finalized_at"]),
+        (&json!(false), &Value::Null)
+    );
+    assert_eq!(
+        (&named["finalized"], &named["finalized_at"]),
+        (&json!(true), &done["finalized_at"])
+    );
+    assert_eq!(
+        named["streams"],
+        json!({"mic": {"frames": 2, "seconds": 2}})
+    );
+    assert_eq!(
+        (&named["speaker_count"], &named["speakers"]),
+        (&json!(1), &json!(["Grace Hopper"]))
+    );
+    assert!(named["updated_at"].as_str().unwrap() >= done["finalized_at"].as_str().unwrap());
+    assert!(named["updated_at"].as_str().unwrap() >= named["started_at"].as_str().unwrap());
+    assert_eq!(old["streams"], json!({"mic": {"frames": 1, "seconds": 1}}));
+    assert_eq!(
+        (&old["speaker_count"], &old["speakers"]),
+        (&json!(0), &json!([]))
+    );
+    assert_eq!(
+        (&quiet["started_at"], &quiet["streams"]),
+        (&Value::Null, &json!({}))
+    );
+    assert_eq!(quiet["speaker_count"], 1, "its resolve's cluster, unnamed");
+    assert_eq!(quiet["speakers"], json!([]));
+    assert!(quiet["updated_at"].is_string());
+}
+
+#[tokio::test]
+async fn a_deleted_session_leaves_the_list_and_comes_back_when_recorded_again() {
+    let host = Host::start().await;
+    let s = session("list-deleted");
+    let path = format!("/v1/sessions/{s}");
+    record(&host, &s, None, &[1, 2]).await;
+    let first = lines_of(&listed(&host, 50).await, &[&s])[0].clone();
+    assert_eq!(first["finalized"], false);
+    let (code, _) = host
+        .send_json("POST", &format!("{path}/finalize"), json!({}))
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        lines_of(&listed(&host, 50).await, &[&s])[0]["finalized"],
+        true
+    );
+
+    let (code, body) = host.send_json("DELETE", &path, json!(null)).await;
+    assert_eq!(code, 200, "{body}");
+    let after_delete = listed(&host, 50).await;
+    assert!(
+        after_delete
+            .iter()
+            .all(|line| line["session_id"] != s.as_str()),
+        "gone from the list"
+    );
+
+    // Recorded again under the same id: listed again, as the new recording.
+    record(&host, &s, None, &[1]).await;
+    let again = lines_of(&listed(&host, 50).await, &[&s])[0].clone();
+    assert_eq!(
+        again["streams"],
+        json!({"mic": {"frames": 1, "seconds": 1}})
+    );
+    assert_eq!(again["finalized"], false);
+    assert!(again["started_at"].as_str().unwrap() >= first["started_at"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn the_list_needs_the_key_and_refuses_a_bad_limit_or_cursor_or_method() {
+    let host = Host::start().await;
+    let client = reqwest::Client::new();
+    let url = host.http("/v1/sessions");
+    for request in [
+        client.get(&url),
+        client.get(&url).header("x-api-key", "guess"),
+        client.get(&url).bearer_auth("guess"),
+    ] {
+        let (code, body) = answer(request).await;
+        assert_eq!(
+            (code, body["detail"].as_str()),
+            (401, Some("missing or invalid API key"))
+        );
+    }
+    assert_eq!(answer(client.get(&url).bearer_auth(&host.key)).await.0, 200);
+
+    for query in ["limit=0", "limit=501", "limit=ten", "limit=-1", "limit="] {
+        let (code, body) = host.get_json(&format!("/v1/sessions?{query}")).await;
+        assert_eq!(
+            (code, body["detail"].as_str()),
+            (400, Some("limit must be a whole number from 1 to 500")),
+            "{query}"
+        );
+    }
+    for query in [
+        "after=nonsense",
+        "after=12",
+        "after=12:a%2Fb",
+        "after=x:y",
+        "after=",
+    ] {
+        let (code, body) = host.get_json(&format!("/v1/sessions?{query}")).await;
+        assert_eq!(
+            (code, body["detail"].as_str()),
+            (
+                400,
+                Some("invalid cursor: pass the next_cursor of the previous page unchanged")
+            ),
+            "{query}"
+        );
+    }
+    // A cursor past every session: an empty last page.
+    let (code, body) = host.get_json("/v1/sessions?limit=500&after=0:-").await;
+    assert_eq!(
+        (code, body),
+        (200, json!({"sessions": [], "next_cursor": null}))
+    );
+    for method in ["POST", "PUT", "DELETE"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let (code, body) = answer(host.request(method.clone(), "/v1/sessions")).await;
+        assert_eq!(
+            (code, body["detail"].as_str()),
+            (405, Some("method not allowed")),
+            "{method}"
+        );
+    }
+}
