@@ -149,6 +149,17 @@ impl TauriDriver {
 
     /// The processes of `app` that the driver started (its process group), by pid.
     pub fn app_pids(&self, app: &Path) -> Vec<i32> {
+        self.group_pids()
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == app)
+            })
+            .collect()
+    }
+
+    /// Every live process of the driver's process group (the driver, WebKitWebDriver, the
+    /// app), by pid; zombies left out.
+    fn group_pids(&self) -> Vec<i32> {
         let group = self.child.id().to_string();
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return Vec::new();
@@ -161,9 +172,12 @@ impl TauriDriver {
                 let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
                     return false;
                 };
-                let after_comm = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-                after_comm.split_whitespace().nth(2) == Some(group.as_str())
-                    && std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == app)
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map_or("", |(_, rest)| rest)
+                    .split_whitespace()
+                    .collect();
+                fields.first() != Some(&"Z") && fields.get(2) == Some(&group.as_str())
             })
             .collect()
     }
@@ -194,6 +208,13 @@ impl Drop for TauriDriver {
         self.signal_group("-KILL");
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The next test's app must not meet this one still dying: the single-instance plugin
+        // would turn the new launch away as a second instance, and its WebDriver session never
+        // opens. A killed process leaves once the kernel has torn it down; wait for that.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.group_pids().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

@@ -45,11 +45,21 @@ pub async fn connect(driver: &TauriDriver, app: &Path) -> Client {
     let mut attempt = 1;
     loop {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(caps.clone())
-            .connect(&driver.url())
-            .await
-        {
+        // Bounded: a launch that dies before WebKitWebDriver answers can leave the request
+        // hanging, and then no test timeout would end the run.
+        let opened = tokio::time::timeout(
+            Duration::from_secs(60),
+            ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&driver.url()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(fantoccini::error::NewSessionError::Lost(
+                std::io::Error::other("no answer to the new session within 60 s"),
+            ))
+        });
+        match opened {
             Ok(client) => return client,
             Err(e) if attempt < 3 => {
                 eprintln!("WebDriver session attempt {attempt} failed ({e}); retrying");
