@@ -2,9 +2,10 @@
 # The desktop app's WebDriver end-to-end tests, from a fresh Debian/Ubuntu machine:
 # installs what is missing (WebKitGTK, WebKitWebDriver, Xvfb, ImageMagick, tauri-driver, the
 # tray's libayatana-appindicator3, a D-Bus session bus for the single-instance check, the
-# notification and tray tests, xdotool for the hotkey test, axe-core for the accessibility
-# audit), builds the app, and runs tests/webdriver.rs and
-# tests/desktop.rs under Xvfb and a private session bus, with an outer timeout.
+# notification and tray tests, xdotool for the hotkey test, PulseAudio for the unplugged
+# microphone, axe-core for the accessibility audit), builds the app, and runs
+# tests/webdriver.rs and tests/desktop.rs under Xvfb and a private session bus, with an outer
+# timeout.
 # Artifacts (screenshots, driver logs): $CARGO_TARGET_DIR/e2e-artifacts (default target/).
 # UPDATE_SCREENSHOT=1 also refreshes the pictures in docs/.
 set -euo pipefail
@@ -13,8 +14,11 @@ cd "$(dirname "$0")/.."
 
 ensure_rust
 # xdotool: tests/desktop.rs presses the global hotkey with it (XTEST), as a keyboard would.
+# pulseaudio, pulseaudio-utils (pactl) and libasound2-plugins (ALSA's PulseAudio plugin): the
+# unplugged-microphone test runs a sound server of its own and pulls its microphone out.
 ensure_packages "${APP_BUILD_PACKAGES[@]}" webkit2gtk-driver xvfb xauth imagemagick \
-  libayatana-appindicator3-1 dbus-bin dbus-daemon dbus-session-bus-common xdotool
+  libayatana-appindicator3-1 dbus-bin dbus-daemon dbus-session-bus-common xdotool \
+  pulseaudio pulseaudio-utils libasound2-plugins
 
 # axe-core, the accessibility audit tests/desktop.rs runs in the page: pinned, fetched from the
 # npm registry once (npm checks the tarball's integrity) and kept in the cache with its licence

@@ -16,14 +16,19 @@
 //!   plays a status-notifier host and a notification server, `support/bus.rs`): the tray's
 //!   menu shows the recording, its Hide window hides the window, a gateway outage and the
 //!   tray's Stop while hidden raise "Gateway unreachable" and "Recording stopped".
+//! - A microphone unplugged while the window is hidden: the app records from the system's
+//!   default input, a microphone of a PulseAudio server the test runs (`support/pulse.rs`),
+//!   and the test pulls it out as PulseAudio does a USB microphone's; the desktop gets
+//!   "Microphone lost" once, naming the device, then "Recording stopped", and the window,
+//!   shown again, says the same in words.
 //! - The global hotkey of the settings: a bad one and one taken by another app are refused
 //!   in words and not saved; a new one applies without a restart (pressed with xdotool, the
 //!   old one does nothing); and the log file in the app's log directory holds the app's start,
 //!   the bundled gateway's start and lines, the session and the hotkey, flushed as they
 //!   happen (read after a `kill -9`), with no folder of this computer in it.
 //!
-//! Needs what `webdriver.rs` needs, plus a session bus, xdotool and `AXE_CORE_JS`; without
-//! them it FAILS and says what to do.
+//! Needs what `webdriver.rs` needs, plus a session bus, xdotool, PulseAudio (with pactl and
+//! the ALSA plugin) and `AXE_CORE_JS`; without them it FAILS and says what to do.
 
 #![cfg(unix)]
 
@@ -34,6 +39,7 @@ use std::time::{Duration, Instant};
 use e2e::TauriDriver;
 use e2e::bus::{MenuItem, NotificationServer, TrayHost};
 use e2e::page::{click, connect, finish, replace_text, save_screenshot, tempdir, wait_for_read};
+use e2e::pulse::SoundServer;
 use fantoccini::Client;
 use serde_json::{Value, json};
 
@@ -651,6 +657,135 @@ async fn tray_and_notices(
     })
     .await?;
     println!("tray and notifications: {page}; {:?}", notifications.seen());
+    Ok(())
+}
+
+// ---------- a microphone unplugged while the window is hidden ----------
+
+const UNPLUG_SESSION: &str = "e2e-unplug";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_microphone_unplugged_while_the_window_is_hidden_is_told_in_a_notification() {
+    e2e::require_display();
+    require_session_bus();
+    let notifications = NotificationServer::start()
+        .await
+        .expect("own org.freedesktop.Notifications on the session bus");
+    let tray = TrayHost::start()
+        .await
+        .expect("own org.kde.StatusNotifierWatcher on the session bus");
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    // A real microphone this time (no tone): the system's default input, served by a sound
+    // server of the test's own so that the test can pull it out.
+    let sound = SoundServer::start(&artifacts.join("unplug.pulseaudio.log"))
+        .expect("start the test's PulseAudio server");
+    let home = settings_home(&artifacts, "unplug", UNPLUG_SESSION);
+    let mut settings: Value =
+        serde_json::from_slice(&std::fs::read(home.join("config/settings.json")).unwrap()).unwrap();
+    settings["input"] = json!("default");
+    std::fs::write(home.join("config/settings.json"), settings.to_string()).unwrap();
+    let mut env: Vec<_> = app_env(&home)
+        .into_iter()
+        .filter(|(key, _)| *key != "RECORDER_INPUT")
+        .collect();
+    env.push(sound.env());
+    let driver = TauriDriver::start("unplug", &as_refs(&env), &artifacts);
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(150),
+        unplugged(&client, &tray, &notifications, &sound),
+    )
+    .await;
+    finish(
+        client,
+        driver,
+        outcome,
+        &artifacts.join("unplug-failure.png"),
+    )
+    .await;
+    drop(sound);
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+async fn unplugged(
+    client: &Client,
+    tray: &TrayHost,
+    notifications: &NotificationServer,
+    sound: &SoundServer,
+) -> anyhow::Result<()> {
+    bundled_gateway(client).await?;
+    tray.menu(30).await?;
+    start(client).await?;
+    wait_for_read(client, READ, "2 acked seconds", 30, |page| {
+        page["acked"].as_u64() >= Some(2)
+    })
+    .await?;
+    // The audio comes from the sound server's microphone.
+    anyhow::ensure!(
+        sound.recording_streams()? == 1,
+        "the app does not record from the test's microphone"
+    );
+
+    tray.click("Hide window").await?;
+    wait_for_read(client, READ, "the window hidden", 20, |page| {
+        page["visibility"] == "hidden"
+    })
+    .await?;
+    anyhow::ensure!(
+        notifications.seen().is_empty(),
+        "notifications before the unplug: {:#?}",
+        notifications.seen()
+    );
+    sound.unplug()?;
+    let lost = notifications
+        .wait_for("Microphone lost", 30, |n| n.summary == "Microphone lost")
+        .await?;
+    anyhow::ensure!(
+        lost.body.contains("Default Audio Device"),
+        "the lost-microphone notice names the device: {lost:?}"
+    );
+    // The microphone was the recording's only input: the recording ends by itself, and says
+    // where its audio is.
+    let stopped = notifications
+        .wait_for("Recording stopped", 60, |n| {
+            n.summary == "Recording stopped"
+        })
+        .await?;
+    anyhow::ensure!(
+        stopped.body.contains(UNPLUG_SESSION),
+        "the stop notice: {stopped:?}"
+    );
+    let told = notifications
+        .seen()
+        .iter()
+        .filter(|n| n.summary == "Microphone lost")
+        .count();
+    anyhow::ensure!(
+        told == 1,
+        "the loss told {told} times: {:#?}",
+        notifications.seen()
+    );
+
+    // Back in sight, the window says the same in words, paused.
+    tray.click("Show window").await?;
+    let page = wait_for_read(
+        client,
+        READ,
+        "the window back, paused, with the loss",
+        20,
+        |page| {
+            page["visibility"] == "visible"
+                && page["recordState"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("Paused"))
+                && page["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("Input:") && e.contains("Default Audio Device"))
+        },
+    )
+    .await?;
+    println!("unplugged: {page}; {:?}", notifications.seen());
     Ok(())
 }
 

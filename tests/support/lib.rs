@@ -6,12 +6,14 @@
 //!   contract, on a free port;
 //! - [`require_display`]: fails loudly when the test cannot show a window;
 //! - [`page`]: driving the page (connect, wait for what it shows, click, screenshots);
-//! - [`bus`]: the desktop's notification server and tray host on the session bus.
+//! - [`bus`]: the desktop's notification server and tray host on the session bus;
+//! - [`pulse`]: a sound server of the test's own, with a microphone the test can unplug.
 
 #![cfg(unix)]
 
 pub mod bus;
 pub mod page;
+pub mod pulse;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -66,11 +66,17 @@ impl Notices {
                 Some("connected") => self.outage_told = false,
                 _ => {}
             },
+            // The input's device went away (unplugged, its driver or sound server gone) or
+            // stopped delivering audio: that stream records nothing more, which the
+            // interviewer must hear of while the window cannot show it.
             "error" if hidden && message["origin"] == "source" => {
                 let what = if mic { "Microphone" } else { "Meeting audio" };
+                let why = message["message"].as_str().unwrap_or_default();
                 reading.notice = Some(Notice {
                     title: format!("{what} lost"),
-                    body: message["message"].as_str().unwrap_or_default().to_owned(),
+                    body: format!(
+                        "Nothing more is recorded from it ({why}). What was recorded is kept."
+                    ),
                 });
             }
             _ => {}
@@ -161,8 +167,16 @@ mod tests {
             notices.read(&lost, true).notice,
             Some(Notice {
                 title: "Microphone lost".into(),
-                body: "the input device disappeared".into()
+                body: "Nothing more is recorded from it (the input device disappeared). What \
+                       was recorded is kept."
+                    .into()
             })
+        );
+        let mut meeting = lost.clone();
+        meeting["stream"] = json!("system");
+        assert_eq!(
+            notices.read(&meeting, true).notice.unwrap().title,
+            "Meeting audio lost"
         );
         let other = json!({"type": "error", "origin": "uplink", "message": "x"});
         assert_eq!(notices.read(&other, true).notice, None);
