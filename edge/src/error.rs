@@ -3,11 +3,10 @@
 //! are shared with the server gateway (`session_core::api_error`); the shared contract suite
 //! (`gateway/tests/contract.rs`) runs against both hosts and pins them.
 
-use serde_json::{Value, json};
 use worker::{Headers, Response};
 
 use crate::inference::InferenceError;
-use session_core::api_error::{self, ApiFailure, ErrorClass};
+use session_core::api_error::{self, ApiFailure, BackendAnswer, ErrorClass};
 use session_core::history::HistoryError;
 use session_core::ports::StorageError;
 use session_core::session::SessionError;
@@ -19,26 +18,26 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug)]
 pub enum ApiError {
+    /// A failure of the session core, with the class the shared mapping gave it.
+    Core(ApiFailure),
     BadRequest(String),
     Unauthorized,
     /// A browser page's socket or write, from an origin not allowed (`session_core::origin`).
     ForeignOrigin(String),
     NotFound(String),
     MethodNotAllowed,
-    Conflict(String),
-    /// Over a per-client cap (the server's live-session cap; the edge has none).
-    TooManyRequests(String),
     Unprocessable(String),
     TooLarge,
     UpgradeRequired,
     UnsupportedMediaType,
+    /// The inference service failed: unreachable, or its error answer (`backend`) passed on.
     BadGateway {
         detail: String,
-        backend_status: Option<u16>,
-        backend_body: Option<String>,
+        backend: Option<BackendAnswer>,
         headers: Vec<(String, String)>,
     },
     Unavailable(String),
+    /// The runtime failed (not the session core's storage, which is a `Core` failure).
     Internal(String),
 }
 
@@ -49,13 +48,12 @@ impl ApiError {
 
     fn class(&self) -> ErrorClass {
         match self {
+            ApiError::Core(failure) => failure.class,
             ApiError::BadRequest(_) => ErrorClass::BadRequest,
             ApiError::Unauthorized => ErrorClass::Unauthorized,
             ApiError::ForeignOrigin(_) => ErrorClass::Forbidden,
             ApiError::NotFound(_) => ErrorClass::NotFound,
             ApiError::MethodNotAllowed => ErrorClass::MethodNotAllowed,
-            ApiError::Conflict(_) => ErrorClass::Conflict,
-            ApiError::TooManyRequests(_) => ErrorClass::TooManyRequests,
             ApiError::TooLarge => ErrorClass::TooLarge,
             ApiError::UnsupportedMediaType => ErrorClass::UnsupportedMediaType,
             ApiError::Unprocessable(_) => ErrorClass::Unprocessable,
@@ -68,10 +66,9 @@ impl ApiError {
 
     pub fn detail(&self) -> String {
         match self {
+            ApiError::Core(failure) => failure.detail.clone(),
             ApiError::BadRequest(d)
             | ApiError::NotFound(d)
-            | ApiError::Conflict(d)
-            | ApiError::TooManyRequests(d)
             | ApiError::Unprocessable(d)
             | ApiError::Unavailable(d)
             | ApiError::Internal(d)
@@ -89,19 +86,14 @@ impl ApiError {
     /// failing inference service, as the seed sends them).
     pub fn into_response(self) -> worker::Result<Response> {
         let status = self.class().status();
-        let mut body = json!({ "detail": self.detail() });
-        let mut extra = Vec::new();
-        if let ApiError::BadGateway {
-            backend_status: Some(code),
-            backend_body,
-            headers,
-            ..
-        } = self
-        {
-            body["backend_status"] = json!(code);
-            body["backend_body"] = backend_body.map_or(Value::Null, Value::String);
-            extra = headers;
-        }
+        let detail = self.detail();
+        let (backend, extra) = match self {
+            ApiError::BadGateway {
+                backend, headers, ..
+            } => (backend, headers),
+            _ => (None, Vec::new()),
+        };
+        let body = api_error::body(&detail, backend.as_ref());
         let headers = Headers::new();
         headers.set("content-type", "application/json")?;
         for (name, value) in extra {
@@ -119,27 +111,10 @@ impl From<worker::Error> for ApiError {
     }
 }
 
-/// A session-core failure, by the shared mapping.
+/// A session-core failure, as the shared mapping classes it.
 impl From<ApiFailure> for ApiError {
     fn from(failure: ApiFailure) -> ApiError {
-        let detail = failure.detail;
-        match failure.class {
-            ErrorClass::BadRequest => ApiError::BadRequest(detail),
-            ErrorClass::NotFound => ApiError::NotFound(detail),
-            ErrorClass::Conflict => ApiError::Conflict(detail),
-            ErrorClass::TooManyRequests => ApiError::TooManyRequests(detail),
-            ErrorClass::Unprocessable => ApiError::Unprocessable(detail),
-            ErrorClass::BadGateway => ApiError::BadGateway {
-                detail,
-                backend_status: None,
-                backend_body: None,
-                headers: Vec::new(),
-            },
-            ErrorClass::Unavailable => ApiError::Unavailable(detail),
-            // The session core fails with no other class; were it to, an internal error with
-            // its text is the safe answer.
-            _ => ApiError::Internal(detail),
-        }
+        ApiError::Core(failure)
     }
 }
 
@@ -180,8 +155,7 @@ impl From<InferenceError> for ApiError {
             InferenceError::NotConfigured => ApiError::Unavailable(detail),
             InferenceError::Transport(_) | InferenceError::AnswerTooLarge => ApiError::BadGateway {
                 detail,
-                backend_status: None,
-                backend_body: None,
+                backend: None,
                 headers: Vec::new(),
             },
             InferenceError::Backend {
@@ -190,8 +164,7 @@ impl From<InferenceError> for ApiError {
                 headers,
             } => ApiError::BadGateway {
                 detail,
-                backend_status: Some(status),
-                backend_body: Some(body),
+                backend: Some(BackendAnswer { status, body }),
                 headers,
             },
         }

@@ -1,8 +1,9 @@
 //! How the HTTP API answers a failure, once for every host (the server gateway's
 //! `server/error.rs`, the edge's `error.rs`): the status of each class of failure, which class
-//! each error of the session core falls in, and the fixed texts of the `{"detail": ...}`
-//! bodies both hosts send. A host keeps only how it writes the response and the errors of its
-//! own parts (its inference client); the shared contract suite
+//! each error of the session core falls in ([`ApiFailure`], which a host answers as it is), the
+//! fixed texts and the JSON of the `{"detail": ...}` bodies both hosts send ([`body`]). A host
+//! keeps only its framework's glue (writing the response) and the errors of its own parts (its
+//! inference client, its request checks); the shared contract suite
 //! (`gateway/tests/contract.rs`) pins the statuses and texts on both.
 
 use crate::history::HistoryError;
@@ -73,10 +74,31 @@ impl ErrorClass {
 }
 
 /// A failure of the session core as the API answers it: its class and its `detail` text.
+/// A host keeps it as it is (its error type has a variant for it), so the class chosen here
+/// is the status sent, with no second mapping in the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiFailure {
     pub class: ErrorClass,
     pub detail: String,
+}
+
+/// What an inference service that answered with an error adds to the 502's body, as the seed
+/// sends it: its status and its raw response text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendAnswer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// The JSON body of every failure: `{"detail": ...}`, plus `backend_status` and
+/// `backend_body` for a failing inference service.
+pub fn body(detail: &str, backend: Option<&BackendAnswer>) -> serde_json::Value {
+    let mut body = serde_json::json!({ "detail": detail });
+    if let Some(backend) = backend {
+        body["backend_status"] = backend.status.into();
+        body["backend_body"] = backend.body.as_str().into();
+    }
+    body
 }
 
 impl ApiFailure {
@@ -244,6 +266,23 @@ mod tests {
             assert_eq!(failure.class.status(), status, "{err:?}");
             assert_eq!(failure.detail, err.to_string());
         }
+    }
+
+    #[test]
+    fn a_body_is_the_detail_with_the_backends_answer_when_there_is_one() {
+        assert_eq!(body("no", None), serde_json::json!({"detail": "no"}));
+        let backend = BackendAnswer {
+            status: 429,
+            body: "{\"detail\":\"slow down\"}".into(),
+        };
+        assert_eq!(
+            body("inference service returned 429", Some(&backend)),
+            serde_json::json!({
+                "detail": "inference service returned 429",
+                "backend_status": 429,
+                "backend_body": "{\"detail\":\"slow down\"}",
+            })
+        );
     }
 
     #[test]

@@ -6,9 +6,8 @@
 use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 
-use crate::core::api_error::{self, ApiFailure, ErrorClass};
+use crate::core::api_error::{self, ApiFailure, BackendAnswer, ErrorClass};
 use crate::core::ports::StorageError;
 use crate::core::session::SessionError;
 use crate::core::session_id::SessionIdError;
@@ -20,6 +19,9 @@ use crate::sessions::history::HistoryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A failure of the session core, with the class the shared mapping gave it.
+    #[error("{}", .0.detail)]
+    Core(ApiFailure),
     #[error("{0}")]
     BadRequest(String),
     #[error("{}", api_error::UNAUTHORIZED)]
@@ -28,11 +30,6 @@ pub enum ApiError {
     NotFound(String),
     #[error("{}", api_error::METHOD_NOT_ALLOWED)]
     MethodNotAllowed,
-    #[error("{0}")]
-    Conflict(String),
-    /// Over a per-client cap on what the gateway holds (live sessions); later may work.
-    #[error("{0}")]
-    TooManyRequests(String),
     /// A well-formed request for something the gateway will not produce (an `audio.wav` over
     /// its cap).
     #[error("{0}")]
@@ -53,17 +50,15 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("request body not received within {0} s")]
     BodyTimeout(u64),
+    /// The inference service failed: unreachable, or its error answer (`backend`) passed on.
     #[error("{detail}")]
     BadGateway {
         detail: String,
-        backend_status: Option<u16>,
-        backend_body: Option<Value>,
+        backend: Option<BackendAnswer>,
         headers: Vec<(HeaderName, HeaderValue)>,
     },
     #[error("{0}")]
     Unavailable(String),
-    #[error("{0}")]
-    Internal(String),
 }
 
 impl ApiError {
@@ -73,12 +68,11 @@ impl ApiError {
 
     fn class(&self) -> ErrorClass {
         match self {
+            ApiError::Core(failure) => failure.class,
             ApiError::BadRequest(_) => ErrorClass::BadRequest,
             ApiError::Unauthorized => ErrorClass::Unauthorized,
             ApiError::NotFound(_) => ErrorClass::NotFound,
             ApiError::MethodNotAllowed => ErrorClass::MethodNotAllowed,
-            ApiError::Conflict(_) => ErrorClass::Conflict,
-            ApiError::TooManyRequests(_) => ErrorClass::TooManyRequests,
             ApiError::Unprocessable(_) => ErrorClass::Unprocessable,
             ApiError::TooLarge(_) => ErrorClass::TooLarge,
             ApiError::UpgradeRequired => ErrorClass::UpgradeRequired,
@@ -88,7 +82,6 @@ impl ApiError {
             ApiError::BodyTimeout(_) => ErrorClass::RequestTimeout,
             ApiError::BadGateway { .. } => ErrorClass::BadGateway,
             ApiError::Unavailable(_) => ErrorClass::Unavailable,
-            ApiError::Internal(_) => ErrorClass::Internal,
         }
     }
 
@@ -100,55 +93,29 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let class = self.class();
         let detail = self.to_string();
-        match self {
+        let (backend, headers) = match self {
             ApiError::BadGateway {
-                backend_status,
-                backend_body,
-                headers,
-                ..
-            } => {
-                let mut body = json!({ "detail": detail });
-                if let Some(code) = backend_status {
-                    body["backend_status"] = json!(code);
-                    body["backend_body"] = backend_body.unwrap_or(Value::Null);
-                }
-                let mut response = (status, Json(body)).into_response();
-                response.headers_mut().extend(headers);
-                response
-            }
-            // Only storage failures are internal errors (see the `From`s below).
-            ApiError::Internal(_) => {
-                let mut response = (status, Json(json!({ "detail": detail }))).into_response();
-                response.extensions_mut().insert(StorageFailed);
-                response
-            }
-            _ => (status, Json(json!({ "detail": detail }))).into_response(),
+                backend, headers, ..
+            } => (backend, headers),
+            _ => (None, Vec::new()),
+        };
+        let mut response =
+            (status, Json(api_error::body(&detail, backend.as_ref()))).into_response();
+        response.headers_mut().extend(headers);
+        // Only storage failures are internal errors (session-core's mapping).
+        if class == ErrorClass::Internal {
+            response.extensions_mut().insert(StorageFailed);
         }
+        response
     }
 }
 
-/// A session-core failure, by the shared mapping.
+/// A session-core failure, as the shared mapping classes it.
 impl From<ApiFailure> for ApiError {
     fn from(failure: ApiFailure) -> ApiError {
-        let detail = failure.detail;
-        match failure.class {
-            ErrorClass::BadRequest => ApiError::BadRequest(detail),
-            ErrorClass::NotFound => ApiError::NotFound(detail),
-            ErrorClass::Conflict => ApiError::Conflict(detail),
-            ErrorClass::TooManyRequests => ApiError::TooManyRequests(detail),
-            ErrorClass::Unprocessable => ApiError::Unprocessable(detail),
-            ErrorClass::BadGateway => ApiError::BadGateway {
-                detail,
-                backend_status: None,
-                backend_body: None,
-                headers: Vec::new(),
-            },
-            ErrorClass::Unavailable => ApiError::Unavailable(detail),
-            // The session core fails with no other class; were it to, an internal error with
-            // its text is the safe answer.
-            _ => ApiError::Internal(detail),
-        }
+        ApiError::Core(failure)
     }
 }
 
@@ -195,8 +162,7 @@ impl From<ResolveError> for ApiError {
                     InferenceError::Transport(_) | InferenceError::AnswerTooLarge => {
                         ApiError::BadGateway {
                             detail,
-                            backend_status: None,
-                            backend_body: None,
+                            backend: None,
                             headers: Vec::new(),
                         }
                     }
@@ -206,8 +172,7 @@ impl From<ResolveError> for ApiError {
                         headers,
                     } => ApiError::BadGateway {
                         detail,
-                        backend_status: Some(status),
-                        backend_body: Some(Value::String(body)),
+                        backend: Some(BackendAnswer { status, body }),
                         headers,
                     },
                 }
