@@ -45,6 +45,13 @@
 //! computer and the list at once, the page says the gateway's copy goes when it is back, and
 //! once the gateway is started again the app deletes it there by itself.
 //!
+//! An eighth plays a ten-minute session that only its (remote) gateway has, put there over the
+//! gateway's socket as another computer's recorder would: it plays and seeks near its end
+//! without being downloaded first (the player's server answers the player's Range requests
+//! with 206 made from the gateway's audio as it asks, from past the seek point, and a Range
+//! request of the test's own gets exactly those bytes), and nothing of it is written on this
+//! computer.
+//!
 //! Needs a DISPLAY, `tauri-driver` and `WebKitWebDriver`, and the app binary built; without
 //! them it FAILS and says what to do. `scripts/e2e.sh` provides all of it.
 
@@ -1208,20 +1215,35 @@ async fn delete_offline(
 }
 
 const LONG_SESSION: &str = "e2e-long";
+/// A session as long as [`LONG_SESSION`] that only the gateway has.
+const GATEWAY_SESSION: &str = "e2e-gateway-only";
 /// Ten minutes, 19 MB: more than a player should ever read to seek near its end.
 const LONG_SECONDS: u64 = 600;
 const WAV_HEADER: u64 = 44;
 
+/// `seconds` of 16 kHz mono s16le audio, a ramp of period `period` samples, so every byte
+/// range is its own.
+fn ramp(seconds: u64, period: u32) -> Vec<u8> {
+    (0..seconds as u32 * 16_000)
+        .flat_map(|n| (((n % period) as i16 - (period / 2) as i16) * 300).to_le_bytes())
+        .collect()
+}
+
+/// The audio data of [`LONG_SESSION`]'s local copy and of [`GATEWAY_SESSION`] on the gateway.
+fn long_audio(session: &str) -> Vec<u8> {
+    ramp(LONG_SECONDS, if session == LONG_SESSION { 97 } else { 89 })
+}
+
 /// A session recorded on this computer earlier, its gateway long gone: its spool's metadata and
-/// a ten-minute local copy (a ramp, so every byte range is its own).
+/// a ten-minute local copy.
 fn seed_long_session(recordings: &Path) -> PathBuf {
     let dir = recordings.join(LONG_SESSION);
     std::fs::create_dir_all(&dir).unwrap();
     let spool = json!({"session_id": LONG_SESSION, "next_seq": LONG_SECONDS + 1});
     std::fs::write(dir.join("spool.json"), spool.to_string()).unwrap();
-    let samples = LONG_SECONDS as u32 * 16_000;
-    let data = samples * 2;
-    let mut wav = Vec::with_capacity(WAV_HEADER as usize + data as usize);
+    let audio = long_audio(LONG_SESSION);
+    let data = audio.len() as u32;
+    let mut wav = Vec::with_capacity(WAV_HEADER as usize + audio.len());
     wav.extend_from_slice(b"RIFF");
     wav.extend_from_slice(&(36 + data).to_le_bytes());
     wav.extend_from_slice(b"WAVEfmt ");
@@ -1234,39 +1256,134 @@ fn seed_long_session(recordings: &Path) -> PathBuf {
     wav.extend_from_slice(&16u16.to_le_bytes());
     wav.extend_from_slice(b"data");
     wav.extend_from_slice(&data.to_le_bytes());
-    for n in 0..samples {
-        let sample = ((n % 97) as i16 - 48) * 300;
-        wav.extend_from_slice(&sample.to_le_bytes());
-    }
+    wav.extend_from_slice(&audio);
     let path = dir.join("local.wav");
     std::fs::write(&path, wav).unwrap();
     path
 }
 
-/// The ten-minute session plays from the player's server and seeks near its end: the server
-/// answers the player with 206 from past the seek point (the app's log lists each answer),
-/// and a Range request of the test's own gets 206 and exactly those bytes of the file.
+/// The ten-minute session on this computer plays from the player's server and seeks near its
+/// end: the server answers the player with 206 from past the seek point (the app's log lists
+/// each answer), and a Range request of the test's own gets 206 and exactly those bytes.
 async fn long_session_seeks(client: &Client, data_dir: &Path) -> anyhow::Result<()> {
-    let file = data_dir
-        .join("recordings")
-        .join(LONG_SESSION)
-        .join("local.wav");
-    let len = std::fs::metadata(&file)?.len();
-    click(client, &session_button(LONG_SESSION, "play")).await?;
+    let answered = play_and_seek_near_the_end(client, data_dir, LONG_SESSION, false).await?;
+    println!("seek: 206 answers from bytes {answered:?}");
+    Ok(())
+}
+
+/// Issue 11, item 5: a session that only the gateway has plays and seeks at once, streamed
+/// from the gateway through the player's server, never downloaded first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_only_the_gateway_has_plays_and_seeks_without_being_downloaded() {
+    e2e::require_display();
+    let app = e2e::app_binary();
+    let artifacts = e2e::artifacts_dir();
+    let RemoteHome { home, gateway, .. } =
+        RemoteHome::start(&artifacts, "gateway-play", GATEWAY_SESSION, false).await;
+    // Ten minutes on the gateway, put there over its socket as another computer's recorder
+    // would, before the app starts.
+    let frames: Vec<Vec<u8>> = long_audio(GATEWAY_SESSION)
+        .chunks(e2e::frames::FRAME_BYTES)
+        .map(<[u8]>::to_vec)
+        .collect();
+    e2e::frames::store_frames(&gateway.http_url(), GATEWAY_SESSION, &frames)
+        .await
+        .expect("put the session on the gateway");
+    let data_dir = home.join("data");
+    let driver = TauriDriver::start(
+        "gateway-play",
+        &[
+            ("RECORDER_CONFIG_DIR", &home.join("config")),
+            ("RECORDER_DATA_DIR", &data_dir),
+            ("RECORDER_EXPORT_DIR", &home.join("exports")),
+        ],
+        &artifacts,
+    );
+    let client = connect(&driver, &app).await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(180),
+        gateway_session_streams(&client, &data_dir),
+    )
+    .await;
+    finish(
+        client,
+        driver,
+        outcome,
+        &artifacts.join("gateway-play-failure.png"),
+    )
+    .await;
+    let _ = gateway.shutdown().await;
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+async fn gateway_session_streams(client: &Client, data_dir: &Path) -> anyhow::Result<()> {
+    click(client, "#tab-sessions").await?;
     let view = wait_for_read(
         client,
         READ_SESSIONS,
-        "the long session's duration",
+        "the gateway's session listed",
+        30,
+        |view| session_row(view, GATEWAY_SESSION).is_some(),
+    )
+    .await?;
+    let row = session_row(&view, GATEWAY_SESSION).unwrap();
+    anyhow::ensure!(
+        row["seconds"] == LONG_SECONDS,
+        "the gateway's session: {row}"
+    );
+    let recordings = data_dir.join("recordings").join(GATEWAY_SESSION);
+    anyhow::ensure!(
+        !recordings.exists(),
+        "this computer has a copy of the gateway's session"
+    );
+    let answered = play_and_seek_near_the_end(client, data_dir, GATEWAY_SESSION, true).await?;
+    // Nothing of it on this computer: no download for the player, no copy.
+    let playback = data_dir.join("playback");
+    anyhow::ensure!(
+        !playback.exists() && !recordings.exists(),
+        "the gateway's audio was saved on this computer: {:?}",
+        std::fs::read_dir(&playback).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+    );
+    println!("gateway session: 206 answers from the gateway's audio from bytes {answered:?}");
+    Ok(())
+}
+
+/// Plays a [`LONG_SECONDS`] session, seeks 10 s before its end, and checks the player's
+/// server answered with 206 from near the seek point (from the gateway's audio when
+/// `from_gateway`), then that a Range request of the test's own gets exactly those bytes of
+/// [`long_audio`]. Returns where the logged 206 answers start.
+async fn play_and_seek_near_the_end(
+    client: &Client,
+    data_dir: &Path,
+    session: &str,
+    from_gateway: bool,
+) -> anyhow::Result<Vec<u64>> {
+    let audio = long_audio(session);
+    let len = WAV_HEADER + audio.len() as u64;
+    click(client, &session_button(session, "play")).await?;
+    let view = wait_for_read(
+        client,
+        READ_SESSIONS,
+        &format!("the duration of {session}"),
         30,
         |view| {
             view["player"]["duration"]
                 .as_f64()
                 .is_some_and(|d| d > (LONG_SECONDS - 2) as f64)
                 || !view["player"]["error"].is_null()
+                || view["status"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("could not be loaded"))
         },
     )
     .await?;
-    anyhow::ensure!(view["player"]["error"].is_null(), "playing: {view:#}");
+    anyhow::ensure!(
+        view["player"]["error"].is_null()
+            && view["player"]["src"]
+                .as_str()
+                .is_some_and(|src| src.starts_with("http://127.0.0.1:")),
+        "playing {session}: {view:#}"
+    );
     let target = LONG_SECONDS - 10;
     client
         .execute(
@@ -1283,14 +1400,16 @@ async fn long_session_seeks(client: &Client, data_dir: &Path) -> anyhow::Result<
             && number(&player["readyState"]) >= 2
     })
     .await?;
-    println!("sought: {}", view["player"]);
+    println!("sought {session}: {}", view["player"]);
 
     // The player read from near the seek point on, with a Range request answered 206.
-    let from = WAV_HEADER + (target - 5) * 32_000;
+    // "Near": GStreamer places its request from a byte estimate of its own, seen up to ~7 s
+    // before the point; a player that read the file through would start at 0.
+    let from = WAV_HEADER + (target - 30) * 32_000;
     let logs = data_dir.join("logs");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let answered = loop {
-        let starts = player_206_starts(&logs);
+        let starts = player_206_starts(&logs, from_gateway);
         if starts.iter().any(|&start| start >= from) || tokio::time::Instant::now() > deadline {
             break starts;
         }
@@ -1298,29 +1417,32 @@ async fn long_session_seeks(client: &Client, data_dir: &Path) -> anyhow::Result<
     };
     anyhow::ensure!(
         answered.iter().any(|&start| start >= from),
-        "no 206 answer from byte {from} on in the app's log; 206 answers from: {answered:?}"
+        "no 206 answer from byte {from} on in the app's log (from the gateway: {from_gateway}); \
+         206 answers from: {answered:?}"
     );
 
     // A Range request of the test's own: 206, the Content-Range and exactly those bytes.
     let src = view["player"]["src"].as_str().unwrap_or_default();
     let (status, head, body) = http_get(src, Some("bytes=16000044-16000143")).await?;
-    let bytes = std::fs::read(&file)?;
     anyhow::ensure!(
         status == 206
             && head.contains(&format!("content-range: bytes 16000044-16000143/{len}"))
-            && body == bytes[16_000_044..16_000_144],
-        "Range request to the player's server: {status}\n{head}"
+            && body == audio[16_000_000..16_000_100],
+        "Range request to the player's server for {session}: {status}\n{head}"
     );
-    println!("seek: 206 answers from bytes {answered:?}");
-    Ok(())
+    Ok(answered)
 }
 
-/// Where the app's log says the player's server answered 206 (`player: 206 bytes S-E of N`).
-fn player_206_starts(logs: &Path) -> Vec<u64> {
+/// Where the app's log says the player's server answered 206 (`player: 206 bytes S-E of N`),
+/// from a file on this computer or, with `from_gateway`, from a gateway's audio.
+fn player_206_starts(logs: &Path, from_gateway: bool) -> Vec<u64> {
     let mut starts = Vec::new();
     for entry in std::fs::read_dir(logs).into_iter().flatten().flatten() {
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
         for line in text.lines() {
+            if line.contains("from the gateway") != from_gateway {
+                continue;
+            }
             if let Some(rest) = line.split("player: 206 bytes ").nth(1)
                 && let Some(start) = rest.split('-').next().and_then(|s| s.parse().ok())
             {

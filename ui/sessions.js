@@ -1,7 +1,8 @@
 // Interview Recorder: the Sessions view. Lists past sessions (the gateway's and this
 // computer's), plays them (the app gives an address of its own player server on 127.0.0.1,
-// which streams the audio with Range requests so the player seeks without loading it all;
-// the page never talks to the gateway or holds its key), renames them (a title kept by the
+// which streams the audio with Range requests, from the local copy or else from the gateway
+// as the player reads, so playback starts at once and seeks without loading it all; the page
+// never talks to the gateway or holds its key), renames them (a title kept by the
 // app), exports them (into a folder the user chooses once) and deletes them (on this computer
 // at once; on the gateway now, or when it is back).
 // Loaded after app.js, whose helpers ($, call, clock, bytes, tauri, ui, newSession) it uses.

@@ -94,7 +94,6 @@ impl GatewayEndpoint {
         &self.base
     }
 
-    /// The API key, if one is configured.
     /// Sends `body` as JSON to `/v1/sessions/{id}/{action}` with the API key and returns the
     /// body of a 2xx answer; any other answer is [`CallError::Refused`] with the gateway's words.
     pub async fn call_session(
@@ -161,8 +160,8 @@ impl GatewayEndpoint {
         action: &str,
         connect_timeout: Duration,
     ) -> Result<reqwest::Response, CallError> {
-        self.open(self.session(session_id, action), connect_timeout)
-            .await
+        let request = http_client().get(self.session(session_id, action));
+        self.open_request(request, connect_timeout).await
     }
 
     /// `GET /v1/sessions/{id}/audio.wav` of one stream (`?stream=system` for the meeting
@@ -174,19 +173,38 @@ impl GatewayEndpoint {
         stream: Stream,
         connect_timeout: Duration,
     ) -> Result<reqwest::Response, CallError> {
+        self.open_audio_range(session_id, stream, None, connect_timeout)
+            .await
+    }
+
+    /// [`open_audio`](Self::open_audio) asking for only the bytes `range` names (an HTTP
+    /// `Range` value, sent as it is). A gateway that honours ranges answers 206 with those
+    /// bytes and their `Content-Range`; one that does not answers 200 with the whole file:
+    /// the caller tells them apart by the status.
+    pub async fn open_audio_range(
+        &self,
+        session_id: &str,
+        stream: Stream,
+        range: Option<&str>,
+        connect_timeout: Duration,
+    ) -> Result<reqwest::Response, CallError> {
         let mut url = self.session(session_id, "audio.wav");
         if stream != Stream::Mic {
             url.query_pairs_mut().append_pair("stream", stream.as_str());
         }
-        self.open(url, connect_timeout).await
+        let mut request = http_client().get(url);
+        if let Some(range) = range {
+            request = request.header(reqwest::header::RANGE, range);
+        }
+        self.open_request(request, connect_timeout).await
     }
 
-    async fn open(
+    /// Sends `request` with the API key; a 2xx answer with its body not read yet.
+    async fn open_request(
         &self,
-        url: Url,
+        request: reqwest::RequestBuilder,
         connect_timeout: Duration,
     ) -> Result<reqwest::Response, CallError> {
-        let request = http_client().get(url);
         let response = tokio::time::timeout(connect_timeout, self.answer(request))
             .await
             .map_err(|_| CallError::Refused {
@@ -241,6 +259,7 @@ impl GatewayEndpoint {
         })
     }
 
+    /// The API key, if one is configured.
     pub fn api_key(&self) -> Option<&str> {
         self.api_key.as_deref()
     }

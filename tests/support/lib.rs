@@ -7,11 +7,13 @@
 //! - [`require_display`]: fails loudly when the test cannot show a window;
 //! - [`page`]: driving the page (connect, wait for what it shows, click, screenshots);
 //! - [`bus`]: the desktop's notification server and tray host on the session bus;
+//! - [`frames`]: a session's audio put on a gateway over its ingest socket;
 //! - [`pulse`]: a sound server of the test's own, with a microphone the test can unplug.
 
 #![cfg(unix)]
 
 pub mod bus;
+pub mod frames;
 pub mod page;
 pub mod pulse;
 

@@ -6,7 +6,11 @@
 //! addresses (its GStreamer source has no handler for an app's own scheme), and the page may
 //! not read files; a `blob:` would hold the whole recording in the page.
 //!
-//! The page never names a file: the app registers a file and hands out an address with an
+//! What it plays is a [`Source`]: a WAV file on this computer (a session's local copy), or a
+//! session's audio that only its gateway has, read from there as the player reads
+//! ([`super::gateway_audio`]: nothing is downloaded first).
+//!
+//! The page never names a file: the app registers a source and hands out an address with an
 //! unguessable token (`/audio/<token>`); anything else is 404. The server listens on the
 //! loopback interface only, on a port the system picks, from the first Play to the app's exit.
 //! The byte-range rules are [`slice`], a plain function with its tests.
@@ -29,15 +33,26 @@ use axum::routing::get;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
+use super::gateway_audio::GatewayAudio;
+
 /// Bytes read from the file per chunk of the answer.
 const CHUNK: usize = 64 * 1024;
 
-/// Token → file.
-type Files = Arc<Mutex<HashMap<String, PathBuf>>>;
+/// What a token plays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A WAV file on this computer.
+    File(PathBuf),
+    /// A session's audio on its gateway.
+    Gateway(GatewayAudio),
+}
+
+/// Token → source.
+type Sources = Arc<Mutex<HashMap<String, Source>>>;
 
 pub struct AudioServer {
     addr: SocketAddr,
-    files: Files,
+    sources: Sources,
 }
 
 impl AudioServer {
@@ -47,46 +62,44 @@ impl AudioServer {
             .await
             .context("cannot open the player's port on 127.0.0.1")?;
         let addr = listener.local_addr()?;
-        let files = Files::default();
+        let sources = Sources::default();
         let app = Router::new()
             .route("/audio/{token}", get(serve))
-            .with_state(files.clone());
+            .with_state(sources.clone());
         tauri::async_runtime::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 log::warn!("the player's server stopped: {e}");
             }
         });
-        Ok(AudioServer { addr, files })
+        Ok(AudioServer { addr, sources })
     }
 
-    /// The address the player reads `file` from (one token per file for the run).
-    pub fn address_of(&self, file: &Path) -> String {
-        let mut files = lock(&self.files);
-        let known = files
+    /// The address the player reads `source` from (one token per source for the run).
+    pub fn address_of(&self, source: Source) -> String {
+        let mut sources = lock(&self.sources);
+        let known = sources
             .iter()
-            .find(|(_, path)| path.as_path() == file)
+            .find(|(_, known)| **known == source)
             .map(|(token, _)| token.clone());
         let token = known.unwrap_or_else(|| {
             let token = new_token();
-            files.insert(token.clone(), file.to_owned());
+            sources.insert(token.clone(), source);
             token
         });
         format!("http://{}/audio/{token}", self.addr)
     }
 
-    /// Stops serving every file under `dir` (a deleted session's).
-    pub fn forget_under(&self, dir: &Path) {
-        lock(&self.files).retain(|_, path| !path.starts_with(dir));
-    }
-
-    /// Stops serving `file`.
-    pub fn forget(&self, file: &Path) {
-        lock(&self.files).retain(|_, path| path.as_path() != file);
+    /// Stops serving a deleted session: every file under `dir`, and its audio on any gateway.
+    pub fn forget_session(&self, dir: &Path, session_id: &str) {
+        lock(&self.sources).retain(|_, source| match source {
+            Source::File(path) => !path.starts_with(dir),
+            Source::Gateway(audio) => audio.session_id != session_id,
+        });
     }
 }
 
-fn lock(files: &Files) -> std::sync::MutexGuard<'_, HashMap<String, PathBuf>> {
-    files.lock().unwrap_or_else(|e| e.into_inner())
+fn lock(sources: &Sources) -> std::sync::MutexGuard<'_, HashMap<String, Source>> {
+    sources.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// 128 unpredictable bits as hex: two SipHash outputs under std's `RandomState` keys, which
@@ -163,23 +176,23 @@ pub fn slice(range: Option<&str>, len: u64) -> Slice {
 }
 
 async fn serve(
-    State(files): State<Files>,
+    State(sources): State<Sources>,
     UrlPath(token): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(path) = lock(&files).get(&token).cloned() else {
+    let Some(source) = lock(&sources).get(&token).cloned() else {
         return (StatusCode::NOT_FOUND, "no such audio").into_response();
+    };
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let path = match source {
+        Source::File(path) => path,
+        Source::Gateway(audio) => return audio.answer(range).await,
     };
     let file = match tokio::fs::File::open(&path).await {
         Ok(file) => file,
         Err(_) => return (StatusCode::NOT_FOUND, "the audio file is gone").into_response(),
     };
-    match answer(
-        file,
-        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
-    )
-    .await
-    {
+    match answer(file, range).await {
         Ok(response) => response,
         Err(e) => {
             log::warn!("player: cannot read the audio: {e}");
@@ -288,8 +301,12 @@ mod tests {
         let bytes: Vec<u8> = (0..200_000u32).map(|n| (n % 251) as u8).collect();
         std::fs::write(&file, &bytes).unwrap();
         let server = AudioServer::start().await.unwrap();
-        let url = server.address_of(&file);
-        assert_eq!(server.address_of(&file), url, "one token per file");
+        let url = server.address_of(Source::File(file.clone()));
+        assert_eq!(
+            server.address_of(Source::File(file.clone())),
+            url,
+            "one token per file"
+        );
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
         let client = reqwest::Client::new();
@@ -323,7 +340,7 @@ mod tests {
             client.get(other).send().await.unwrap().status().as_u16(),
             404
         );
-        server.forget_under(dir.path());
+        server.forget_session(dir.path(), "a");
         assert_eq!(
             client.get(&url).send().await.unwrap().status().as_u16(),
             404

@@ -12,10 +12,11 @@
 //! - the desktop side: [`desktop`] (single instance, window state, logs, the quit question,
 //!   notifications, the global hotkey; their rules in [`notices`]), [`tray`] and [`logs`]
 //!   (the log file);
-//! - the Sessions view: [`history`] (the list), [`titles`] (renames), [`playback`] and
-//!   [`audio_server`] (the session audio it plays, streamed), [`export`] and [`export_folder`]
-//!   (the files), [`deletes`] (deletes the gateway still owes); their actions are methods of
-//!   `AppState` in [`sessions_view`];
+//! - the Sessions view: [`history`] (the list), [`titles`] (renames), [`audio_server`] and
+//!   [`gateway_audio`] (the session audio it plays, streamed from this computer or from the
+//!   gateway), [`export`], [`playback`] (gateway audio saved for exports) and
+//!   [`export_folder`] (the files), [`deletes`] (deletes the gateway still owes); their
+//!   actions are methods of `AppState` in [`sessions_view`];
 //! - [`state`]: every action, as methods; [`commands`]: the page's entry points to them.
 
 mod audio_server;
@@ -26,6 +27,7 @@ mod desktop;
 mod export;
 mod export_folder;
 mod folders;
+mod gateway_audio;
 mod gateway_host;
 mod held;
 mod history;

@@ -100,7 +100,7 @@ impl Paths {
         self.data_dir.join("titles.json")
     }
 
-    /// The player's copies of gateway audio (cleared at launch).
+    /// Where earlier versions kept the player's copies of gateway audio (removed at launch).
     pub fn playback_dir(&self) -> PathBuf {
         self.data_dir.join("playback")
     }

@@ -1,12 +1,8 @@
-//! The session audio the Sessions view plays and exports, as WAV files on this computer.
+//! Session audio from the gateway saved as WAV files on this computer, for exports (the
+//! player does not download: it streams a gateway's audio through `gateway_audio.rs`).
 //!
-//! The page never talks to the gateway and never holds its key: it asks the app for a
-//! session's audio (`session_audio`) and gets an address of the app's own player server
-//! (`audio_server.rs`), which streams the file with HTTP Range support, so the `<audio>`
-//! element seeks without the recording ever being held in memory. The file is the session's
-//! local copy when this computer has one, otherwise the gateway's `audio.wav`, which this
-//! module streams to a file (`playback/` in the data directory, once per run of the app; see
-//! `sessions_view.rs`).
+//! A download goes through `<file>.part`, renamed once whole, so a cut download never passes
+//! for the audio.
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,11 +1,10 @@
 //! The Sessions view's actions: list, rename, play, export and delete past sessions.
 //!
 //! Each is a method of [`AppState`] over `history.rs` (the list), `titles.rs` (renames),
-//! `playback.rs` and `audio_server.rs` (the player's audio), `export.rs` and
+//! `audio_server.rs` and `gateway_audio.rs` (the player's audio), `export.rs` and
 //! `export_folder.rs` (the files) and `deletes.rs` (deletes the gateway still owes), kept here
 //! so `state.rs` stays about the session being recorded.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -19,14 +18,14 @@ use serde::Serialize;
 use tauri::{AppHandle, Manager as _};
 use tauri_plugin_dialog::DialogExt as _;
 
-use super::audio_server::AudioServer;
+use super::audio_server::{AudioServer, Source};
 use super::deletes::DeleteQueue;
 use super::export::{self, ExportView};
 use super::export_folder::ExportFolder;
+use super::gateway_audio::GatewayAudio;
 use super::gateway_host::GatewayStatus;
 use super::history::{self, SessionsView};
 use super::paths::{self, Paths};
-use super::playback;
 use super::recording;
 use super::settings::GatewayMode;
 use super::state::AppState;
@@ -38,10 +37,6 @@ const DELETE_RETRY: Duration = Duration::from_secs(5);
 
 /// The Sessions view's own state.
 pub struct SessionsLibrary {
-    /// Which sessions' gateway audio was fetched for the player in this run of the app (a
-    /// later run fetches again: the session may have grown since). A tokio Mutex: held across
-    /// the download, so two requests of the player for one session do not fetch it twice.
-    fetched: tokio::sync::Mutex<HashSet<String>>,
     /// The player's server, started by the first Play.
     player: tokio::sync::OnceCell<AudioServer>,
     /// Where exports go.
@@ -61,7 +56,6 @@ impl SessionsLibrary {
             DeleteQueue::load(file).expect("a missing file is an empty queue")
         });
         SessionsLibrary {
-            fetched: tokio::sync::Mutex::default(),
             player: tokio::sync::OnceCell::new(),
             export_folder: ExportFolder::load(
                 paths.config_dir.join("export-folder.json"),
@@ -166,44 +160,35 @@ impl AppState {
         self.titles.set(session_id, title)
     }
 
-    /// The WAV file the player reads for a session: its local copy, or the gateway's audio
-    /// fetched into `playback/` once per run.
-    pub async fn playback_file(&self, session_id: &str) -> anyhow::Result<PathBuf> {
+    /// What the player plays for a session: its local copy, or else its audio on the gateway,
+    /// read from there as the player reads (never downloaded first).
+    pub async fn playback_source(&self, session_id: &str) -> anyhow::Result<Source> {
         if let Some(copy) =
             recording::local_wav(&self.paths.recordings_dir(), session_id, Stream::Mic)
         {
-            return Ok(copy);
+            return Ok(Source::File(copy));
         }
-        let cached = self.playback_path(session_id)?;
-        let mut fetched = self.library.fetched.lock().await;
-        if !fetched.contains(session_id) || !cached.is_file() {
-            let endpoint = self.gateway.lock().await.endpoint()?;
-            std::fs::create_dir_all(self.paths.playback_dir())?;
-            playback::download_wav(&endpoint, session_id, Stream::Mic, &cached).await?;
-            fetched.insert(session_id.to_owned());
-        }
-        Ok(cached)
+        let audio = GatewayAudio {
+            endpoint: self.gateway.lock().await.endpoint()?,
+            session_id: session_id.to_owned(),
+            stream: Stream::Mic,
+        };
+        audio.check().await?;
+        Ok(Source::Gateway(audio))
     }
 
     /// Where the player streams a session's audio from: the player server's address of
-    /// [`playback_file`](Self::playback_file).
+    /// [`playback_source`](Self::playback_source).
     pub async fn session_audio(&self, session_id: &str) -> anyhow::Result<PlaybackView> {
-        let path = self.playback_file(session_id).await?;
+        let source = self.playback_source(session_id).await?;
         let player = self
             .library
             .player
             .get_or_try_init(AudioServer::start)
             .await?;
         Ok(PlaybackView {
-            url: player.address_of(&path),
+            url: player.address_of(source),
         })
-    }
-
-    fn playback_path(&self, session_id: &str) -> anyhow::Result<PathBuf> {
-        Ok(self
-            .paths
-            .playback_dir()
-            .join(format!("{}.wav", safe_name(session_id)?)))
     }
 
     /// Exports a session's files into its own folder under the exports directory.
@@ -267,7 +252,8 @@ impl AppState {
     /// refuses, the answer says the session is still there. Its exports stay: they are the
     /// interviewer's files now.
     pub async fn delete_session(&self, session_id: &str) -> anyhow::Result<DeleteView> {
-        let safe = safe_name(session_id)?;
+        // An id that is no session's is refused before anything is touched.
+        safe_name(session_id)?;
         let recording = self.recording.lock().await;
         if recording
             .as_ref()
@@ -277,7 +263,7 @@ impl AppState {
         }
         // A background delivery would put the session back on the gateway.
         self.deliveries.stop(session_id).await?;
-        self.delete_here(session_id, &safe).await?;
+        self.delete_here(session_id).await?;
         let (endpoint, gateway) = {
             let host = self.gateway.lock().await;
             (host.endpoint(), gateway_name(&host.status()))
@@ -319,10 +305,10 @@ impl AppState {
     }
 
     /// This computer's part of a delete.
-    async fn delete_here(&self, session_id: &str, safe: &str) -> anyhow::Result<()> {
+    async fn delete_here(&self, session_id: &str) -> anyhow::Result<()> {
         let dir = engine::session_dir(&self.paths.recordings_dir(), session_id)?;
         if let Some(player) = self.library.player.get() {
-            player.forget_under(&dir);
+            player.forget_session(&dir, session_id);
         }
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
@@ -333,12 +319,6 @@ impl AppState {
                 )));
             }
         }
-        let cached = self.paths.playback_dir().join(format!("{safe}.wav"));
-        if let Some(player) = self.library.player.get() {
-            player.forget(&cached);
-        }
-        let _ = std::fs::remove_file(&cached);
-        self.library.fetched.lock().await.remove(session_id);
         self.held.remove(session_id);
         self.forget_finalized(session_id);
         self.titles.remove(session_id)?;

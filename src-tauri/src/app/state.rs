@@ -177,7 +177,8 @@ impl AppState {
         if let Some(problem) = titles_warning {
             warning.get_or_insert(problem);
         }
-        // The player's copies of gateway audio are fetched again in each run.
+        // Copies of gateway audio that earlier versions downloaded for the player (it now
+        // streams it from the gateway).
         let _ = std::fs::remove_dir_all(paths.playback_dir());
         let library = SessionsLibrary::open(&paths);
         AppState {
