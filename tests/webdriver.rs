@@ -36,8 +36,8 @@
 //! microphone's and the meeting audio's WAVs, `result.json`, the reports and the subtitles,
 //! checked against what the app and the gateway hold) and deleted after the confirm (gone from
 //! the list, the gateway and this computer). A ten-minute session left on this computer is
-//! played and sought near its end: the player's server answers the player's Range requests
-//! with 206 from there on (its log says so), and a Range request of the test's own gets
+//! played and sought near its end: the player's server gives it the audio there in a 206
+//! answer to a Range request (its log says so), and a Range request of the test's own gets
 //! exactly those bytes. Its screenshot of the view goes to `docs/sessions.png` when
 //! `UPDATE_SCREENSHOT` is set.
 //!
@@ -48,7 +48,7 @@
 //! An eighth plays a ten-minute session that only its (remote) gateway has, put there over the
 //! gateway's socket as another computer's recorder would: it plays and seeks near its end
 //! without being downloaded first (the player's server answers the player's Range requests
-//! with 206 made from the gateway's audio as it asks, from past the seek point, and a Range
+//! with 206 made from the gateway's audio as it asks, the seek point's included, and a Range
 //! request of the test's own gets exactly those bytes), and nothing of it is written on this
 //! computer.
 //!
@@ -1263,11 +1263,11 @@ fn seed_long_session(recordings: &Path) -> PathBuf {
 }
 
 /// The ten-minute session on this computer plays from the player's server and seeks near its
-/// end: the server answers the player with 206 from past the seek point (the app's log lists
-/// each answer), and a Range request of the test's own gets 206 and exactly those bytes.
+/// end: the server gives the player the audio there in a 206 answer (the app's log lists each
+/// answer), and a Range request of the test's own gets 206 and exactly those bytes.
 async fn long_session_seeks(client: &Client, data_dir: &Path) -> anyhow::Result<()> {
     let answered = play_and_seek_near_the_end(client, data_dir, LONG_SESSION, false).await?;
-    println!("seek: 206 answers from bytes {answered:?}");
+    println!("seek: 206 answers {answered:?}");
     Ok(())
 }
 
@@ -1344,20 +1344,20 @@ async fn gateway_session_streams(client: &Client, data_dir: &Path) -> anyhow::Re
         "the gateway's audio was saved on this computer: {:?}",
         std::fs::read_dir(&playback).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
     );
-    println!("gateway session: 206 answers from the gateway's audio from bytes {answered:?}");
+    println!("gateway session: 206 answers from the gateway's audio {answered:?}");
     Ok(())
 }
 
 /// Plays a [`LONG_SECONDS`] session, seeks 10 s before its end, and checks the player's
-/// server answered with 206 from near the seek point (from the gateway's audio when
+/// server gave the audio there in a 206 answer (made from the gateway's audio when
 /// `from_gateway`), then that a Range request of the test's own gets exactly those bytes of
-/// [`long_audio`]. Returns where the logged 206 answers start.
+/// [`long_audio`]. Returns the logged 206 answers' spans.
 async fn play_and_seek_near_the_end(
     client: &Client,
     data_dir: &Path,
     session: &str,
     from_gateway: bool,
-) -> anyhow::Result<Vec<u64>> {
+) -> anyhow::Result<Vec<(u64, u64)>> {
     let audio = long_audio(session);
     let len = WAV_HEADER + audio.len() as u64;
     click(client, &session_button(session, "play")).await?;
@@ -1402,23 +1402,25 @@ async fn play_and_seek_near_the_end(
     .await?;
     println!("sought {session}: {}", view["player"]);
 
-    // The player read from near the seek point on, with a Range request answered 206.
-    // "Near": GStreamer places its request from a byte estimate of its own, seen up to ~7 s
-    // before the point; a player that read the file through would start at 0.
-    let from = WAV_HEADER + (target - 30) * 32_000;
+    // The audio at the seek point came in a 206 answer to a Range request of the player
+    // starting past the file's start: it sought by range, it did not read the file through
+    // from the first answer. (Where it asks from is GStreamer's choice: right at the point, or
+    // earlier, reading forward from a request it made while the seek settled.)
+    let at = WAV_HEADER + target * 32_000;
+    let covers = |(start, end): &(u64, u64)| WAV_HEADER < *start && *start <= at && at <= *end;
     let logs = data_dir.join("logs");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let answered = loop {
-        let starts = player_206_starts(&logs, from_gateway);
-        if starts.iter().any(|&start| start >= from) || tokio::time::Instant::now() > deadline {
-            break starts;
+        let answers = player_206_answers(&logs, from_gateway);
+        if answers.iter().any(covers) || tokio::time::Instant::now() > deadline {
+            break answers;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     anyhow::ensure!(
-        answered.iter().any(|&start| start >= from),
-        "no 206 answer from byte {from} on in the app's log (from the gateway: {from_gateway}); \
-         206 answers from: {answered:?}"
+        answered.iter().any(covers),
+        "no 206 answer past the file's start holds byte {at} in the app's log (from the \
+         gateway: {from_gateway}); 206 answers: {answered:?}"
     );
 
     // A Range request of the test's own: 206, the Content-Range and exactly those bytes.
@@ -1433,24 +1435,30 @@ async fn play_and_seek_near_the_end(
     Ok(answered)
 }
 
-/// Where the app's log says the player's server answered 206 (`player: 206 bytes S-E of N`),
-/// from a file on this computer or, with `from_gateway`, from a gateway's audio.
-fn player_206_starts(logs: &Path, from_gateway: bool) -> Vec<u64> {
-    let mut starts = Vec::new();
+/// The byte spans the app's log says the player's server answered with 206
+/// (`player: 206 bytes S-E of N`), from a file on this computer or, with `from_gateway`, from
+/// a gateway's audio.
+fn player_206_answers(logs: &Path, from_gateway: bool) -> Vec<(u64, u64)> {
+    let mut answers = Vec::new();
     for entry in std::fs::read_dir(logs).into_iter().flatten().flatten() {
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
         for line in text.lines() {
             if line.contains("from the gateway") != from_gateway {
                 continue;
             }
-            if let Some(rest) = line.split("player: 206 bytes ").nth(1)
-                && let Some(start) = rest.split('-').next().and_then(|s| s.parse().ok())
+            let span = line
+                .split("player: 206 bytes ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|span| span.split_once('-'));
+            if let Some((start, end)) = span
+                && let (Ok(start), Ok(end)) = (start.parse(), end.parse())
             {
-                starts.push(start);
+                answers.push((start, end));
             }
         }
     }
-    starts
+    answers
 }
 
 /// A plain HTTP/1.0 GET (no chunked answers) to a loopback `url`: status, headers in lower
