@@ -417,6 +417,27 @@ mod tests {
         assert_eq!(stored.streams[&Stream::Mic].seqs, vec![2]);
     }
 
+    /// The session list's order: a session starts with its first stream, and a later stream,
+    /// more frames or a reload do not move it.
+    #[tokio::test]
+    async fn a_session_starts_with_its_first_stream_and_stays_there() {
+        let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
+        let mut session = Session::open(id("s"), &db, &objects).await.unwrap();
+        assert_eq!(session.started_at(), None);
+        session.status(Stream::System, 500).await.unwrap();
+        session
+            .chunk(Stream::Mic, frame("s", 1), 700)
+            .await
+            .unwrap();
+        session
+            .chunk(Stream::System, frame("s", 1), 900)
+            .await
+            .unwrap();
+        assert_eq!(session.started_at(), Some(500));
+        let reopened = Session::open(id("s"), &db, &objects).await.unwrap();
+        assert_eq!(reopened.started_at(), Some(500));
+    }
+
     #[tokio::test]
     async fn a_failed_write_changes_nothing_and_a_retry_succeeds() {
         let (db, objects) = (MemoryStorage::default(), MemoryObjects::default());
