@@ -134,3 +134,47 @@ fn a_second_ctrl_c_stops_waiting_for_the_gateway_and_keeps_the_frames_in_the_spo
     let held = std::fs::read_dir(&frames).unwrap().count();
     assert!(held >= 2, "{held} frames in the spool");
 }
+
+/// A file cut short (its header promises 4 s, 2.5 s are there): the input fails mid-recording,
+/// which a script sees in exit code 4 and the words, and what was read before the failure
+/// still reached the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_that_fails_mid_recording_exits_4_after_delivering_what_it_gave() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start_gateway(&dir.path().join("gateway"), any_port()).await;
+    let wav = write_wav(&dir.path().join("cut.wav"), 4);
+    // 48 kHz stereo 16-bit: 192,000 bytes a second after the 44-byte header.
+    let file = std::fs::OpenOptions::new().write(true).open(&wav).unwrap();
+    file.set_len(44 + 192_000 * 5 / 2 + 1).unwrap();
+    drop(file);
+    let base = gw.http_url();
+    let spool = dir.path().join("spool");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(CLI)
+            .args(["stream", "--gateway", &base, "--session", "cut"])
+            .arg("--input")
+            .arg(&wav)
+            .args(["--fast", "--resolve-every", "0", "--spool-dir"])
+            .arg(&spool)
+            .stdin(Stdio::null())
+            .output()
+            .expect("recorder-cli runs")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("recording incomplete: mic input lost: ")
+                && l.contains("cut.wav")),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("acked 3 (stored 3"), "{stdout}");
+    let state = gateway_state(&gw.http_url(), "cut").await;
+    let ingest = state.ingest.expect("ingest counters").status;
+    assert_eq!((ingest.received_chunks, ingest.missing_chunks), (3, 0));
+    gw.shutdown().await.unwrap();
+}

@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use contract::protocol::RosterEntry;
 use recorder::endpoint::GatewayEndpoint;
 use recorder::engine::{self, Recorder, RecorderConfig, ResolveSettings};
-use recorder::events::{ConnectionState, Event, UplinkCounters};
+use recorder::events::{ConnectionState, ErrorOrigin, Event, UplinkCounters};
 use recorder::source::{self, InputSpec, Pacing};
 use recorder::stream::Stream;
 use tokio::sync::broadcast::error::RecvError;
@@ -38,9 +38,13 @@ const EXIT_CODES: &str = "Exit codes:
   1    an error (the message says which)
   3    stream/send: frames are still held in the spool (the gateway did not take them in time);
        `recorder-cli send` delivers them later
+  4    stream: an input (the microphone, a file, or the meeting audio) failed mid-recording;
+       what it gave before reached the gateway (the message says which input and why)
   130  stream: stopped by a second Ctrl-C before the spool drained; the frames stay in the
        spool for `recorder-cli send`";
 
+/// An input failed mid-recording (a microphone unplugged, a file cut short).
+const INPUT_LOST: u8 = 4;
 /// A second Ctrl-C: stop at once, leaving what is unsent in the spool.
 const INTERRUPTED: u8 = 130;
 
@@ -389,8 +393,15 @@ async fn stream(args: StreamArgs) -> anyhow::Result<ExitCode> {
                 .map_or(String::new(), |e| format!("; stopped early: {e}")),
         );
     }
+    if let Some(lost) = &line.input_lost {
+        eprintln!("recording incomplete: {lost}");
+    }
     if summary.drained {
-        Ok(ExitCode::SUCCESS)
+        // A script must see that the recording ended early even though all of it arrived.
+        Ok(match line.input_lost {
+            Some(_) => ExitCode::from(INPUT_LOST),
+            None => ExitCode::SUCCESS,
+        })
     } else {
         let pending = u.pending + summary.system.as_ref().map_or(0, |s| s.uplink.pending);
         eprintln!(
@@ -424,6 +435,8 @@ struct Line {
     terminal: bool,
     /// When the last plain line was printed.
     printed: Option<std::time::Instant>,
+    /// The first input that failed mid-recording, in words.
+    input_lost: Option<String>,
 }
 
 /// How often the counters are printed when stderr is not a terminal.
@@ -438,6 +451,7 @@ impl Line {
             level: None,
             terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             printed: None,
+            input_lost: None,
         }
     }
 
@@ -497,6 +511,9 @@ impl Line {
                 stream,
             } => {
                 let which = stream.map_or(String::new(), |s| format!("{s} "));
+                if origin == ErrorOrigin::Source && self.input_lost.is_none() {
+                    self.input_lost = Some(format!("{which}input lost: {message}"));
+                }
                 self.note(&format!("{which}{origin:?} error: {message}"))
             }
             Event::Finished(_) => {}
