@@ -320,7 +320,7 @@ pub fn engine_clusters(state: &SessionState, stream: Stream) -> Clusters {
     Clusters::with_id_prefix(usable, ClusterConfig::default(), stream.cluster_prefix())
 }
 
-/// The engine's clusters as the session stores them, parts included (see [`parts_to_json`]).
+/// The engine's clusters as the session stores them, parts included (see `parts_to_json`).
 pub fn engine_cluster_entries(clusters: &Clusters) -> Vec<EngineCluster> {
     clusters
         .clusters
