@@ -7,13 +7,11 @@
 mod e2e_support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use e2e_support::*;
 use serde_json::{Value, json};
 use speakers::der::{self, Turn};
 
-const CLI: &str = env!("CARGO_BIN_EXE_recorder-cli");
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../speakers/tests/fixtures/two_voices"
@@ -21,16 +19,8 @@ const FIXTURE: &str = concat!(
 const SESSION: &str = "cli-two-voices";
 
 /// Runs `recorder-cli` with `args` to the end and returns what it printed; it must succeed.
-async fn cli(args: Vec<String>) -> String {
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(CLI)
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("recorder-cli runs")
-    })
-    .await
-    .unwrap();
+async fn cli(args: &[&str]) -> String {
+    let output = run_recorder_cli(args).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{:?}: {stderr}", output.status);
     format!("{}{stderr}", String::from_utf8_lossy(&output.stdout))
@@ -53,12 +43,12 @@ async fn stream(base: &str, spool: &Path) {
         "--spool-dir",
         &spool.display().to_string(),
     ];
-    cli(args.iter().map(|a| a.to_string()).collect()).await;
+    cli(&args).await;
 }
 
 async fn finalize(base: &str) {
     let args = ["finalize", "--gateway", base, "--session", SESSION];
-    let said = cli(args.iter().map(|a| a.to_string()).collect()).await;
+    let said = cli(&args).await;
     assert!(
         said.contains(&format!(
             "finalized {SESSION}: sessions/{SESSION}/result.json"

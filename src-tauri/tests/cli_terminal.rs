@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use e2e_support::*;
 
-const CLI: &str = env!("CARGO_BIN_EXE_recorder-cli");
+const CLI: &str = RECORDER_CLI;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_terminal_the_counters_are_plain_lines() {
@@ -20,18 +20,23 @@ async fn without_a_terminal_the_counters_are_plain_lines() {
     let gw = start_gateway(&dir.path().join("gateway"), any_port()).await;
     let base = gw.http_url();
     let spool = dir.path().join("spool");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(CLI)
-            .args(["stream", "--gateway", &base, "--session", "plain"])
-            .args(["--input", "tone:440", "--duration", "3", "--fast"])
-            .args(["--resolve-every", "0", "--spool-dir"])
-            .arg(&spool)
-            .stdin(Stdio::null())
-            .output()
-            .expect("recorder-cli runs")
-    })
-    .await
-    .unwrap();
+    let output = run_recorder_cli([
+        "stream",
+        "--gateway",
+        &base,
+        "--session",
+        "plain",
+        "--input",
+        "tone:440",
+        "--duration",
+        "3",
+        "--fast",
+        "--resolve-every",
+        "0",
+        "--spool-dir",
+        &spool.display().to_string(),
+    ])
+    .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{:?}: {stderr}", output.status);
     assert!(
@@ -149,19 +154,21 @@ async fn an_input_that_fails_mid_recording_exits_4_after_delivering_what_it_gave
     drop(file);
     let base = gw.http_url();
     let spool = dir.path().join("spool");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(CLI)
-            .args(["stream", "--gateway", &base, "--session", "cut"])
-            .arg("--input")
-            .arg(&wav)
-            .args(["--fast", "--resolve-every", "0", "--spool-dir"])
-            .arg(&spool)
-            .stdin(Stdio::null())
-            .output()
-            .expect("recorder-cli runs")
-    })
-    .await
-    .unwrap();
+    let output = run_recorder_cli([
+        "stream",
+        "--gateway",
+        &base,
+        "--session",
+        "cut",
+        "--input",
+        &wav.display().to_string(),
+        "--fast",
+        "--resolve-every",
+        "0",
+        "--spool-dir",
+        &spool.display().to_string(),
+    ])
+    .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(4), "{stderr}");
     assert!(

@@ -154,3 +154,24 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The `recorder-cli` binary of this build.
+pub const RECORDER_CLI: &str = env!("CARGO_BIN_EXE_recorder-cli");
+
+/// Runs `recorder-cli` with `args` to its end, off the async threads, with no stdin.
+pub async fn run_recorder_cli<I, S>(args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString>,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(RECORDER_CLI)
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("recorder-cli runs")
+    })
+    .await
+    .expect("the recorder-cli runner")
+}
