@@ -21,3 +21,4 @@ pub mod session;
 pub mod socket;
 pub mod speakers;
 pub mod wav;
+pub mod wav_range;
