@@ -7,24 +7,31 @@
 //! cannot be read (object gone or cut short) is silence too, counted in `x-unreadable-seconds`,
 //! so one damaged object does not cut the whole download.
 //!
-//! The header, the length caps and the refusal texts are `session_core::wav`, shared with the
-//! edge host.
+//! A `Range` request (`bytes=a-b`, `a-`, `-n`) gets 206 with only those bytes, read from only
+//! the frames the range covers; one past the end gets 416; one this host ignores (malformed,
+//! several ranges) gets the whole file (200). Every answer says `accept-ranges: bytes`.
+//!
+//! The header, the length caps, the refusal texts and the range arithmetic are
+//! `session_core::wav` and `session_core::wav_range`, shared with the edge host.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 
+use crate::core::api_error;
 use crate::core::ingest::CaptureOrigin;
 use crate::core::seq_set::SeqSet;
 use crate::core::session_id::SessionId;
 use crate::core::stream::{STREAM_NAMES, Stream};
 use crate::core::wav::{FRAME_SAMPLES, data_bytes, no_audio, too_long, wav_header};
+use crate::core::wav_range::{self, ACCEPT_RANGES_HEADER, BYTES, ByteRange, RangeAnswer};
 use crate::protocol::{
     FRAME_BYTES, MISSING_SECONDS_HEADER, SAMPLE_RATE, UNREADABLE_SECONDS_HEADER,
 };
@@ -41,9 +48,16 @@ pub async fn audio(
     State(app): State<AppState>,
     SessionPath(id): SessionPath,
     StreamName(name): StreamName,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // A `Range` that is not text is as malformed as any other: ignored.
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let range = range.as_deref();
     match name.as_deref() {
-        Some("mix") => mix(app, id).await,
+        Some("mix") => mix(app, id, range).await,
         other => {
             let stream = match other {
                 None => Stream::Mic,
@@ -54,13 +68,18 @@ pub async fn audio(
                     ))
                 })?,
             };
-            mono(app, id, stream).await
+            mono(app, id, stream, range).await
         }
     }
 }
 
 /// One stream as it was stored.
-async fn mono(app: AppState, id: SessionId, stream: Stream) -> Result<Response, ApiError> {
+async fn mono(
+    app: AppState,
+    id: SessionId,
+    stream: Stream,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
     let frames = StoredFrames::load(&app, &id, stream)
         .await?
         .ok_or_else(|| ApiError::NotFound(no_audio(&id, stream)))?;
@@ -75,19 +94,23 @@ async fn mono(app: AppState, id: SessionId, stream: Stream) -> Result<Response, 
         ))
     })?;
     let headers = frames.headers();
-    let body = stream::iter(1..=seconds)
-        .map(move |seq| {
-            let frames = frames.clone();
-            async move { frames.read(seq).await }
-        })
-        .buffered(READ_AHEAD)
-        .map(Ok::<_, std::convert::Infallible>);
-    Ok(respond(wav_header(1, data_bytes), headers, body))
+    // Block `i` is seq `i + 1`.
+    let block = move |i: u64| {
+        let frames = frames.clone();
+        async move { frames.read(i + 1).await }
+    };
+    Ok(respond(
+        wav_header(1, data_bytes),
+        headers,
+        range,
+        FRAME_BYTES as u64,
+        block,
+    ))
 }
 
 /// Both streams as one stereo file: left the mic, right the meeting audio, each placed by the
 /// capture time of its first frame.
-async fn mix(app: AppState, id: SessionId) -> Result<Response, ApiError> {
+async fn mix(app: AppState, id: SessionId, range: Option<&str>) -> Result<Response, ApiError> {
     let mic = StoredFrames::load(&app, &id, Stream::Mic).await?;
     let system = StoredFrames::load(&app, &id, Stream::System).await?;
     if mic.is_none() && system.is_none() {
@@ -126,27 +149,30 @@ async fn mix(app: AppState, id: SessionId) -> Result<Response, ApiError> {
         ),
     ];
     let lanes = Arc::new(lanes);
-    let blocks = samples.div_ceil(FRAME_SAMPLES);
-    let body = stream::iter(0..blocks)
-        .map(move |block| {
-            let lanes = lanes.clone();
-            async move {
-                let first = block * FRAME_SAMPLES;
-                let len = FRAME_SAMPLES.min(samples - first);
-                let mut left = vec![0i16; len];
-                let mut right = vec![0i16; len];
-                for ((frames, offset), out) in lanes.iter().zip([&mut left, &mut right]) {
-                    if let Some(frames) = frames {
-                        frames.fill(first, *offset, out).await;
-                    }
+    // Block `i` is mix samples `i * FRAME_SAMPLES..`, a second of both lanes (the last may be
+    // shorter).
+    let block = move |block: u64| {
+        let lanes = lanes.clone();
+        async move {
+            let first = block as usize * FRAME_SAMPLES;
+            let len = FRAME_SAMPLES.min(samples - first);
+            let mut left = vec![0i16; len];
+            let mut right = vec![0i16; len];
+            for ((frames, offset), out) in lanes.iter().zip([&mut left, &mut right]) {
+                if let Some(frames) = frames {
+                    frames.fill(first, *offset, out).await;
                 }
-                Ok::<_, std::convert::Infallible>(Bytes::from(crate::core::wav::interleave(
-                    &left, &right,
-                )))
             }
-        })
-        .buffered(READ_AHEAD);
-    Ok(respond(wav_header(2, data_bytes), headers, body))
+            Bytes::from(crate::core::wav::interleave(&left, &right))
+        }
+    };
+    Ok(respond(
+        wav_header(2, data_bytes),
+        headers,
+        range,
+        2 * FRAME_BYTES as u64,
+        block,
+    ))
 }
 
 /// A stream's stored seqs and which of their objects can be read.
@@ -250,19 +276,77 @@ impl StoredFrames {
     }
 }
 
-fn respond(
+/// The answer to `range` (the request's `Range`, if any): the header, then blocks of
+/// `block_bytes` made by `block` as the client reads them (a few ahead), only those the range
+/// covers, each cut to the range.
+fn respond<B, F>(
     header_bytes: [u8; 44],
     counts: Vec<(&'static str, u64)>,
-    frames: impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static,
-) -> Response {
-    let length = 44 + u64::from(u32::from_le_bytes(header_bytes[40..44].try_into().unwrap()));
-    let head = stream::once(async move { Ok(Bytes::from(header_bytes.to_vec())) });
-    let mut response = Body::from_stream(head.chain(frames)).into_response();
+    range: Option<&str>,
+    block_bytes: u64,
+    block: B,
+) -> Response
+where
+    B: Fn(u64) -> F + Send + 'static,
+    F: Future<Output = Bytes> + Send + 'static,
+{
+    let total = 44 + u64::from(u32::from_le_bytes(header_bytes[40..44].try_into().unwrap()));
+    let (status, range) = match wav_range::answer(range, total) {
+        RangeAnswer::Whole => (StatusCode::OK, ByteRange::whole(total)),
+        RangeAnswer::Partial(range) => (StatusCode::PARTIAL_CONTENT, range),
+        RangeAnswer::Unsatisfiable => return unsatisfiable(total, counts),
+    };
+    let head = Bytes::copy_from_slice(&header_bytes[range.header()]);
+    let head = stream::iter((!head.is_empty()).then_some(head));
+    let blocks = stream::iter(range.blocks(block_bytes))
+        .map(move |i| {
+            let bytes = block(i);
+            async move {
+                let bytes = bytes.await;
+                let keep = range.within(i, block_bytes, bytes.len());
+                bytes.slice(keep)
+            }
+        })
+        .buffered(READ_AHEAD);
+    let body = head.chain(blocks).map(Ok::<_, std::convert::Infallible>);
+    let mut response = (status, Body::from_stream(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(range.len()));
+    if status == StatusCode::PARTIAL_CONTENT {
+        headers.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::try_from(range.content_range(total)).expect("ASCII"),
+        );
+    }
+    insert_common(headers, counts);
+    response
+}
+
+/// 416 for a range that starts past the end: `content-range: bytes */total`, a `{"detail"}`.
+fn unsatisfiable(total: u64, counts: Vec<(&'static str, u64)>) -> Response {
+    let detail = wav_range::not_satisfiable(total);
+    let mut response = (
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        axum::Json(api_error::body(&detail, None)),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_RANGE,
+        HeaderValue::try_from(wav_range::unsatisfiable_content_range(total)).expect("ASCII"),
+    );
+    insert_common(headers, counts);
+    response
+}
+
+/// What every `audio.wav` answer says: ranges are served, and the counts of silent seconds.
+fn insert_common(headers: &mut HeaderMap, counts: Vec<(&'static str, u64)>) {
+    headers.insert(
+        HeaderName::from_static(ACCEPT_RANGES_HEADER),
+        HeaderValue::from_static(BYTES),
+    );
     for (name, count) in counts {
         headers.insert(HeaderName::from_static(name), HeaderValue::from(count));
     }
-    response
 }
