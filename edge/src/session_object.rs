@@ -210,7 +210,10 @@ impl SessionObject {
                 let key = request.headers().get(IDEMPOTENCY_KEY_HEADER)?;
                 self.resolve(&id, &body, key.as_deref()).await
             }
-            Operation::Audio => wav::serve(self, &id, stream.as_deref()).await,
+            Operation::Audio => {
+                let range = request.headers().get("range")?;
+                wav::serve(self, &id, stream.as_deref(), range.as_deref()).await
+            }
             Operation::Result => self.result(&id).await,
             Operation::Delete => self.delete(&id).await,
             Operation::Summary => self.summary(&id).await,

@@ -5,8 +5,14 @@
 //!
 //! Seconds never received are silence (`x-missing-seconds`); a second stored but unreadable
 //! (object gone or short) is silence too, counted in `x-unreadable-seconds`.
+//!
+//! A `Range` request (`bytes=a-b`, `a-`, `-n`) gets 206 with only those bytes, read from only
+//! the frames the range covers; one past the end gets 416; one that is ignored (malformed,
+//! several ranges) gets the whole file (200). Every answer says `accept-ranges: bytes`. The
+//! arithmetic is `session_core::wav_range`, shared with the server gateway.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::rc::Rc;
 
 use futures_util::{StreamExt, stream};
@@ -18,23 +24,27 @@ use crate::session_object::SessionObject;
 use contract::protocol::{
     FRAME_BYTES, MISSING_SECONDS_HEADER, SAMPLE_RATE, UNREADABLE_SECONDS_HEADER,
 };
+use session_core::api_error;
 use session_core::ingest::CaptureOrigin;
 use session_core::ports::ObjectStorage;
 use session_core::seq_set::SeqSet;
 use session_core::session_id::SessionId;
 use session_core::stream::{STREAM_NAMES, Stream};
 use session_core::wav::{FRAME_SAMPLES, data_bytes, interleave, no_audio, too_long, wav_header};
+use session_core::wav_range::{self, ACCEPT_RANGES_HEADER, BYTES, ByteRange, RangeAnswer};
 
 /// Frames fetched ahead of the one being sent.
 const READ_AHEAD: usize = 8;
 
+/// `range`: the request's `Range` header, if any.
 pub async fn serve(
     object: &SessionObject,
     id: &SessionId,
     name: Option<&str>,
+    range: Option<&str>,
 ) -> Result<Response, ApiError> {
     let stream = match name {
-        Some("mix") => return mix(object, id).await,
+        Some("mix") => return mix(object, id, range).await,
         None => Stream::Mic,
         Some(name) => Stream::parse(name).map_err(|_| {
             ApiError::BadRequest(format!(
@@ -60,18 +70,27 @@ pub async fn serve(
         (MISSING_SECONDS_HEADER, frames.missing()),
         (UNREADABLE_SECONDS_HEADER, frames.unreadable),
     ];
-    let body = stream::iter(1..=seconds)
-        .map(move |seq| {
-            let frames = frames.clone();
-            async move { frames.read(seq).await }
-        })
-        .buffered(READ_AHEAD);
-    respond(wav_header(1, data), &counts, body)
+    // Block `i` is seq `i + 1`.
+    let block = move |i: u64| {
+        let frames = frames.clone();
+        async move { frames.read(i + 1).await }
+    };
+    respond(
+        wav_header(1, data),
+        &counts,
+        range,
+        FRAME_BYTES as u64,
+        block,
+    )
 }
 
 /// Both streams as one stereo file: left the mic, right the meeting audio, each placed by the
 /// capture time of its first frame.
-async fn mix(object: &SessionObject, id: &SessionId) -> Result<Response, ApiError> {
+async fn mix(
+    object: &SessionObject,
+    id: &SessionId,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
     let mic = StoredFrames::load(object, id, Stream::Mic).await?;
     let system = StoredFrames::load(object, id, Stream::System).await?;
     if mic.is_none() && system.is_none() {
@@ -106,49 +125,106 @@ async fn mix(object: &SessionObject, id: &SessionId) -> Result<Response, ApiErro
         ),
     ];
     let lanes = Rc::new(lanes);
-    let blocks = samples.div_ceil(FRAME_SAMPLES);
-    let body = stream::iter(0..blocks)
-        .map(move |block| {
-            let lanes = lanes.clone();
-            async move {
-                let first = block * FRAME_SAMPLES;
-                let len = FRAME_SAMPLES.min(samples - first);
-                let mut left = vec![0i16; len];
-                let mut right = vec![0i16; len];
-                for ((frames, offset), out) in lanes.iter().zip([&mut left, &mut right]) {
-                    if let Some(frames) = frames {
-                        frames.fill(first, *offset, out).await;
-                    }
+    // Block `i` is mix samples `i * FRAME_SAMPLES..`, a second of both lanes (the last may be
+    // shorter).
+    let block = move |block: u64| {
+        let lanes = lanes.clone();
+        async move {
+            let first = block as usize * FRAME_SAMPLES;
+            let len = FRAME_SAMPLES.min(samples - first);
+            let mut left = vec![0i16; len];
+            let mut right = vec![0i16; len];
+            for ((frames, offset), out) in lanes.iter().zip([&mut left, &mut right]) {
+                if let Some(frames) = frames {
+                    frames.fill(first, *offset, out).await;
                 }
-                interleave(&left, &right)
             }
-        })
-        .buffered(READ_AHEAD);
-    respond(wav_header(2, data), &counts, body)
+            interleave(&left, &right)
+        }
+    };
+    respond(
+        wav_header(2, data),
+        &counts,
+        range,
+        2 * FRAME_BYTES as u64,
+        block,
+    )
 }
 
-/// The response: the header, then the samples as the client reads them.
-fn respond(
+/// The answer to `range`: the header, then blocks of `block_bytes` made by `block` as the
+/// client reads them (a few ahead), only those the range covers, each cut to the range.
+fn respond<B, F>(
     header: [u8; 44],
     counts: &[(&str, u64)],
-    samples: impl futures_util::Stream<Item = Vec<u8>> + 'static,
-) -> Result<Response, ApiError> {
-    let length = 44
+    range: Option<&str>,
+    block_bytes: u64,
+    block: B,
+) -> Result<Response, ApiError>
+where
+    B: Fn(u64) -> F + 'static,
+    F: Future<Output = Vec<u8>> + 'static,
+{
+    let total = 44
         + u64::from(u32::from_le_bytes(
             header[40..44].try_into().expect("4 bytes"),
         ));
-    let body = stream::once(async move { header.to_vec() })
-        .chain(samples)
-        .map(Ok::<_, worker::Error>);
+    let (status, range) = match wav_range::answer(range, total) {
+        RangeAnswer::Whole => (200, ByteRange::whole(total)),
+        RangeAnswer::Partial(range) => (206, range),
+        RangeAnswer::Unsatisfiable => return unsatisfiable(total, counts),
+    };
+    let head = header[range.header()].to_vec();
+    let head = stream::iter((!head.is_empty()).then_some(head));
+    let blocks = stream::iter(range.blocks(block_bytes))
+        .map(move |i| {
+            let bytes = block(i);
+            async move {
+                let mut bytes = bytes.await;
+                let keep = range.within(i, block_bytes, bytes.len());
+                if keep.len() < bytes.len() {
+                    bytes = bytes[keep].to_vec();
+                }
+                bytes
+            }
+        })
+        .buffered(READ_AHEAD);
+    let body = head.chain(blocks).map(Ok::<_, worker::Error>);
     // A plain stream goes out chunked, whatever `content-length` says; a fixed-length one is
     // sent with its length, as the server gateway sends it (players show progress and seek).
-    let body: worker::worker_sys::FixedLengthStream = FixedLengthStream::wrap(body, length).into();
-    let headers = Headers::new();
+    let body: worker::worker_sys::FixedLengthStream =
+        FixedLengthStream::wrap(body, range.len()).into();
+    let headers = common_headers(counts)?;
     headers.set("content-type", "audio/wav")?;
+    if status == 206 {
+        headers.set("content-range", &range.content_range(total))?;
+    }
+    Ok(Response::from_body(ResponseBody::Stream(body.readable()))?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+/// 416 for a range that starts past the end: `content-range: bytes */total`, a `{"detail"}`.
+fn unsatisfiable(total: u64, counts: &[(&str, u64)]) -> Result<Response, ApiError> {
+    let body = api_error::body(&wav_range::not_satisfiable(total), None);
+    let headers = common_headers(counts)?;
+    headers.set("content-type", "application/json")?;
+    headers.set(
+        "content-range",
+        &wav_range::unsatisfiable_content_range(total),
+    )?;
+    Ok(Response::from_bytes(body.to_string().into_bytes())?
+        .with_status(416)
+        .with_headers(headers))
+}
+
+/// What every `audio.wav` answer says: ranges are served, and the counts of silent seconds.
+fn common_headers(counts: &[(&str, u64)]) -> Result<Headers, ApiError> {
+    let headers = Headers::new();
+    headers.set(ACCEPT_RANGES_HEADER, BYTES)?;
     for (name, count) in counts {
         headers.set(name, &count.to_string())?;
     }
-    Ok(Response::from_body(ResponseBody::Stream(body.readable()))?.with_headers(headers))
+    Ok(headers)
 }
 
 /// A stream's stored seqs and which of their objects can be read.
