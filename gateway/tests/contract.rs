@@ -1016,6 +1016,176 @@ async fn the_mix_puts_the_mic_left_and_the_meeting_right_aligned_by_capture_time
     assert!(right[4_000..].iter().all(|&v| v == -2_000));
 }
 
+/// `audio.wav` with a `Range` header: status, headers and body.
+async fn wav_range(
+    host: &Host,
+    method: reqwest::Method,
+    path: &str,
+    range: &str,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let response = host
+        .request(method, path)
+        .header("range", range)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.bytes().await.unwrap().to_vec())
+}
+
+/// A seek asks for part of the file: 206 with exactly those bytes of the whole file, whether
+/// the range lies in the header, across a second's boundary, at the end or open-ended; past the
+/// end is 416; a range header this host ignores gets the whole file.
+#[tokio::test]
+async fn audio_wav_answers_a_range_with_exactly_those_bytes_of_the_whole_file() {
+    let host = Host::start().await;
+    let s = session("wav-range");
+    let mut ws = host.connect(&s).await;
+    for seq in [1, 2, 4] {
+        send_chunk(&mut ws, &s, seq).await;
+    }
+    let path = format!("/v1/sessions/{s}/audio.wav");
+    let (code, headers, whole) = wav(&host, &s, "").await;
+    let total = 44 + 4 * 32_000;
+    assert_eq!(code, 200);
+    assert_eq!(whole.len(), total);
+    assert_eq!(
+        headers["accept-ranges"], "bytes",
+        "a whole answer says ranges are served"
+    );
+    assert_eq!(headers["content-length"], total.to_string());
+    assert!(headers.get("content-range").is_none());
+
+    let second = |n: usize| 44 + (n - 1) * 32_000;
+    let cases = [
+        ("bytes=0-43", 0, 43),
+        ("bytes=8-15", 8, 15),
+        ("bytes=40-47", 40, 47),
+        // The last 10 bytes of second 1 and the first 6 of second 2.
+        (
+            &*format!("bytes={}-{}", second(2) - 10, second(2) + 5),
+            second(2) - 10,
+            second(2) + 5,
+        ),
+        // Across the silent third second into the fourth.
+        (
+            &*format!("bytes={}-{}", second(3) - 1, second(4) + 99),
+            second(3) - 1,
+            second(4) + 99,
+        ),
+        ("bytes=-100", total - 100, total - 1),
+        (
+            &*format!("bytes={}-", second(4) + 7),
+            second(4) + 7,
+            total - 1,
+        ),
+        (&*format!("bytes=100-{}", total + 500), 100, total - 1),
+        ("bytes=-999999", 0, total - 1),
+    ];
+    for (range, first, last) in cases {
+        let (code, headers, body) = wav_range(&host, reqwest::Method::GET, &path, range).await;
+        assert_eq!(code, 206, "{range}");
+        assert_eq!(
+            headers["content-range"],
+            format!("bytes {first}-{last}/{total}"),
+            "{range}"
+        );
+        assert_eq!(
+            headers["content-length"],
+            (last - first + 1).to_string(),
+            "{range}"
+        );
+        assert_eq!(headers["accept-ranges"], "bytes");
+        assert_eq!(headers["content-type"], "audio/wav");
+        assert_eq!(
+            headers["x-missing-seconds"], "1",
+            "the count stays on a 206"
+        );
+        assert_eq!(headers["x-unreadable-seconds"], "0");
+        assert!(
+            body == whole[first..=last],
+            "{range}: the whole file's bytes"
+        );
+    }
+
+    for range in [
+        format!("bytes={total}-"),
+        format!("bytes={}-{}", total + 1, total + 9),
+    ] {
+        let (code, headers, body) = wav_range(&host, reqwest::Method::GET, &path, &range).await;
+        assert_eq!(code, 416, "{range}");
+        assert_eq!(headers["content-range"], format!("bytes */{total}"));
+        assert_eq!(headers["accept-ranges"], "bytes");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body["detail"],
+            format!("range not satisfiable: audio.wav is {total} bytes")
+        );
+    }
+
+    for range in [
+        "bytes=5-3",
+        "bytes=abc",
+        "bytes=0-1,5-6",
+        "items=0-5",
+        "bytes",
+    ] {
+        let (code, headers, body) = wav_range(&host, reqwest::Method::GET, &path, range).await;
+        assert_eq!(code, 200, "{range:?} is ignored");
+        assert!(headers.get("content-range").is_none());
+        assert_eq!(headers["accept-ranges"], "bytes");
+        assert!(body == whole, "{range:?}: the whole file");
+    }
+
+    let range = format!("bytes={}-", second(4));
+    let (code, headers, body) = wav_range(&host, reqwest::Method::HEAD, &path, &range).await;
+    assert_eq!(code, 206, "HEAD answers as GET does");
+    assert_eq!(
+        headers["content-range"],
+        format!("bytes {}-{}/{total}", second(4), total - 1)
+    );
+    assert_eq!(headers["accept-ranges"], "bytes");
+    assert!(body.is_empty());
+}
+
+/// A range of the stereo mix: the same bytes as the whole mix, the short last block included.
+#[tokio::test]
+async fn a_range_of_the_mix_is_those_bytes_of_the_whole_mix() {
+    let host = Host::start().await;
+    let s = session("mix-range");
+    let mut mic = host.connect(&s).await;
+    let mut system = host.connect_stream(&s, "system").await;
+    let t0 = 1_764_000_000_000u64;
+    for seq in 1..=2 {
+        let at = t0 + 1_000 * (seq - 1);
+        let ack = ask(&mut mic, &chunk_at(&s, seq, at, &pcm(seq))).await;
+        assert_eq!(ack["status"], "stored", "{ack}");
+        let ack = ask(&mut system, &chunk_at(&s, seq, at + 250, &pcm(seq + 10))).await;
+        assert_eq!(ack["status"], "stored", "{ack}");
+    }
+    let (code, _, whole) = wav(&host, &s, "?stream=mix").await;
+    assert_eq!(code, 200);
+    let total = 44 + 36_000 * 4;
+    assert_eq!(whole.len(), total);
+    let path = format!("/v1/sessions/{s}/audio.wav?stream=mix");
+    let block = |n: usize| 44 + n * 64_000;
+    for (first, last) in [
+        (block(1) - 3, block(1) + 2),
+        (block(2) - 5, total - 1),
+        (30, block(1) + 10),
+    ] {
+        let range = format!("bytes={first}-{last}");
+        let (code, headers, body) = wav_range(&host, reqwest::Method::GET, &path, &range).await;
+        assert_eq!(code, 206, "{range}");
+        assert_eq!(
+            headers["content-range"],
+            format!("bytes {first}-{last}/{total}")
+        );
+        assert!(body == whole[first..=last], "{range}");
+    }
+}
+
 /// `DELETE`: refused while a socket streams into the session, then every object and row goes
 /// and the id is free again.
 #[tokio::test]
