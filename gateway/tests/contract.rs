@@ -883,13 +883,6 @@ fn flat(value: i16) -> Vec<u8> {
     value.to_le_bytes().repeat(16_000)
 }
 
-/// A chunk of `pcm` captured at `captured_at` (epoch ms).
-fn chunk_at(session: &str, seq: u64, captured_at: u64, pcm: &[u8]) -> Value {
-    let mut chunk = chunk_with(session, seq, pcm);
-    chunk["timestamp_ms"] = json!(captured_at);
-    chunk
-}
-
 async fn wav(
     host: &Host,
     session: &str,
@@ -903,9 +896,7 @@ async fn wav(
         .send()
         .await
         .unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, headers, response.bytes().await.unwrap().to_vec())
+    answer_parts(response).await
 }
 
 /// The meeting audio is a stream of its own, kept across a restart of the host.
@@ -1029,9 +1020,7 @@ async fn wav_range(
         .send()
         .await
         .unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, headers, response.bytes().await.unwrap().to_vec())
+    answer_parts(response).await
 }
 
 /// A seek asks for part of the file: 206 with exactly those bytes of the whole file, whether

@@ -5,7 +5,7 @@
 
 mod support;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::*;
 
 const SESSION: &str = "two-streams";
@@ -15,20 +15,11 @@ fn flat(value: i16) -> Vec<u8> {
     value.to_le_bytes().repeat(16_000)
 }
 
-/// A chunk of `pcm` captured at `captured_at` (epoch ms).
-fn chunk_at(seq: u64, captured_at: u64, pcm: &[u8]) -> Value {
-    let mut chunk = chunk_with(SESSION, seq, pcm);
-    chunk["timestamp_ms"] = json!(captured_at);
-    chunk
-}
-
 async fn wav(gw: &TestGateway, query: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
     let response = reqwest::get(gw.http(&format!("/v1/sessions/{SESSION}/audio.wav{query}")))
         .await
         .unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, headers, response.bytes().await.unwrap().to_vec())
+    answer_parts(response).await
 }
 
 #[tokio::test]
@@ -66,11 +57,11 @@ async fn a_reused_seq_with_other_audio_is_refused_and_nothing_is_overwritten() {
     let gw = TestGateway::start().await;
     let mut first = gw.connect(SESSION).await;
     for seq in 1..=2 {
-        ask(&mut first, &chunk_at(seq, 1_000 * seq, &flat(5))).await;
+        ask(&mut first, &chunk_at(SESSION, seq, 1_000 * seq, &flat(5))).await;
     }
     // A second laptop (or a fresh spool) starts the same session over at seq 1.
     let mut second = gw.connect(SESSION).await;
-    let answer = ask(&mut second, &chunk_at(1, 9_000, &flat(6))).await;
+    let answer = ask(&mut second, &chunk_at(SESSION, 1, 9_000, &flat(6))).await;
     assert_eq!(answer["type"], "error", "{answer}");
     assert_eq!(answer["seq"], 1);
     assert_eq!(
@@ -83,7 +74,7 @@ async fn a_reused_seq_with_other_audio_is_refused_and_nothing_is_overwritten() {
         flat(5)
     );
     // The same bytes again are a true duplicate.
-    let answer = ask(&mut second, &chunk_at(1, 1_000, &flat(5))).await;
+    let answer = ask(&mut second, &chunk_at(SESSION, 1, 1_000, &flat(5))).await;
     assert_eq!(
         (
             answer["status"].as_str(),
@@ -98,7 +89,11 @@ async fn an_unreadable_frame_is_served_as_silence_and_rewritten_by_a_resend() {
     let gw = TestGateway::start().await;
     let mut ws = gw.connect(SESSION).await;
     for seq in 1..=3 {
-        ask(&mut ws, &chunk_at(seq, 1_000 * seq, &flat(seq as i16))).await;
+        ask(
+            &mut ws,
+            &chunk_at(SESSION, seq, 1_000 * seq, &flat(seq as i16)),
+        )
+        .await;
     }
     let damaged = format!("sessions/{SESSION}/chunks/00000002.pcm");
     gw.damage_frame(&damaged);
@@ -118,7 +113,7 @@ async fn an_unreadable_frame_is_served_as_silence_and_rewritten_by_a_resend() {
         "the whole file, silence for the damaged second"
     );
 
-    let ack = ask(&mut ws, &chunk_at(2, 2_000, &flat(2))).await;
+    let ack = ask(&mut ws, &chunk_at(SESSION, 2, 2_000, &flat(2))).await;
     assert_eq!(ack["status"], "stored", "{ack}");
     assert_eq!(gw.read_object(&damaged).unwrap(), flat(2));
     let (_, headers, body) = wav(&gw, "").await;

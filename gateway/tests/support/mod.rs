@@ -218,6 +218,22 @@ pub fn chunk_with(session: &str, seq: u64, pcm: &[u8]) -> Value {
     })
 }
 
+/// A chunk of `pcm` captured at `captured_at` (epoch ms).
+pub fn chunk_at(session: &str, seq: u64, captured_at: u64, pcm: &[u8]) -> Value {
+    let mut chunk = chunk_with(session, seq, pcm);
+    chunk["timestamp_ms"] = json!(captured_at);
+    chunk
+}
+
+/// An answer's status, headers and whole body.
+pub async fn answer_parts(
+    response: reqwest::Response,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.bytes().await.unwrap().to_vec())
+}
+
 pub async fn send_chunk(socket: &mut Socket, session: &str, seq: u64) -> Ack {
     match serde_json::from_value(ask(socket, &chunk(session, seq)).await).expect("server message") {
         ServerMessage::Ack(ack) => ack,
