@@ -14,6 +14,10 @@
 #   --test-until TIME  the same, at a time of day (anything `date -d` reads, e.g. 01:50)
 #   --keep             keep the account and its home (default: removed at the end)
 #
+# On a machine shared with other work, `touch <log dir>/pause` stops the running step (SIGSTOP
+# to its process group) until the file is removed; paused seconds are left out of the step's
+# time and their total is reported. The test command's own step list still includes them.
+#
 # MIN_FREE_GB (default 16): a step that lets the root file system fall below this many free
 # GB is stopped, and the report says so (a cold build of every test takes tens of GB).
 # FRESH_USER (default irfresh), FRESH_LOG_DIR (default /var/tmp/fresh-machine.<time>): the
@@ -103,10 +107,21 @@ as_user() {
   setsid nice -n 19 setpriv --reuid="$user" --regid="$user" --init-groups --reset-env \
     bash -lc "cd \"\$HOME/interview-recorder\" && $cmd" >"$log/$name.log" 2>&1 </dev/null &
   current_pgid=$!
-  local start=$SECONDS
+  local start=$SECONDS paused_from
   step_why=
   while kill -0 "$current_pgid" 2>/dev/null; do
     sleep 5
+    if [ -e "$log/pause" ]; then
+      paused_from=$SECONDS
+      kill -STOP -- "-$current_pgid" 2>/dev/null || true
+      while [ -e "$log/pause" ] && [ ! -e "$log/stop" ]; do sleep 2; done
+      kill -CONT -- "-$current_pgid" 2>/dev/null || true
+      # The step's clocks (t, t0 and the time limit's start) skip the pause.
+      paused_total=$((paused_total + SECONDS - paused_from))
+      start=$((start + SECONDS - paused_from))
+      t=$((t + SECONDS - paused_from))
+      t0=$((${t0:-0} + SECONDS - paused_from))
+    fi
     if [ "$limit" -gt 0 ] && [ $((SECONDS - start)) -ge "$limit" ]; then
       step_why="stopped after ${limit}s (time limit)"
     elif [ -e "$log/stop" ]; then
@@ -127,6 +142,7 @@ as_user() {
 }
 
 step_times=()
+paused_total=0
 record() { step_times+=("$(printf '%-10s %6ss  %s' "$1" "$2" "$3")"); }
 
 say "fresh-machine run on $(grep -m1 '^PRETTY_NAME=' /etc/os-release | cut -d'"' -f2), $(nproc) cores, $(free_gb) GB free; logs in $log"
@@ -244,6 +260,7 @@ fi
 say ""
 say "step       seconds  result"
 for line in "${step_times[@]}"; do say "$line"; done
+[ "$paused_total" = 0 ] || say "(paused by hand for ${paused_total}s in all; left out of the times above)"
 if [ -f "$log/test.trace" ]; then
   say ""
   say "test command, top-level steps (seconds from the start of the test command):"
