@@ -15,7 +15,7 @@
 #   --keep             keep the account and its home (default: removed at the end)
 #
 # On a machine shared with other work, `touch <log dir>/pause` stops the running step (SIGSTOP
-# to its process group) until the file is removed; paused seconds are left out of the step's
+# to every process of the account) until the file is removed; paused seconds are left out of the step's
 # time and their total is reported. The test command's own step list still includes them.
 #
 # MIN_FREE_GB (default 16): a step that lets the root file system fall below this many free
@@ -113,9 +113,12 @@ as_user() {
     sleep 5
     if [ -e "$log/pause" ]; then
       paused_from=$SECONDS
-      kill -STOP -- "-$current_pgid" 2>/dev/null || true
+      # Every process of the account: run-app.sh runs in a session of its own.
+      pkill -STOP -u "$user" || true
+      sleep 1
+      pkill -STOP -u "$user" || true
       while [ -e "$log/pause" ] && [ ! -e "$log/stop" ]; do sleep 2; done
-      kill -CONT -- "-$current_pgid" 2>/dev/null || true
+      pkill -CONT -u "$user" || true
       # The step's clocks (t, t0 and the time limit's start) skip the pause.
       paused_total=$((paused_total + SECONDS - paused_from))
       start=$((start + SECONDS - paused_from))
