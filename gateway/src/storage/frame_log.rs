@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
+use std::io::IoSlice;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -285,15 +286,31 @@ impl Writer {
             self.roll()?;
         }
         let segment = self.state.lock().expect("log state").active;
-        let mut buffer = Vec::with_capacity(bytes);
+        // Each record's header and key go into one small buffer; the payloads are written from
+        // where they lie (one `pwritev`), not copied into a batch buffer first: that copy was a
+        // sixth of this thread's time.
+        let mut heads = Vec::with_capacity(batch.len() * 64);
+        let mut head_ends = Vec::with_capacity(batch.len());
         let mut locations = Vec::with_capacity(batch.len());
+        let mut offset = self.end;
         for append in batch {
+            let start = heads.len();
+            encode_head(&mut heads, &append.key, &append.payload);
+            let head_len = (heads.len() - start) as u64;
             locations.push(Location {
                 segment,
-                offset: self.end + buffer.len() as u64,
+                offset,
                 len: append.payload.len() as u64,
             });
-            encode_record(&mut buffer, &append.key, &append.payload);
+            head_ends.push(heads.len());
+            offset += head_len + append.payload.len() as u64;
+        }
+        let mut slices = Vec::with_capacity(batch.len() * 2);
+        let mut start = 0;
+        for (append, &end) in batch.iter().zip(&head_ends) {
+            slices.push(IoSlice::new(&heads[start..end]));
+            slices.push(IoSlice::new(&append.payload));
+            start = end;
         }
         *self
             .state
@@ -303,16 +320,17 @@ impl Writer {
             .entry(segment)
             .or_default() += batch.len();
         let file = self.file.as_ref().expect("rolled above");
-        let written = positional::write_all_at(file, &buffer, self.end).and_then(|()| {
-            if self.durability == Durability::Power {
-                file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+        let written =
+            positional::write_all_vectored_at(file, &mut slices, self.end).and_then(|()| {
+                if self.durability == Durability::Power {
+                    file.sync_data()
+                } else {
+                    Ok(())
+                }
+            });
         match written {
             Ok(()) => {
-                self.end += buffer.len() as u64;
+                self.end = offset;
                 Ok(locations)
             }
             Err(err) => {
@@ -408,7 +426,8 @@ fn record_len(append: &Append) -> usize {
     HEADER_BYTES + append.key.len() + append.payload.len()
 }
 
-fn encode_record(buffer: &mut Vec<u8>, key: &str, payload: &[u8]) {
+/// A record's header and key; its payload follows them in the file.
+fn encode_head(buffer: &mut Vec<u8>, key: &str, payload: &[u8]) {
     let mut crc = crc32fast::Hasher::new();
     crc.update(key.as_bytes());
     crc.update(payload);
@@ -417,7 +436,6 @@ fn encode_record(buffer: &mut Vec<u8>, key: &str, payload: &[u8]) {
     buffer.extend_from_slice(&(key.len() as u32).to_le_bytes());
     buffer.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     buffer.extend_from_slice(key.as_bytes());
-    buffer.extend_from_slice(payload);
 }
 
 /// The payload of `record` if it is an intact record of `key`.
@@ -440,16 +458,53 @@ fn parse_record<'a>(record: &'a [u8], key: &str) -> Option<&'a [u8]> {
 /// Reads and writes at an offset, without a shared cursor, on every platform.
 mod positional {
     use std::fs::File;
-    use std::io;
+    use std::io::{self, IoSlice};
 
     #[cfg(unix)]
     pub fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
         std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
     }
 
+    /// Most buffers one `pwritev` takes: Linux's and macOS's `IOV_MAX`.
     #[cfg(unix)]
-    pub fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
-        std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+    const MAX_SLICES: usize = 1024;
+
+    /// Writes every slice, in order, from `offset` on: one `pwritev` per 1,024 slices unless the
+    /// kernel writes less.
+    #[cfg(unix)]
+    pub fn write_all_vectored_at(
+        file: &File,
+        mut slices: &mut [IoSlice<'_>],
+        mut offset: u64,
+    ) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        while !slices.is_empty() {
+            let count = slices.len().min(MAX_SLICES);
+            // SAFETY: on unix an `IoSlice` has the layout of an `iovec` (std guarantees it), and
+            // the slices borrow buffers that outlive the call.
+            let written = unsafe {
+                libc::pwritev(
+                    file.as_raw_fd(),
+                    slices.as_ptr().cast(),
+                    count as libc::c_int,
+                    offset as libc::off_t,
+                )
+            };
+            match written {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n if n < 0 => {
+                    let err = io::Error::last_os_error();
+                    if err.kind() != io::ErrorKind::Interrupted {
+                        return Err(err);
+                    }
+                }
+                n => {
+                    IoSlice::advance_slices(&mut slices, n as usize);
+                    offset += n as u64;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Makes the folder's entries (a new segment's name) durable. NTFS journals its
@@ -477,8 +532,23 @@ mod positional {
         Ok(())
     }
 
+    /// Windows has no positional gather write for a file opened without overlapped I/O: the
+    /// slices are joined and written as one buffer.
     #[cfg(windows)]
-    pub fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    pub fn write_all_vectored_at(
+        file: &File,
+        slices: &mut [IoSlice<'_>],
+        offset: u64,
+    ) -> io::Result<()> {
+        let mut joined = Vec::with_capacity(slices.iter().map(|slice| slice.len()).sum());
+        for slice in slices.iter() {
+            joined.extend_from_slice(slice);
+        }
+        write_all_at(file, &joined, offset)
+    }
+
+    #[cfg(windows)]
+    fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
         use std::os::windows::fs::FileExt;
         while !buf.is_empty() {
             match file.seek_write(buf, offset)? {
