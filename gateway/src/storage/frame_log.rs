@@ -671,6 +671,25 @@ mod tests {
     }
 
     #[test]
+    fn a_gather_write_of_more_slices_than_one_call_takes_lands_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::create_new(dir.path().join("gather")).unwrap();
+        // 2,500 slices of 1..=7 bytes: three calls on unix, each byte says where it belongs.
+        let parts: Vec<Vec<u8>> = (0..2_500u32)
+            .map(|i| vec![(i % 251) as u8; 1 + (i % 7) as usize])
+            .collect();
+        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|part| IoSlice::new(part)).collect();
+        positional::write_all_vectored_at(&file, &mut slices, 5).unwrap();
+        let written = std::fs::read(dir.path().join("gather")).unwrap();
+        assert_eq!(
+            &written[..5],
+            &[0; 5],
+            "the bytes before the offset stay a hole"
+        );
+        assert_eq!(written[5..], parts.concat());
+    }
+
+    #[test]
     fn segment_names_round_trip_and_other_files_are_ignored() {
         assert_eq!(segment_number(&segment_name(42)), Some(42));
         assert_eq!(segment_number("00000042.log.tmp"), None);
