@@ -7,14 +7,19 @@
 //!   and sent again as the recorder sends it, parses to the same chunk;
 //! - the ingest rules take it (its seq, stored first, becomes the stream's origin) and its
 //!   capture time places the stream without overflowing;
-//! - a `close` reason is 1..=120 characters.
+//! - a `close` reason is 1..=120 characters;
+//! - `parse_message`, which reads a chunk's `content_b64` with a shortcut, answers exactly what
+//!   `parse_message_full` (serde reading the whole message) answers: the same chunk, or the same
+//!   error with the same text.
 #![no_main]
 
 use base64::Engine as _;
 use contract::protocol::{CHANNELS, ClientMessage, FORMAT, FRAME_BYTES, SAMPLE_RATE};
 use libfuzzer_sys::fuzz_target;
 use session_core::ingest::IngestState;
-use session_core::message::{Incoming, MAX_CLOSE_REASON_CHARS, ValidChunk, parse_message};
+use session_core::message::{
+    Incoming, MAX_CLOSE_REASON_CHARS, ValidChunk, parse_message, parse_message_full,
+};
 
 /// Longest `detail` an error may echo; the longest fixed text is ~70 characters and the longest
 /// echo (an unknown type) 64 characters after its prefix.
@@ -25,7 +30,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match parse_message(text) {
+    let parsed = parse_message(text);
+    assert_eq!(parsed, parse_message_full(text), "the shortcut disagrees");
+    match parsed {
         Ok(Incoming::Chunk(chunk)) => {
             check_chunk(&chunk);
             let message: serde_json::Value = serde_json::from_str(text).expect("it parsed");
