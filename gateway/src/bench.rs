@@ -5,6 +5,8 @@
 //! PCM, ACK latency percentiles and the child's peak RSS. Two modes: `max` keeps a window of
 //! frames in flight per session (saturation); `realtime` sends one frame per second per session.
 
+mod socket;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -12,14 +14,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use clap::{Args, ValueEnum};
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::protocol::{AckStatus, FRAME_BYTES, ServerMessage};
 use crate::storage::{Durability, FrameStore};
+use socket::BenchSocket;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Pace {
@@ -192,7 +192,7 @@ async fn load(
     });
     let mut tasks = Vec::with_capacity(args.sessions);
     for index in 0..args.sessions {
-        let url = format!("ws://{addr}/v1/audio/ws/bench-{index}");
+        let addr = addr.clone();
         let contents = contents.clone();
         let progress = std::sync::Arc::clone(&progress);
         let args = args.clone();
@@ -206,7 +206,7 @@ async fn load(
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(offset).await;
             run_session(
-                &url,
+                &addr,
                 &format!("bench-{index}"),
                 &contents,
                 index,
@@ -344,22 +344,19 @@ fn disk_bandwidth(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn run_session(
-    url: &str,
+    addr: &str,
     session: &str,
     contents: &[String],
     index: usize,
     args: &BenchArgs,
     progress: &Progress,
 ) -> anyhow::Result<SessionRun> {
-    // tungstenite zero-fills its whole free read buffer (128 KiB by default) before every read,
-    // including the many that find no ACK yet: that was a fifth of the load generator's CPU,
-    // taken from the two cores it shares with the gateway. An ACK is ~150 bytes.
-    let config = WebSocketConfig::default().read_buffer_size(4096);
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
-        .await
-        .with_context(|| format!("connect {url}"))?;
-    ws.send(Message::text(r#"{"type":"hello"}"#)).await?;
-    expect_ready(&mut ws).await?;
+    let mut socket = BenchSocket::connect(addr, &format!("/v1/audio/ws/{session}")).await?;
+    socket.send_text(&[br#"{"type":"hello"}"#]).await?;
+    let ready = socket.recv_text().await.context("no answer to hello")?;
+    if !ready.contains(r#""type":"ready""#) {
+        bail!("expected ready, got {ready}");
+    }
     let total = args.frames;
     let window = match args.pace {
         Pace::Max => args.window.max(1),
@@ -376,17 +373,19 @@ async fn run_session(
                 tick.tick().await;
             }
             let content = &contents[(next as usize - 1 + index) % contents.len()];
-            let frame = chunk_message(session, next, content);
+            let head = format!(
+                r#"{{"type":"chunk","meeting_id":"{session}","seq":{next},"timestamp_ms":{},"sample_rate":16000,"channels":1,"format":"pcm_s16le","content_b64":""#,
+                crate::sessions::now_ms()
+            );
             sent_at[next as usize] = Instant::now();
-            ws.send(Message::text(frame)).await?;
+            socket
+                .send_text(&[head.as_bytes(), content.as_bytes(), br#""}"#])
+                .await?;
             next += 1;
             in_flight += 1;
         }
-        let message = ws.next().await.context("gateway closed the socket")??;
-        let Message::Text(text) = message else {
-            continue;
-        };
-        match serde_json::from_str::<ServerMessage>(text.as_str())? {
+        let text = socket.recv_text().await?;
+        match serde_json::from_str::<ServerMessage>(&text)? {
             ServerMessage::Ack(ack) if ack.status == AckStatus::Stored => {
                 let latency = sent_at[ack.seq as usize].elapsed().as_micros() as u64;
                 latencies_us.push(latency);
@@ -405,36 +404,10 @@ async fn run_session(
             other => bail!("unexpected answer: {other:?}"),
         }
     }
-    let _ = ws.close(None).await;
+    socket.close().await;
     Ok(SessionRun { latencies_us })
 }
 
-/// One frame's message, built in a string of its final size: `format!` grew its string by
-/// doubling, copying the 43 KB of base64 up to three times, on the cores the gateway is measured on.
-fn chunk_message(session: &str, seq: u64, content: &str) -> String {
-    let head = format!(
-        r#"{{"type":"chunk","meeting_id":"{session}","seq":{seq},"timestamp_ms":{},"sample_rate":16000,"channels":1,"format":"pcm_s16le","content_b64":""#,
-        crate::sessions::now_ms()
-    );
-    let mut message = String::with_capacity(head.len() + content.len() + 2);
-    message.push_str(&head);
-    message.push_str(content);
-    message.push_str(r#""}"#);
-    message
-}
-
-async fn expect_ready(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> anyhow::Result<()> {
-    match ws.next().await.context("no answer to hello")?? {
-        Message::Text(text) if text.as_str().contains(r#""type":"ready""#) => Ok(()),
-        other => bail!("expected ready, got {other:?}"),
-    }
-}
-
-/// The whole seconds of a 16 kHz mono 16-bit WAV, one frame each.
 fn wav_frames(path: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {
     let mut reader = hound::WavReader::open(path)
         .with_context(|| format!("cannot read {} as a WAV", path.display()))?;
