@@ -12,9 +12,12 @@
 //! clusters, compute, and write them back, and must not interleave.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::core::seq_set::SeqSet;
 use crate::core::session_id::SessionId;
@@ -29,11 +32,21 @@ pub const MAX_STRETCH_SECONDS: u64 = 30;
 /// waited for.
 pub const GAP_PATIENCE_SECONDS: u64 = 30;
 
+/// Stored frames a second, per core, above which ingest counts as saturated and attribution
+/// waits (see [`IngestRate`]). A core serves 5,000–7,000 frames a second at most (about
+/// 150–200 µs of CPU each); real-time recorders send one a second each, so a thousand live
+/// sessions on two cores stay far below it.
+pub const SATURATED_FRAMES_PER_CORE: u64 = 2_500;
+/// How often the ingest rate is measured, and how long attribution waits before looking again.
+const RATE_WINDOW: Duration = Duration::from_millis(250);
+
 /// Sessions with new audio, each queued once until it is picked up.
 #[derive(Clone)]
 pub struct AttributionQueue {
     queued: Arc<Mutex<HashSet<String>>>,
     wake: mpsc::UnboundedSender<Option<SessionId>>,
+    /// Frames stored since the gateway started.
+    stored: Arc<AtomicU64>,
 }
 
 impl AttributionQueue {
@@ -44,9 +57,16 @@ impl AttributionQueue {
             AttributionQueue {
                 queued: Arc::default(),
                 wake,
+                stored: Arc::default(),
             },
             woken,
         )
+    }
+
+    /// Says `id` stored a new frame; cheap, never waits.
+    pub fn stored(&self, id: &SessionId) {
+        self.stored.fetch_add(1, Ordering::Relaxed);
+        self.notify(id);
     }
 
     /// Says `id` has new audio; cheap, never waits.
@@ -69,6 +89,56 @@ impl AttributionQueue {
     /// Stops the worker after the sessions already queued.
     pub fn close(&self) {
         let _ = self.wake.send(None);
+    }
+}
+
+/// How fast frames are stored, so that attribution yields to ingest. The engine runs at idle
+/// priority, yet on a saturated machine it still took 10–12 % of what ingest ACKed (it wakes on
+/// every idle moment and fills the caches the socket and log threads were using), and an ACK
+/// is the promise the gateway cannot break; attribution can lag and catch up. So while the
+/// gateway stores more than [`SATURATED_FRAMES_PER_CORE`] frames a second per core, continuous
+/// attribution waits; finalize still attributes everything left.
+pub struct IngestRate {
+    stored: Arc<AtomicU64>,
+    saturated_per_s: u64,
+    /// When the last window began, and the count of stored frames then.
+    window: (Instant, u64),
+    /// Frames a second over the last whole window.
+    rate: u64,
+}
+
+impl IngestRate {
+    pub fn new(queue: &AttributionQueue, cores: usize) -> IngestRate {
+        IngestRate {
+            stored: Arc::clone(&queue.stored),
+            saturated_per_s: SATURATED_FRAMES_PER_CORE * cores.max(1) as u64,
+            window: (Instant::now(), queue.stored.load(Ordering::Relaxed)),
+            rate: 0,
+        }
+    }
+
+    /// Returns once ingest is below saturation (at once, unless it was over it in the last
+    /// whole window).
+    pub async fn wait_until_unsaturated(&mut self) {
+        loop {
+            self.measure(Instant::now());
+            if self.rate <= self.saturated_per_s {
+                return;
+            }
+            tokio::time::sleep(RATE_WINDOW).await;
+        }
+    }
+
+    /// Closes the window once it is [`RATE_WINDOW`] old: the rate is that window's.
+    fn measure(&mut self, now: Instant) {
+        let (began, count) = self.window;
+        let elapsed = now.duration_since(began);
+        if elapsed < RATE_WINDOW {
+            return;
+        }
+        let stored = self.stored.load(Ordering::Relaxed);
+        self.rate = ((stored - count) as f64 / elapsed.as_secs_f64()) as u64;
+        self.window = (now, stored);
     }
 }
 
@@ -125,6 +195,54 @@ mod tests {
             set.insert(seq);
         }
         set
+    }
+
+    #[test]
+    fn the_ingest_rate_is_measured_over_whole_windows_and_compared_per_core() {
+        let (queue, _woken) = AttributionQueue::new();
+        let id = SessionId::parse("rate").unwrap();
+        let mut rate = IngestRate::new(&queue, 2);
+        assert_eq!(rate.saturated_per_s, 5_000);
+        let began = rate.window.0;
+        for _ in 0..1_000 {
+            queue.stored(&id);
+        }
+        rate.measure(began + RATE_WINDOW / 2);
+        assert_eq!(rate.rate, 0, "a window is only read once it is whole");
+        rate.measure(began + RATE_WINDOW);
+        assert_eq!(rate.rate, 4_000, "1,000 frames in 250 ms");
+        for _ in 0..2_000 {
+            queue.stored(&id);
+        }
+        rate.measure(began + 2 * RATE_WINDOW);
+        assert_eq!(rate.rate, 8_000);
+        rate.measure(began + 4 * RATE_WINDOW);
+        assert_eq!(rate.rate, 0, "nothing stored over the next half second");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attribution_waits_one_window_while_ingest_is_saturated() {
+        let (queue, _woken) = AttributionQueue::new();
+        let id = SessionId::parse("rate").unwrap();
+        let mut rate = IngestRate::new(&queue, 1);
+        let started = Instant::now();
+        rate.wait_until_unsaturated().await;
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "a quiet gateway: no wait"
+        );
+        for _ in 0..1_000 {
+            queue.stored(&id);
+        }
+        tokio::time::advance(RATE_WINDOW).await;
+        let saturated = Instant::now();
+        rate.wait_until_unsaturated().await;
+        assert_eq!(
+            saturated.elapsed(),
+            RATE_WINDOW,
+            "4,000 frames/s on one core: one window's wait, then none stored in it"
+        );
     }
 
     #[test]

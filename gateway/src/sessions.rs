@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::actor::{Registry, ServerSession, SessionHandle};
-use crate::attribution::{AttributionQueue, Stretch, next_stretch};
+use crate::attribution::{AttributionQueue, IngestRate, Stretch, next_stretch};
 use crate::core::clock::EpochMs;
 use crate::core::ingest::CaptureOrigin;
 use crate::core::message::ValidChunk;
@@ -157,7 +157,7 @@ impl Sessions {
             .run(move |s| Box::pin(async move { s.chunk(stream, chunk, now_ms()).await }))
             .await?;
         if let (Some(queue), AckStatus::Stored) = (&self.attribution, ack.status) {
-            queue.notify(handle.id());
+            queue.stored(handle.id());
         }
         Ok(ack)
     }
@@ -268,7 +268,17 @@ impl Sessions {
         self,
         mut woken: tokio::sync::mpsc::UnboundedReceiver<Option<SessionId>>,
     ) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut rate = self
+            .attribution
+            .as_ref()
+            .map(|queue| IngestRate::new(queue, cores));
         while let Some(Some(id)) = woken.recv().await {
+            // Ingest first: while frames arrive faster than the machine comfortably stores
+            // them, attribution waits (see `IngestRate`).
+            if let Some(rate) = &mut rate {
+                rate.wait_until_unsaturated().await;
+            }
             if let Some(queue) = &self.attribution {
                 queue.taken(&id);
             }
