@@ -27,14 +27,13 @@ fn the_bench_streams_every_frame_into_a_real_gateway_and_counts_the_acks() {
     assert_eq!(acked.as_deref(), Some("15"), "{stdout}");
 
     let db = rusqlite::Connection::open(dir.path().join("log").join("gateway.sqlite3")).unwrap();
-    let mut rows: Vec<(String, i64, i64)> = db
+    let rows: Vec<(String, i64, i64)> = db
         .prepare("SELECT safe_id, COUNT(*), MAX(seq) FROM frames GROUP BY safe_id ORDER BY 1")
         .unwrap()
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    rows.sort();
     assert_eq!(
         rows,
         vec![

@@ -294,16 +294,14 @@ impl Writer {
         let mut locations = Vec::with_capacity(batch.len());
         let mut offset = self.end;
         for append in batch {
-            let start = heads.len();
             encode_head(&mut heads, &append.key, &append.payload);
-            let head_len = (heads.len() - start) as u64;
             locations.push(Location {
                 segment,
                 offset,
                 len: append.payload.len() as u64,
             });
             head_ends.push(heads.len());
-            offset += head_len + append.payload.len() as u64;
+            offset += record_len(append) as u64;
         }
         let mut slices = Vec::with_capacity(batch.len() * 2);
         let mut start = 0;
