@@ -10,7 +10,7 @@
 #
 # The debug package is a check of the packaging (configuration, files, Depends), not a release:
 # its binary is the tests' (no custom-protocol feature; assets are embedded all the same, as
-# tauri.conf.json names no dev server) and is 600 MB with debug info.
+# tauri.conf.json names no dev server) and carries line tables for backtraces.
 #
 # Only the .deb: an AppImage (also configured, `bundle.linux.appimage`) needs the CLI to
 # download linuxdeploy and its plugins from GitHub, which CI here cannot reach. The hosted
